@@ -1,0 +1,19 @@
+# Runtime settings shared by every rca_mm config.
+# `rca_mm` first, then mmseg's registries, then mmengine's; other OpenMMLab
+# packages by prefix, e.g. type='mmpretrain.ResNet'.
+default_scope = 'rca_mm'
+env_cfg = dict(
+    cudnn_benchmark=True,
+    mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
+    # On a machine without CUDA, tools/train.py starts gloo itself.
+    dist_cfg=dict(backend='nccl'),
+)
+vis_backends = [dict(type='LocalVisBackend')]
+visualizer = dict(
+    type='SegLocalVisualizer', vis_backends=vis_backends, name='visualizer')
+log_processor = dict(by_epoch=False)
+log_level = 'INFO'
+load_from = None
+resume = False
+
+tta_model = dict(type='SegTTAModel')

@@ -1,0 +1,71 @@
+# Smoke run of the toolbox on the tiny VOC-layout set written by
+#   python -m rca_mm.testing.voc_layout --out data/smoke_voc
+# It exercises what every stage config relies on: inheritance of rca_mm's
+# _base_ files, mmseg modules by plain name (EncoderDecoder, FCNHead,
+# PascalVOCDataset, IoUMetric), an mmpretrain backbone by prefix, and the
+# standard train/test/resume/distributed entry points. Trains in ~1 min on CPU.
+_base_ = [
+    '../_base_/default_runtime.py', '../_base_/datasets/voc12_aug_seg.py',
+    '../_base_/schedules/schedule_20k.py'
+]
+data_root = 'data/smoke_voc'
+crop_size = (64, 64)
+model = dict(
+    type='EncoderDecoder',
+    data_preprocessor=dict(
+        type='SegDataPreProcessor',
+        mean=[123.675, 116.28, 103.53],
+        std=[58.395, 57.12, 57.375],
+        bgr_to_rgb=True,
+        pad_val=0,
+        seg_pad_val=255,
+        size=crop_size),
+    backbone=dict(
+        type='mmpretrain.ResNet',
+        depth=18,
+        stem_channels=16,
+        base_channels=16,
+        strides=(1, 2, 1, 1),
+        dilations=(1, 1, 2, 4),
+        out_indices=(3, )),
+    decode_head=dict(
+        type='FCNHead',
+        in_channels=128,
+        channels=32,
+        num_convs=1,
+        concat_input=False,
+        dropout_ratio=0.0,
+        num_classes=21,
+        norm_cfg=dict(type='BN', requires_grad=True),
+        align_corners=False,
+        loss_decode=dict(
+            type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),
+    train_cfg=dict(),
+    test_cfg=dict(mode='whole'))
+
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations'),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackSegInputs')
+]
+train_dataloader = dict(
+    batch_size=4,
+    num_workers=0,
+    persistent_workers=False,
+    dataset=dict(data_root=data_root, pipeline=train_pipeline))
+val_dataloader = dict(
+    num_workers=0, persistent_workers=False, dataset=dict(data_root=data_root))
+test_dataloader = val_dataloader
+
+optim_wrapper = dict(
+    optimizer=dict(lr=0.01),
+    paramwise_cfg=dict(custom_keys={'decode_head': dict(lr_mult=10.0)}))
+param_scheduler = [
+    dict(type='PolyLR', power=0.9, begin=0, end=40, by_epoch=False)
+]
+train_cfg = dict(max_iters=40, val_interval=40)
+default_hooks = dict(
+    logger=dict(interval=10),
+    checkpoint=dict(interval=20, max_keep_ckpts=3))
+randomness = dict(seed=0)

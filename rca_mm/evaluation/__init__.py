@@ -1,0 +1,5 @@
+"""Metrics: pseudo-label evaluation."""
+# rca_mm's registries search mmseg's as parents, which reads their module
+# tables without importing mmseg's packages: import them here, where
+# rca_mm.registry's `locations` lead.
+import mmseg.evaluation  # noqa: F401

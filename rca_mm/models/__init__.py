@@ -1,0 +1,5 @@
+"""Models: backbones, CAM classifiers, RCA head and memory bank, losses, DeepLabV2 head."""
+# rca_mm's registries search mmseg's as parents, which reads their module
+# tables without importing mmseg's packages: import them here, where
+# rca_mm.registry's `locations` lead.
+import mmseg.models  # noqa: F401

@@ -1,0 +1,51 @@
+from mmengine.registry import DefaultScope
+from mmseg.models import EncoderDecoder
+from mmseg.registry import MODELS as MMSEG_MODELS
+
+from rca_mm import registry
+from rca_mm.registry import DATASETS, HOOKS, METRICS, MODELS, TRANSFORMS
+
+
+def test_registries_are_children_of_mmseg_in_rca_mm_scope():
+    for reg in (MODELS, DATASETS, TRANSFORMS, HOOKS, METRICS):
+        assert reg.scope == 'rca_mm'
+        assert reg.parent is not None and reg.parent.scope == 'mmseg'
+        assert reg.parent.children['rca_mm'] is reg
+    assert MODELS.parent is MMSEG_MODELS
+
+
+def test_locations_point_at_existing_packages():
+    import importlib
+    for name in dir(registry):
+        reg = getattr(registry, name)
+        if isinstance(reg, type(MODELS)) and reg.scope == 'rca_mm':
+            for loc in reg._locations:
+                assert loc.startswith('rca_mm.')
+                importlib.import_module(loc)
+
+
+def test_mmseg_module_by_plain_name_and_mmpretrain_by_prefix():
+    with DefaultScope.overwrite_default_scope('rca_mm'):
+        assert MODELS.get('EncoderDecoder') is EncoderDecoder
+        backbone = MODELS.build(
+            dict(
+                type='mmpretrain.ResNet',
+                depth=18,
+                base_channels=8,
+                stem_channels=8))
+    from mmpretrain.models import ResNet
+    assert isinstance(backbone, ResNet)
+
+
+def test_registering_here_does_not_leak_into_mmseg():
+    import torch.nn as nn
+
+    @MODELS.register_module(name='_RcaMmProbeModule')
+    class Probe(nn.Module):
+        pass
+
+    try:
+        assert MODELS.get('_RcaMmProbeModule') is Probe
+        assert '_RcaMmProbeModule' not in MMSEG_MODELS.module_dict
+    finally:
+        MODELS.module_dict.pop('_RcaMmProbeModule')

@@ -1,0 +1,94 @@
+"""End-to-end runs of tools/train.py, tools/test.py and tools/dist_train.sh
+on the smoke config and a tiny VOC-layout dataset."""
+import json
+import os.path as osp
+import re
+
+import pytest
+import torch
+
+from ..conftest import free_port, run_tool
+
+CONFIG = 'configs/smoke/fcn_r18-w16_40i_vocsmoke-64x64.py'
+
+
+def data_options(root):
+    return [f'{split}_dataloader.dataset.data_root={root}'
+            for split in ('train', 'val', 'test')]
+
+
+def train(work_dir, root, max_iters, *extra, ckpt_interval=2):
+    return run_tool([
+        'python', 'tools/train.py', CONFIG, '--work-dir', work_dir,
+        *extra, '--cfg-options', *data_options(root),
+        f'train_cfg.max_iters={max_iters}', f'train_cfg.val_interval={max_iters}',
+        f'default_hooks.checkpoint.interval={ckpt_interval}',
+        'default_hooks.checkpoint.max_keep_ckpts=10',
+        'default_hooks.logger.interval=1'
+    ])
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory, voc_root):
+    work_dir = str(tmp_path_factory.mktemp('train'))
+    log = train(work_dir, voc_root, 4)
+    return work_dir, log
+
+
+def test_train_writes_checkpoints_and_validates(trained):
+    work_dir, log = trained
+    for it in (2, 4):
+        assert osp.isfile(osp.join(work_dir, f'iter_{it}.pth'))
+    assert re.search(r'Iter\(val\).*mIoU: \d', log), log[-2000:]
+    # mmseg modules by plain name, mmpretrain by prefix, rca_mm scope.
+    assert "default_scope = 'rca_mm'" in log
+
+
+def test_test_tool_reports_miou_and_writes_predictions(trained, voc_root,
+                                                       tmp_path):
+    work_dir, _ = trained
+    out = tmp_path / 'preds'
+    log = run_tool([
+        'python', 'tools/test.py', CONFIG,
+        osp.join(work_dir, 'iter_4.pth'), '--work-dir', tmp_path / 'test',
+        '--out', out, '--cfg-options', *data_options(voc_root)
+    ])
+    miou = re.search(r'Iter\(test\).*mIoU: ([\d.]+)', log)
+    assert miou and 0 <= float(miou.group(1)) <= 100
+    val_names = open(
+        osp.join(voc_root, 'ImageSets/Segmentation/val.txt')).read().split()
+    assert sorted(p.stem for p in out.glob('*.png')) == sorted(val_names)
+
+
+def test_resume_continues_from_the_last_checkpoint(trained, voc_root,
+                                                   tmp_path):
+    """Resume with torch.load's default weights_only=True (torch>=2.6)."""
+    _, _ = trained
+    work_dir = str(tmp_path / 'resume')
+    train(work_dir, voc_root, 2)
+    assert open(osp.join(work_dir, 'last_checkpoint')).read().strip(
+    ).endswith('iter_2.pth')
+    log = train(work_dir, voc_root, 4, '--resume')
+    assert re.search(r'resumed epoch: 0, iter: 2', log), log[-3000:]
+    assert 'Iter(train) [3/4]' in log and 'Iter(train) [1/4]' not in log
+    ckpt = torch.load(osp.join(work_dir, 'iter_4.pth'))  # weights_only=True
+    assert ckpt['meta']['iter'] == 4
+    assert torch.__version__.startswith('2.13')
+
+
+def test_dist_train_runs_two_cpu_processes(voc_root, tmp_path):
+    work_dir = tmp_path / 'dist'
+    log = run_tool(
+        [
+            'bash', 'tools/dist_train.sh', CONFIG, 2, '--work-dir', work_dir,
+            '--cfg-options', *data_options(voc_root), 'train_cfg.max_iters=2',
+            'train_cfg.val_interval=2', 'default_hooks.logger.interval=1'
+        ],
+        env=dict(PORT=str(free_port())))
+    assert re.search(r'Distributed training: True', log), log[-3000:]
+    assert re.search(r'world_size: 2', log) or 'GPU number: 2' in log
+    assert osp.isfile(work_dir / 'iter_2.pth')
+    vis = list(work_dir.glob('*/vis_data/scalars.json'))
+    assert vis, 'rank 0 writes the scalar log'
+    last = json.loads(vis[0].read_text().splitlines()[-1])
+    assert 'mIoU' in last
