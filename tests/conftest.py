@@ -27,11 +27,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_tool(args, timeout=600, env=None, **kwargs):
+def run_tool(args, timeout=600, env=None, check=True, **kwargs):
     """Run a command from the repository root with this interpreter.
 
-    ``python`` in ``args`` stands for ``sys.executable``. Fails the test with
-    the command's output when it exits non-zero.
+    ``python`` in ``args`` stands for ``sys.executable``. With ``check``, fails
+    the test with the command's output when it exits non-zero; without, returns
+    ``(returncode, output)``.
     """
     args = [sys.executable if a == 'python' else str(a) for a in args]
     full_env = dict(os.environ, PYTHON=sys.executable, **(env or {}))
@@ -44,6 +45,8 @@ def run_tool(args, timeout=600, env=None, **kwargs):
         text=True,
         timeout=timeout,
         **kwargs)
+    if not check:
+        return proc.returncode, proc.stdout
     if proc.returncode != 0:
         pytest.fail(f'{" ".join(args)} exited {proc.returncode}:\n'
                     f'{proc.stdout[-6000:]}')

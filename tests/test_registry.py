@@ -27,6 +27,7 @@ def test_locations_point_at_existing_packages():
 def test_mmseg_module_by_plain_name_and_mmpretrain_by_prefix():
     with DefaultScope.overwrite_default_scope('rca_mm'):
         assert MODELS.get('EncoderDecoder') is EncoderDecoder
+        assert MODELS.get('mmseg.EncoderDecoder') is EncoderDecoder
         backbone = MODELS.build(
             dict(
                 type='mmpretrain.ResNet',
@@ -49,3 +50,29 @@ def test_registering_here_does_not_leak_into_mmseg():
         assert '_RcaMmProbeModule' not in MMSEG_MODELS.module_dict
     finally:
         MODELS.module_dict.pop('_RcaMmProbeModule')
+
+
+def test_rca_mm_prefix_reaches_our_modules_inside_mmseg_scoped_dicts():
+    """A model inherited from an ``mmseg::`` base config carries
+    ``_scope_='mmseg'``; rca_mm modules swapped into it are named
+    ``rca_mm.X`` (docs/get_started.md)."""
+    import pytest
+    import torch.nn as nn
+    from mmengine.registry import MODELS as ROOT_MODELS
+
+    @MODELS.register_module(name='_RcaMmScopeProbe')
+    class Probe(nn.Module):
+        pass
+
+    try:
+        with DefaultScope.overwrite_default_scope('rca_mm'):
+            for cfg in (dict(type='_RcaMmScopeProbe'),
+                        dict(type='rca_mm._RcaMmScopeProbe'),
+                        dict(type='rca_mm._RcaMmScopeProbe',
+                             _scope_='mmseg')):
+                assert isinstance(ROOT_MODELS.build(cfg), Probe)
+            with pytest.raises(KeyError, match='mmseg::model'):
+                ROOT_MODELS.build(dict(type='_RcaMmScopeProbe',
+                                       _scope_='mmseg'))
+    finally:
+        MODELS.module_dict.pop('_RcaMmScopeProbe')

@@ -1,24 +1,4 @@
 #!/usr/bin/env bash
-# Training on a Slurm cluster:
-#   [GPUS=8] bash tools/slurm_train.sh PARTITION JOB_NAME CONFIG [ARGS...]
-set -x
-PARTITION=$1
-JOB_NAME=$2
-CONFIG=$3
-GPUS=${GPUS:-4}
-GPUS_PER_NODE=${GPUS_PER_NODE:-4}
-CPUS_PER_TASK=${CPUS_PER_TASK:-5}
-SRUN_ARGS=${SRUN_ARGS:-""}
-PYTHON=${PYTHON:-python}
-TOOLS="$(cd "$(dirname "$0")" && pwd)"
-
-PYTHONPATH="$TOOLS/..${PYTHONPATH:+:$PYTHONPATH}" \
-srun -p "${PARTITION}" \
-    --job-name="${JOB_NAME}" \
-    --gres=gpu:"${GPUS_PER_NODE}" \
-    --ntasks="${GPUS}" \
-    --ntasks-per-node="${GPUS_PER_NODE}" \
-    --cpus-per-task="${CPUS_PER_TASK}" \
-    --kill-on-bad-exit=1 \
-    ${SRUN_ARGS} \
-    "$PYTHON" -u "$TOOLS/train.py" "${CONFIG}" --launcher=slurm "${@:4}"
+# Training on Slurm:  [GPUS=8] bash tools/slurm_train.sh PARTITION JOB_NAME CONFIG [ARGS...]
+# See tools/slurm_run.sh for GPUS, GPUS_PER_NODE, CPUS_PER_TASK, SRUN_ARGS.
+exec bash "$(dirname "$0")/slurm_run.sh" train.py "$@"

@@ -1,124 +1,72 @@
-# Test (and export predictions of) a model: the shape of mmsegmentation 1.x's
-# tools/test.py.
+# Test a model and export its predictions, in the shape of mmsegmentation
+# 1.x's tools/test.py:
+#   python tools/test.py CONFIG CHECKPOINT [--out DIR] [--show-dir DIR] [--tta]
 import argparse
-import os
-import os.path as osp
 
-from mmengine.config import Config, DictAction
-from mmengine.runner import Runner
+from mmengine.config import Config
 
-from rca_mm.registry import RUNNERS
-from rca_mm.utils import init_cpu_distributed
+from rca_mm.utils.tool_utils import (add_common_args, build_runner,
+                                     load_config, parse_args)
 
 
-def parse_args():
+def enable_drawing(cfg: Config, show: bool, show_dir: str,
+                   wait_time: float) -> None:
+    """Make the config's visualization hook draw (and show or save)."""
+    hook = cfg.default_hooks.get('visualization')
+    if hook is None:
+        raise KeyError(
+            '--show/--show-dir need default_hooks.visualization in the '
+            "config, e.g. dict(type='SegVisualizationHook') as in "
+            'configs/_base_/default_runtime.py')
+    hook.draw = True
+    if show:
+        hook.show, hook.wait_time = True, wait_time
+    if show_dir:
+        cfg.visualizer.save_dir = show_dir
+
+
+def use_tta(cfg: Config) -> None:
+    """Wrap the model in ``cfg.tta_model`` and test with ``tta_pipeline``."""
+    for key in ('tta_model', 'tta_pipeline'):
+        if cfg.get(key) is None:
+            raise KeyError(f'--tta needs `{key}` in the config (see '
+                           'configs/_base_/datasets/voc12_aug_seg.py)')
+    cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+    cfg.tta_model.module = cfg.model
+    cfg.model = cfg.tta_model
+
+
+def main():
     parser = argparse.ArgumentParser(description='Test (and eval) a model')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument(
-        '--work-dir',
-        help='if specified, the evaluation metric results will be dumped'
-        'into the directory as json')
-    parser.add_argument(
         '--out',
-        type=str,
-        help='the directory to save the output prediction for offline '
-        'evaluation')
+        help='directory where the test evaluator writes its outputs '
+        '(predictions, pseudo labels)')
     parser.add_argument(
-        '--show', action='store_true', help='show prediction results')
+        '--show', action='store_true', help='show the predictions')
     parser.add_argument(
-        '--show-dir',
-        help='directory where painted images will be saved. '
-        'If specified, it will be automatically saved '
-        'to the work_dir/timestamp/show_dir')
+        '--show-dir', help='directory to save drawn predictions in')
     parser.add_argument(
-        '--wait-time', type=float, default=2, help='the interval of show (s)')
+        '--wait-time', type=float, default=2, help='seconds per --show')
     parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override some settings in the used config, the key-value pair '
-        'in xxx=yyy format will be merged into config file. If the value to '
-        'be overwritten is a list, it should be like key="[a,b]" or key=a,b '
-        'It also allows nested list/tuple values, e.g. key="[(a,b),(c,d)]" '
-        'Note that the quotation marks are necessary and that no white space '
-        'is allowed.')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    parser.add_argument(
-        '--tta', action='store_true', help='Test time augmentation')
-    # When using PyTorch version >= 2.0.0, the `torch.distributed.launch`
-    # will pass the `--local-rank` parameter to `tools/test.py` instead
-    # of `--local_rank`.
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+        '--tta', action='store_true', help='test-time augmentation')
+    add_common_args(parser)
+    args = parse_args(parser)
 
-
-def trigger_visualization_hook(cfg, args):
-    default_hooks = cfg.default_hooks
-    if 'visualization' in default_hooks:
-        visualization_hook = default_hooks['visualization']
-        # Turn on visualization
-        visualization_hook['draw'] = True
-        if args.show:
-            visualization_hook['show'] = True
-            visualization_hook['wait_time'] = args.wait_time
-        if args.show_dir:
-            visualizer = cfg.visualizer
-            visualizer['save_dir'] = args.show_dir
-    else:
-        raise RuntimeError(
-            'VisualizationHook must be included in default_hooks. '
-            'Refer to the usage "visualization=dict(type=\'VisualizationHook\')"'
-            ' in the config (configs/_base_/default_runtime.py).')
-    return cfg
-
-
-def main():
-    args = parse_args()
-
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-
-    # work_dir: CLI > config > ./work_dirs/<config name>
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
-
+    cfg = load_config(args)
     cfg.load_from = args.checkpoint
-
     if args.show or args.show_dir:
-        cfg = trigger_visualization_hook(cfg, args)
-
+        enable_drawing(cfg, args.show, args.show_dir, args.wait_time)
     if args.tta:
-        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
-        cfg.tta_model.module = cfg.model
-        cfg.model = cfg.tta_model
-
-    # --out: where the test evaluator writes predictions (mmseg's convention:
-    # `output_dir` of the metric, with `keep_results`).
+        use_tta(cfg)
+    # mmseg's convention: the metric's `output_dir`, results kept.
     if args.out is not None:
-        cfg.test_evaluator['output_dir'] = args.out
-        cfg.test_evaluator['keep_results'] = True
+        cfg.test_evaluator.output_dir = args.out
+        cfg.test_evaluator.keep_results = True
 
-    if args.launcher != 'none':
-        init_cpu_distributed(cfg)
-
-    if 'runner_type' not in cfg:
-        runner = Runner.from_cfg(cfg)
-    else:
-        runner = RUNNERS.build(cfg)
-    runner.test()
+    build_runner(cfg).test()
 
 
 if __name__ == '__main__':

@@ -44,20 +44,68 @@ def test_train_writes_checkpoints_and_validates(trained):
     assert "default_scope = 'rca_mm'" in log
 
 
-def test_test_tool_reports_miou_and_writes_predictions(trained, voc_root,
+def test_test_tool_reports_miou_writes_and_draws_predictions(trained, voc_root,
                                                        tmp_path):
     work_dir, _ = trained
-    out = tmp_path / 'preds'
+    out, show = tmp_path / 'preds', tmp_path / 'show'
     log = run_tool([
         'python', 'tools/test.py', CONFIG,
         osp.join(work_dir, 'iter_4.pth'), '--work-dir', tmp_path / 'test',
-        '--out', out, '--cfg-options', *data_options(voc_root)
+        '--out', out, '--show-dir', show, '--cfg-options',
+        *data_options(voc_root), 'default_hooks.visualization.interval=1'
     ])
     miou = re.search(r'Iter\(test\).*mIoU: ([\d.]+)', log)
     assert miou and 0 <= float(miou.group(1)) <= 100
     val_names = open(
         osp.join(voc_root, 'ImageSets/Segmentation/val.txt')).read().split()
     assert sorted(p.stem for p in out.glob('*.png')) == sorted(val_names)
+    # --show-dir: one drawn prediction per image, through the vis backend.
+    drawn = sorted(p.name for p in show.glob('vis_data/vis_image/*.png'))
+    assert drawn == sorted(f'test_{n}.jpg_0.png' for n in val_names)
+
+
+def test_test_tool_tta_averages_scales_and_flips(trained, voc_root,
+                                                tmp_path):
+    work_dir, _ = trained
+    log = run_tool([
+        'python', 'tools/test.py', CONFIG,
+        osp.join(work_dir, 'iter_4.pth'), '--tta', '--work-dir',
+        tmp_path / 'tta', '--cfg-options', *data_options(voc_root)
+    ])
+    assert re.search(r'Iter\(test\).*mIoU: [\d.]+', log), log[-2000:]
+
+
+def test_test_tool_tta_without_pipeline_names_the_key(trained, voc_root,
+                                                      tmp_path):
+    work_dir, _ = trained
+    code, log = run_tool([
+        'python', 'tools/test.py', CONFIG,
+        osp.join(work_dir, 'iter_4.pth'), '--tta', '--work-dir',
+        tmp_path / 'tta', '--cfg-options', *data_options(voc_root),
+        'tta_pipeline=None'
+    ], check=False)
+    assert code != 0
+    assert '--tta needs `tta_pipeline` in the config' in log
+
+
+def test_dist_test_gives_the_single_process_miou(trained, voc_root,
+                                                 tmp_path):
+    work_dir, _ = trained
+    ckpt = osp.join(work_dir, 'iter_4.pth')
+    pattern = r'Iter\(test\).*mIoU: ([\d.]+)'
+    single = run_tool([
+        'python', 'tools/test.py', CONFIG, ckpt, '--work-dir',
+        tmp_path / 'one', '--cfg-options', *data_options(voc_root)
+    ])
+    double = run_tool(
+        [
+            'bash', 'tools/dist_test.sh', CONFIG, ckpt, 2, '--work-dir',
+            tmp_path / 'two', '--cfg-options', *data_options(voc_root)
+        ],
+        env=dict(PORT=str(free_port())))
+    assert 'Distributed launcher: pytorch' in double
+    assert re.search(pattern, double).group(1) == re.search(
+        pattern, single).group(1)
 
 
 def test_resume_continues_from_the_last_checkpoint(trained, voc_root,
@@ -74,6 +122,24 @@ def test_resume_continues_from_the_last_checkpoint(trained, voc_root,
     ckpt = torch.load(osp.join(work_dir, 'iter_4.pth'))  # weights_only=True
     assert ckpt['meta']['iter'] == 4
     assert torch.__version__.startswith('2.13')
+
+
+def test_resume_refuses_a_checkpoint_with_a_pickled_callable(
+        voc_root, tmp_path):
+    from ..test_utils.test_safe_checkpoint import _CreatesFile
+    work_dir, marker = tmp_path / 'evil', tmp_path / 'pwned'
+    work_dir.mkdir()
+    torch.save({'state_dict': {}, 'payload': _CreatesFile(marker)},
+               work_dir / 'iter_2.pth')
+    (work_dir / 'last_checkpoint').write_text(str(work_dir / 'iter_2.pth'))
+    code, log = run_tool([
+        'python', 'tools/train.py', CONFIG, '--work-dir', work_dir,
+        '--resume', '--cfg-options', *data_options(voc_root)
+    ], check=False)
+    assert code != 0
+    assert 'UnsafeCheckpointError: Refused to load checkpoint' in log
+    assert 'iter_2.pth' in log and 'posix.system' in log
+    assert not marker.exists()
 
 
 def test_dist_train_runs_two_cpu_processes(voc_root, tmp_path):

@@ -49,3 +49,20 @@ val_dataloader = dict(
 test_dataloader = val_dataloader
 val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
 test_evaluator = val_evaluator
+
+# `tools/test.py --tta`: multi-scale + flip, averaged by `tta_model`
+# (configs/_base_/default_runtime.py).
+tta_scales = [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
+tta_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(
+        type='TestTimeAug',
+        transforms=[
+            [dict(type='Resize', scale_factor=s, keep_ratio=True)
+             for s in tta_scales],
+            [dict(type='RandomFlip', prob=p, direction='horizontal')
+             for p in (0.0, 1.0)],
+            [dict(type='LoadAnnotations')],
+            [dict(type='PackSegInputs')],
+        ])
+]
