@@ -1,3 +1,4 @@
+import pytest
 from mmengine.registry import DefaultScope
 from mmseg.models import EncoderDecoder
 from mmseg.registry import MODELS as MMSEG_MODELS
@@ -56,7 +57,6 @@ def test_rca_mm_prefix_reaches_our_modules_inside_mmseg_scoped_dicts():
     """A model inherited from an ``mmseg::`` base config carries
     ``_scope_='mmseg'``; rca_mm modules swapped into it are named
     ``rca_mm.X`` (docs/get_started.md)."""
-    import pytest
     import torch.nn as nn
     from mmengine.registry import MODELS as ROOT_MODELS
 

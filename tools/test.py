@@ -2,6 +2,7 @@
 # 1.x's tools/test.py:
 #   python tools/test.py CONFIG CHECKPOINT [--out DIR] [--show-dir DIR] [--tta]
 import argparse
+from typing import Optional
 
 from mmengine.config import Config
 
@@ -9,7 +10,7 @@ from rca_mm.utils.tool_utils import (add_common_args, build_runner,
                                      load_config, parse_args)
 
 
-def enable_drawing(cfg: Config, show: bool, show_dir: str,
+def enable_drawing(cfg: Config, show: bool, show_dir: Optional[str],
                    wait_time: float) -> None:
     """Make the config's visualization hook draw (and show or save)."""
     hook = cfg.default_hooks.get('visualization')

@@ -7,6 +7,7 @@ import os.path as osp
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
+from rca_mm.registry import RUNNERS
 from .dist_utils import init_cpu_distributed
 
 
@@ -64,7 +65,6 @@ def load_config(args: argparse.Namespace) -> Config:
 def build_runner(cfg: Config) -> Runner:
     """Build the Runner (or ``cfg.runner_type``), starting gloo first for a
     distributed run on a machine without CUDA."""
-    from rca_mm.registry import RUNNERS
     if cfg.launcher != 'none':
         init_cpu_distributed(cfg)
     if 'runner_type' not in cfg:

@@ -44,8 +44,8 @@ def test_train_writes_checkpoints_and_validates(trained):
     assert "default_scope = 'rca_mm'" in log
 
 
-def test_test_tool_reports_miou_writes_and_draws_predictions(trained, voc_root,
-                                                       tmp_path):
+def test_test_tool_reports_miou_writes_and_draws_predictions(
+        trained, voc_root, tmp_path):
     work_dir, _ = trained
     out, show = tmp_path / 'preds', tmp_path / 'show'
     log = run_tool([
