@@ -3,3 +3,5 @@
 # tables without importing mmseg's packages: import them here, where
 # rca_mm.registry's `locations` lead.
 import mmseg.datasets  # noqa: F401
+
+from . import transforms  # noqa: F401

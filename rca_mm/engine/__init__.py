@@ -3,3 +3,5 @@
 # tables without importing mmseg's packages: import them here, where
 # rca_mm.registry's `locations` lead.
 import mmseg.engine  # noqa: F401
+
+from . import hooks  # noqa: F401

@@ -3,3 +3,5 @@
 # tables without importing mmseg's packages: import them here, where
 # rca_mm.registry's `locations` lead.
 import mmseg.evaluation  # noqa: F401
+
+from . import metrics  # noqa: F401

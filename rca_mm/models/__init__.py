@@ -3,3 +3,6 @@
 # tables without importing mmseg's packages: import them here, where
 # rca_mm.registry's `locations` lead.
 import mmseg.models  # noqa: F401
+
+from . import (backbones, classifiers, decode_heads, heads, losses,  # noqa
+               memory, postprocess, segmentors)

@@ -1,0 +1,1 @@
+"""Transforms for WSSS: image-level labels, saliency maps, packing."""

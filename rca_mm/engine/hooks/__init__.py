@@ -1,0 +1,1 @@
+"""Hooks: prototype clustering, RSC warm-up, OAA accumulation."""

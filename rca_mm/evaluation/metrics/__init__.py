@@ -1,0 +1,1 @@
+"""Metrics: pseudo labels from CAMs, both mIoU protocols."""

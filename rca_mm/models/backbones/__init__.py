@@ -1,0 +1,1 @@
+"""Classification backbones: VGG16-LargeFOV and WideResNet-38."""

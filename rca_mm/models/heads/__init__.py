@@ -1,0 +1,1 @@
+"""Class-aware heads of the stage-1 classifiers: CAM, EPS and RCA."""

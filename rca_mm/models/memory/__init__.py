@@ -1,0 +1,1 @@
+"""The pseudo-region memory bank (Eq. 3), k-means and prototype aggregation (Eq. 7-9)."""

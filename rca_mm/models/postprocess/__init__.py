@@ -1,0 +1,1 @@
+"""Post-processing: dense CRF."""
