@@ -1,0 +1,174 @@
+"""The stage-1 classifier: backbone + class-aware head, trained on tags.
+
+.. code:: text
+
+    loss():    inputs -> backbone -> F -> head.loss(F, samples) -> losses
+                                                 \\-> last_train_cams (hooks)
+    predict(): for each scale s (and its flip):
+                   inputs_s -> backbone -> head.predict_cams -> ReLU
+               sum -> crop padding -> resize to the original image
+               -> keep the tagged classes -> max-normalise per class
+               -> SegDataSample.pred_cams (L, H, W), pred_score (L,)
+
+It runs under the MMEngine runner like an mmseg segmentor, so stage 1 trains
+with ``tools/train.py`` and exports CAMs with ``tools/test.py``.
+"""
+from typing import List, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from mmengine.structures import PixelData
+from mmseg.models.segmentors import BaseSegmentor
+from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig
+from torch import Tensor
+
+from rca_mm.registry import MODELS
+
+
+@MODELS.register_module()
+class CAMClassifier(BaseSegmentor):
+    """A multi-label classifier whose class maps are the CAMs.
+
+    Args:
+        backbone (dict): backbone config; its last output is ``F``.
+        head (dict): head config (``CAMHead``, ``RCAHead``).
+        neck (dict, optional): neck config. Default: None.
+        data_preprocessor (dict, optional): ``SegDataPreprocessor`` config.
+        train_cfg (dict, optional): unused; kept for the runner.
+        test_cfg (dict, optional): CAM inference settings:
+
+            - ``scales`` (Sequence[float]): input scales, default
+              ``(1.0,)``; EPS and our VOC configs use (0.5, 1.0, 1.5, 2.0).
+            - ``flip`` (bool): add horizontally flipped inputs, default
+              False.
+            - ``tags`` (str): ``'gt'`` keeps the maps of the image's own
+              tags (CAM export on the training set, as every WSSS method);
+              ``'pred'`` keeps classes scored above ``score_thr``.
+              Default: ``'gt'``.
+            - ``score_thr`` (float): default 0.5.
+        init_cfg (dict, optional): initialisation.
+    """
+
+    def __init__(self,
+                 *,
+                 backbone: ConfigType,
+                 head: ConfigType,
+                 neck: OptConfigType = None,
+                 data_preprocessor: OptConfigType = None,
+                 train_cfg: OptConfigType = None,
+                 test_cfg: OptConfigType = None,
+                 init_cfg: OptMultiConfig = None) -> None:
+        super().__init__(
+            data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.backbone = MODELS.build(backbone)
+        if neck is not None:
+            self.neck = MODELS.build(neck)
+        self.head = MODELS.build(head)
+        self.num_classes = self.head.num_classes
+        self.train_cfg = train_cfg
+        test_cfg = dict(test_cfg or {})
+        self.scales: Sequence[float] = tuple(test_cfg.pop('scales', (1.0, )))
+        self.flip: bool = test_cfg.pop('flip', False)
+        self.tags: str = test_cfg.pop('tags', 'gt')
+        self.score_thr: float = test_cfg.pop('score_thr', 0.5)
+        if test_cfg:
+            raise ValueError(
+                f'model.test_cfg has unknown keys {sorted(test_cfg)}; '
+                'expected scales, flip, tags, score_thr')
+        if self.tags not in ('gt', 'pred'):
+            raise ValueError(
+                f"model.test_cfg.tags must be 'gt' or 'pred', got "
+                f'{self.tags!r}')
+        # The last training batch's final maps, for hooks (OAA).
+        self.last_train_cams: Optional[dict] = None
+
+    def extract_feat(self, inputs: Tensor) -> Tensor:
+        """The backbone's (and neck's) last feature map ``F``."""
+        feats = self.backbone(inputs)
+        if self.with_neck:
+            feats = self.neck(feats)
+        return feats[-1] if isinstance(feats, (list, tuple)) else feats
+
+    def loss(self, inputs: Tensor, data_samples: list) -> dict:
+        """Named losses of a training batch (see the head)."""
+        losses, outputs = self.head.loss(self.extract_feat(inputs),
+                                         data_samples)
+        self.last_train_cams = dict(outputs, data_samples=data_samples)
+        return losses
+
+    def encode_decode(self, inputs: Tensor,
+                      batch_img_metas: List[dict]) -> Tensor:
+        """Raw class maps at input resolution, one scale, no flip."""
+        cams = self.head.predict_cams(self.extract_feat(inputs))
+        return F.interpolate(
+            cams, size=inputs.shape[2:], mode='bilinear', align_corners=False)
+
+    def _forward(self, inputs: Tensor, data_samples: Optional[list] = None):
+        """The head's raw maps (``mode='tensor'``)."""
+        return self.head.predict_cams(self.extract_feat(inputs))
+
+    def multiscale_cams(self, inputs: Tensor) -> Tensor:
+        """ReLU'd maps summed over scales and flips, at input size.
+
+        All flips of a scale go through the network as one batch.
+
+        Returns:
+            Tensor: ``(N, L[+1], H, W)``.
+        """
+        size = inputs.shape[2:]
+        total = 0
+        for scale in self.scales:
+            x = inputs if scale == 1.0 else F.interpolate(
+                inputs, scale_factor=scale, mode='bilinear',
+                align_corners=False)
+            if self.flip:
+                x = torch.cat([x, x.flip(-1)])
+            cams = F.relu(self.head.predict_cams(self.extract_feat(x)))
+            cams = F.interpolate(
+                cams, size=size, mode='bilinear', align_corners=False)
+            if self.flip:
+                plain, flipped = cams.chunk(2)
+                cams = plain + flipped.flip(-1)
+            total = total + cams
+        return total
+
+    def predict(self, inputs: Tensor, data_samples: list) -> list:
+        """Multi-scale (+flip) CAMs at the original image size.
+
+        Each returned sample gets ``pred_cams`` (``(L, H, W)``, in [0, 1],
+        zero for classes not kept), ``pred_score`` (sigmoid of the scale-1
+        image scores, ``(L,)``), and ``pred_bg`` (``(1, H, W)``) when the head
+        predicts a background map.
+        """
+        scores = self.head.scores(self.extract_feat(inputs)).sigmoid()
+        cams = self.multiscale_cams(inputs)
+        for i, sample in enumerate(data_samples):
+            meta = sample.metainfo
+            h, w = meta.get('img_shape', inputs.shape[2:])
+            cam = cams[i:i + 1, :, :h, :w]
+            ori_shape = meta.get('ori_shape', (h, w))
+            if tuple(ori_shape[:2]) != (h, w):
+                cam = F.interpolate(
+                    cam, size=ori_shape[:2], mode='bilinear',
+                    align_corners=False)
+            cam = cam[0]
+            if self.tags == 'gt' and 'gt_img_labels' in sample:
+                keep = sample.gt_img_labels.to(cam.device) > 0
+            else:
+                keep = scores[i] > self.score_thr
+            fg = cam[:self.num_classes] * keep[:, None, None]
+            # Per-class max normalisation (as PSA/IRN/EPS CAM export).
+            fg = fg / fg.amax(dim=(1, 2), keepdim=True).clamp_min(1e-5)
+            sample.set_data(dict(pred_cams=PixelData(data=fg)))
+            sample.pred_score = scores[i]
+            if 'gt_img_labels' in sample:
+                # mmpretrain's multi-label metrics read ``gt_score``.
+                sample.gt_score = sample.gt_img_labels
+            if cam.shape[0] > self.num_classes:
+                bg = cam[self.num_classes:]
+                sample.set_data(dict(pred_bg=PixelData(
+                    data=bg / bg.amax().clamp_min(1e-5))))
+        return data_samples
+
+
+__all__ = ['CAMClassifier']

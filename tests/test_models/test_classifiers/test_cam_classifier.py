@@ -1,0 +1,132 @@
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.structures import PixelData
+from mmseg.structures import SegDataSample
+
+from rca_mm.registry import MODELS
+
+
+@MODELS.register_module(force=True)
+class _IdentityBackbone(nn.Module):
+    """Returns the input as the only feature map (known CAMs)."""
+
+    def forward(self, x):
+        return (x, )
+
+
+@MODELS.register_module(force=True)
+class _MeanSaliencyLoss(nn.Module):
+    """A saliency loss with EPS's signature: mean |sal - bg map|."""
+
+    def forward(self, cams, saliency, labels):
+        return (saliency - cams[:, -1:]).abs().mean()
+
+
+def _model(with_background=False, **test_cfg):
+    model = MODELS.build(
+        dict(
+            type='CAMClassifier',
+            backbone=dict(type='_IdentityBackbone'),
+            head=dict(
+                type='CAMHead',
+                in_channels=3,
+                num_classes=2,
+                with_background=with_background),
+            test_cfg=test_cfg))
+    w = torch.zeros_like(model.head.classifier.weight)
+    for c in range(w.shape[0]):
+        w[c, c] = 1.0  # map c = input channel c
+    model.head.classifier.weight.data.copy_(w)
+    return model
+
+
+def _sample(labels, hw=(8, 8), ori=None):
+    ds = SegDataSample(
+        metainfo=dict(img_shape=hw, ori_shape=ori or hw, img_path='x.jpg'))
+    ds.gt_img_labels = torch.tensor(labels, dtype=torch.float32)
+    return ds
+
+
+def test_loss_is_multilabel_soft_margin_of_gap():
+    model = _model()
+    x = torch.randn(2, 3, 8, 8)
+    samples = [_sample([1, 0]), _sample([1, 1])]
+    losses = model.loss(x, samples)
+    scores = x[:, :2].mean(dim=(2, 3))  # Eq. 1: GAP of the class maps
+    y = torch.tensor([[1., 0.], [1., 1.]])
+    expected = -(y * F.logsigmoid(scores) +
+                 (1 - y) * F.logsigmoid(-scores)).mean()
+    assert torch.allclose(losses['loss_cls'], expected, atol=1e-6)
+    assert model.last_train_cams['cams'].shape == (2, 2, 8, 8)
+    assert model.last_train_cams['data_samples'] is samples
+
+
+def test_predict_flip_tags_normalisation_and_original_size():
+    model = _model(scales=(1.0, ), flip=True).eval()
+    x = torch.zeros(1, 3, 8, 8)
+    x[0, 0, 2:4, 1:3] = 2.0
+    x[0, 0, 5, 5] = -3.0  # removed by ReLU
+    x[0, 1] = 1.0  # class 1 is not tagged: zeroed
+    out = model.predict(x, [_sample([1, 0], ori=(16, 16))])[0]
+    cams = out.pred_cams.data
+    assert cams.shape == (2, 16, 16)
+    assert cams[1].abs().max() == 0
+    assert torch.isclose(cams[0].max(), torch.tensor(1.0))
+    # flip + unflip adds the same map twice: normalised it equals relu(x).
+    expected = F.interpolate(
+        F.relu(x[:, :1]) / 2.0, size=(16, 16), mode='bilinear',
+        align_corners=False)[0, 0]
+    assert torch.allclose(cams[0], expected, atol=1e-6)
+    assert torch.allclose(out.pred_score,
+                          x[0, :2].mean(dim=(1, 2)).sigmoid())
+    assert torch.equal(out.gt_score, torch.tensor([1., 0.]))
+
+
+def test_predict_multiscale_sums_scales_and_background_map():
+    model = _model(with_background=True, scales=(1.0, 0.5)).eval()
+    x = torch.rand(1, 3, 8, 8)
+    out = model.predict(x, [_sample([1, 1])])[0]
+    half = F.interpolate(
+        F.interpolate(x, scale_factor=0.5, mode='bilinear'), size=(8, 8),
+        mode='bilinear')
+    total = x + half
+    expected = total[0, :2] / total[0, :2].amax(dim=(1, 2), keepdim=True)
+    assert torch.allclose(out.pred_cams.data, expected, atol=1e-6)
+    assert out.pred_bg.data.shape == (1, 8, 8)
+    assert torch.isclose(out.pred_bg.data.max(), torch.tensor(1.0))
+    # EPS: the scores come from the L foreground maps only.
+    assert out.pred_score.shape == (2, )
+
+
+def test_predict_pred_tags_and_bad_test_cfg():
+    model = _model(tags='pred', score_thr=0.5).eval()
+    x = torch.zeros(1, 3, 4, 4)
+    x[0, 0] = 1.0  # sigmoid(1) > 0.5: kept
+    x[0, 1] = -1.0
+    out = model.predict(x, [_sample([0, 0], hw=(4, 4))])[0]
+    assert out.pred_cams.data[0].min() == 1.0
+    assert out.pred_cams.data[1].max() == 0.0
+    with pytest.raises(ValueError, match='model.test_cfg has unknown keys'):
+        _model(scale=(1.0, ))
+    with pytest.raises(ValueError, match='model.head.saliency_loss'):
+        MODELS.build(
+            dict(type='CAMHead', in_channels=3, num_classes=2,
+                 saliency_loss=dict(type='MSELoss')))
+
+
+def test_saliency_missing_is_a_clear_error():
+    head = MODELS.build(
+        dict(type='CAMHead', in_channels=3, num_classes=2,
+             with_background=True,
+             saliency_loss=dict(type='_MeanSaliencyLoss')))
+    with pytest.raises(KeyError, match='LoadSaliencyMap'):
+        head.loss(torch.rand(1, 3, 4, 4), [_sample([1, 0], hw=(4, 4))])
+    sample = _sample([1, 0], hw=(4, 4))
+    sample.gt_saliency = PixelData(data=torch.rand(1, 4, 4))
+    feats = torch.rand(1, 3, 4, 4)
+    losses, _ = head.loss(feats, [sample])
+    bg = head(feats)[:, -1:]
+    assert torch.allclose(losses['loss_sal'],
+                          (sample.gt_saliency.data - bg).abs().mean())
