@@ -14,3 +14,22 @@ VOC_CLASSES = ('background', 'aeroplane', 'bicycle', 'bird', 'boat',
 # are procedural, see docs/synthvoc.md).
 SYNTHVOC_CLASSES = ('background', 'aeroplane', 'bird', 'boat', 'car', 'cat',
                     'cow', 'dog', 'horse', 'person', 'train')
+
+# MS COCO 2014's 80 object classes in the order of their category ids
+# (1..90 with gaps), so label-map class i is the i-th smallest category id:
+# the order EPS/RCA and other WSSS papers use. Written by
+# tools/dataset_converters/coco2014.py.
+COCO_CLASSES = (
+    'background', 'person', 'bicycle', 'car', 'motorcycle', 'airplane', 'bus',
+    'train', 'truck', 'boat', 'traffic light', 'fire hydrant', 'stop sign',
+    'parking meter', 'bench', 'bird', 'cat', 'dog', 'horse', 'sheep', 'cow',
+    'elephant', 'bear', 'zebra', 'giraffe', 'backpack', 'umbrella', 'handbag',
+    'tie', 'suitcase', 'frisbee', 'skis', 'snowboard', 'sports ball', 'kite',
+    'baseball bat', 'baseball glove', 'skateboard', 'surfboard',
+    'tennis racket', 'bottle', 'wine glass', 'cup', 'fork', 'knife', 'spoon',
+    'bowl', 'banana', 'apple', 'sandwich', 'orange', 'broccoli', 'carrot',
+    'hot dog', 'pizza', 'donut', 'cake', 'chair', 'couch', 'potted plant',
+    'bed', 'dining table', 'toilet', 'tv', 'laptop', 'mouse', 'remote',
+    'keyboard', 'cell phone', 'microwave', 'oven', 'toaster', 'sink',
+    'refrigerator', 'book', 'clock', 'vase', 'scissors', 'teddy bear',
+    'hair drier', 'toothbrush')
