@@ -4,4 +4,5 @@
 # rca_mm.registry's `locations` lead.
 import mmseg.evaluation  # noqa: F401
 
+from . import functional  # noqa: F401
 from . import metrics  # noqa: F401

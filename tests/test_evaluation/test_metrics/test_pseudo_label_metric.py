@@ -1,0 +1,330 @@
+import logging
+import os
+import os.path as osp
+import uuid
+
+import numpy as np
+import pytest
+import torch
+from mmengine.logging import MMLogger
+from mmengine.structures import PixelData
+from mmseg.structures import SegDataSample
+from PIL import Image
+
+import rca_mm.evaluation.metrics.pseudo_label_metric as plm
+from rca_mm.evaluation.functional import (confusion_matrix, crf_refine_cams,
+                                          read_label_png, saliency_recipe,
+                                          summarize_confusion,
+                                          threshold_recipe)
+from rca_mm.registry import METRICS
+from rca_mm.testing.voc_layout import save_palette_png
+
+CLASSES = ('background', 'a', 'b', 'c')
+H, W = 6, 8
+
+
+@pytest.fixture
+def log_messages():
+    """Messages logged through mmengine's current logger in the test."""
+    logger = MMLogger.get_instance(f'test_plm_{uuid.uuid4().hex}')
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger.addHandler(handler)
+    yield lambda: '\n'.join(r.getMessage() for r in records)
+    logger.removeHandler(handler)
+
+
+def make_sample(root, name, cams, tags, gt=None, saliency=None, pred_bg=None):
+    """A predict-output sample in the shared-interface format; writes the
+    image file at ``img_path``."""
+    h, w = cams.shape[1:]
+    img_path = osp.join(root, 'JPEGImages', name + '.png')
+    os.makedirs(osp.dirname(img_path), exist_ok=True)
+    rng = np.random.default_rng(sum(map(ord, name)))
+    Image.fromarray(rng.integers(0, 255, (h, w, 3),
+                                 dtype=np.uint8)).save(img_path)
+    sample = SegDataSample(
+        metainfo=dict(img_path=img_path, img_name=name, ori_shape=(h, w)))
+    sample.pred_cams = PixelData(
+        data=torch.from_numpy(cams.astype(np.float32)))
+    if tags is not None:
+        sample.set_field(
+            torch.tensor(tags, dtype=torch.float32), 'gt_img_labels')
+    if gt is not None:
+        sample.gt_sem_seg = PixelData(
+            data=torch.from_numpy(np.asarray(gt, np.int64))[None])
+    if saliency is not None:
+        sample.gt_saliency = PixelData(
+            data=torch.from_numpy(np.asarray(saliency, np.float32))[None])
+    if pred_bg is not None:
+        sample.pred_bg = PixelData(
+            data=torch.from_numpy(np.asarray(pred_bg, np.float32))[None])
+    return sample
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    """Three images with 3 classes; the first two are listed in train.txt."""
+    root = str(tmp_path / 'VOC')
+    rng = np.random.default_rng(0)
+    tags = [(1, 0, 0), (0, 1, 1), (0, 0, 1)]
+    samples = []
+    for i, tag in enumerate(tags):
+        cams = rng.random((3, H, W)).astype(np.float32)
+        cams[np.asarray(tag) == 0] = 0
+        if i == 0:
+            cams[2] = 1.  # an untagged class's CAM must be ignored
+        gt = rng.integers(0, 4, (H, W))
+        gt[0, 0] = 255
+        samples.append(make_sample(root, f'img{i}', cams, tag, gt=gt))
+    os.makedirs(osp.join(root, 'ImageSets', 'Segmentation'))
+    with open(osp.join(root, 'ImageSets/Segmentation/train.txt'), 'w') as f:
+        f.write('img0\nimg1\n')
+    return root, samples
+
+
+def run_metric(samples, size=None, **kwargs):
+    metric = METRICS.build(dict(type='PseudoLabelMetric', **kwargs))
+    metric.dataset_meta = dict(classes=CLASSES)
+    # Batches of one and of the rest.
+    metric.process({}, [s.to_dict() for s in samples[:1]])
+    metric.process({}, [s.to_dict() for s in samples[1:]])
+    return metric.evaluate(size or len(samples))
+
+
+def expected_labels(sample, bg_threshold=0.2):
+    tags = sample.gt_img_labels.numpy()
+    idx = np.flatnonzero(tags > 0.5)
+    return threshold_recipe(
+        sample.pred_cams.data.numpy()[idx], idx + 1, bg_threshold=bg_threshold)
+
+
+def expected_metrics(labels, samples):
+    cm = sum(
+        confusion_matrix(lab,
+                         s.gt_sem_seg.data.numpy()[0], len(CLASSES))
+        for lab, s in zip(labels, samples))
+    scores = summarize_confusion(cm)
+    return dict(
+        mIoU_full=round(100 * scores['mIoU_full'], 2),
+        mIoU_confident=round(100 * scores['mIoU_confident'], 2),
+        coverage=round(100 * scores['coverage_all'], 2),
+        num_failed=0)
+
+
+def test_threshold_recipe_writes_and_scores_listed(dataset):
+    root, samples = dataset
+    out, show = osp.join(root, 'out'), osp.join(root, 'show')
+    metrics = run_metric(
+        samples,
+        output_dir=out,
+        keep_results=True,
+        save_cams=True,
+        show_dir=show,
+        score_list='ImageSets/Segmentation/train.txt')
+    labels = [expected_labels(s) for s in samples]
+    for sample, label in zip(samples, labels):
+        name = sample.img_name
+        png = osp.join(out, 'pseudo_labels', name + '.png')
+        assert Image.open(png).mode == 'P'
+        np.testing.assert_array_equal(read_label_png(png), label)
+        with np.load(osp.join(out, 'cams', name + '.npz')) as archive:
+            idx = np.flatnonzero(sample.gt_img_labels.numpy())
+            np.testing.assert_array_equal(archive['class_ids'], idx + 1)
+            assert archive['cams'].dtype == np.float16
+            np.testing.assert_allclose(
+                archive['cams'], sample.pred_cams.data.numpy()[idx], atol=1e-3)
+        overlay = np.array(Image.open(osp.join(show, name + '.jpg')))
+        assert overlay.shape == (H, 2 * W, 3)
+    assert 3 not in labels[0]  # the untagged class never appears
+    # Only the listed img0, img1 are scored; all three are labelled.
+    assert metrics == expected_metrics(labels[:2], samples[:2])
+    assert metrics != expected_metrics(labels, samples)
+    # The threshold recipe leaves nothing at 255: both protocols agree.
+    assert metrics['mIoU_full'] == metrics['mIoU_confident']
+    assert metrics['coverage'] == 100.
+
+
+def test_resume_skips_written_and_rereads_them(dataset, monkeypatch,
+                                               log_messages):
+    root, samples = dataset
+    out = osp.join(root, 'out')
+    first = run_metric(samples, output_dir=out, save_cams=True)
+
+    def no_writes(*args, **kwargs):
+        raise AssertionError('a complete image was written again')
+
+    monkeypatch.setattr(plm, 'save_palette_png', no_writes)
+    monkeypatch.setattr(plm, 'save_cam_npz', no_writes)
+    second = run_metric(samples, output_dir=out, save_cams=True)
+    assert second == first
+    assert '0 labelled, 3 skipped as already written' in log_messages()
+    # The score comes from the file: edit one and the score follows.
+    edited = osp.join(out, 'pseudo_labels', 'img1.png')
+    save_palette_png(np.zeros((H, W), np.uint8), edited)
+    third = run_metric(samples, output_dir=out, save_cams=True)
+    labels = [expected_labels(s) for s in samples]
+    labels[1] = np.zeros((H, W), np.uint8)
+    assert third == expected_metrics(labels, samples)
+    # Without its CAM file an image is not complete: it is labelled again.
+    monkeypatch.undo()
+    os.remove(osp.join(out, 'cams', 'img2.npz'))
+    run_metric(samples, output_dir=out, save_cams=True)
+    assert '1 labelled, 2 skipped as already written' in log_messages()
+
+
+def test_crash_mid_write_leaves_no_partial_png(dataset, monkeypatch,
+                                               log_messages):
+    root, samples = dataset
+    out = osp.join(root, 'out')
+    real_save = plm.save_palette_png
+
+    def save_then_crash(mask, path):
+        real_save(mask, path)
+        assert osp.isfile(path)
+        raise OSError('disk full')
+
+    monkeypatch.setattr(plm, 'save_palette_png', save_then_crash)
+    metrics = run_metric(samples, output_dir=out)
+    assert metrics == dict(num_failed=3)
+    assert os.listdir(osp.join(out, 'pseudo_labels')) == []
+    log = log_messages()
+    assert '3 images failed' in log
+    for name in ('img0', 'img1', 'img2'):
+        assert f'{name}: OSError: disk full' in log
+    monkeypatch.undo()
+    metrics = run_metric(samples, output_dir=out)
+    assert metrics == expected_metrics([expected_labels(s) for s in samples],
+                                       samples)
+    assert sorted(os.listdir(osp.join(
+        out, 'pseudo_labels'))) == ['img0.png', 'img1.png', 'img2.png']
+
+
+# The saliency-recipe example of test_pseudo_label_recipes.py, with classes
+# 2 and 5 of 5 and a hand-made ground truth.
+SAL = np.array([[0, 31, 32, 255], [0, 0, 255, 255], [10, 10, 200, 255]],
+               np.float32) / 255
+CAMS_S = np.zeros((5, 3, 4), np.float32)
+CAMS_S[1] = [[0, 0, 0, 0.95], [0.85, 0, 0.5, 0.3], [0, 0, 0.6, 0.2]]
+CAMS_S[4] = [[0, 0, 0, 0.92], [0, 0, 0.4, 0.7], [0, 0.3, 0.1, 0]]
+TAGS_S = (0, 1, 0, 0, 1)
+GT_S = np.array([[0, 0, 0, 2], [0, 0, 2, 5], [0, 0, 2, 2]])
+
+
+def test_saliency_recipe_both_protocols_and_missing_saliency(
+        tmp_path, log_messages):
+    root = str(tmp_path)
+    good = make_sample(root, 'good', CAMS_S, TAGS_S, GT_S, saliency=SAL)
+    no_sal = make_sample(root, 'no_sal', CAMS_S, TAGS_S, GT_S)
+    metric = METRICS.build(
+        dict(
+            type='PseudoLabelMetric',
+            recipe='saliency',
+            output_dir=osp.join(root, 'out')))
+    metric.process({}, [good.to_dict(), no_sal.to_dict()])
+    metrics = metric.compute_metrics(metric.results)
+    np.testing.assert_array_equal(
+        read_label_png(osp.join(root, 'out/pseudo_labels/good.png')),
+        [[0, 0, 255, 255], [255, 0, 2, 5], [0, 0, 2, 2]])
+    # Hand-computed: full IoU 5/7, 3/4, 1 (bg, 2, 5); confident 1, 1, 1;
+    # 9 of 12 GT pixels got a class. no_sal is not scored.
+    assert metrics == dict(
+        num_failed=1,
+        mIoU_full=round(100 * (5 / 7 + 3 / 4 + 1) / 3, 2),
+        mIoU_confident=100.,
+        coverage=75.)
+    assert "no_sal: ValueError: recipe='saliency' needs `gt_saliency`" \
+        in log_messages()
+    assert not osp.exists(osp.join(root, 'out/pseudo_labels/no_sal.png'))
+
+
+def test_background_map_source(tmp_path):
+    cams = np.zeros((7, 2, 3), np.float32)
+    cams[2] = [[0.1, 0.5, 0.9], [0.3, 0.2, 0.0]]
+    cams[6] = [[0.6, 0.4, 0.95], [0.1, 0.25, 0.2]]
+    tags = np.zeros(7)
+    tags[[2, 6]] = 1
+    bg = [[0.7, 0.1, 0.1], [0.1, 0.3, 0.1]]
+    out = str(tmp_path / 'out')
+    sample = make_sample(str(tmp_path), 'x', cams, tags, pred_bg=bg)
+    missing = make_sample(str(tmp_path), 'y', cams, tags)
+    metric = METRICS.build(
+        dict(type='PseudoLabelMetric', bg_source='map', output_dir=out))
+    metric.process({}, [sample.to_dict(), missing.to_dict()])
+    assert metric.compute_metrics(metric.results) == dict(num_failed=1)
+    np.testing.assert_array_equal(
+        read_label_png(osp.join(out, 'pseudo_labels', 'x.png')),
+        [[0, 3, 7], [3, 0, 7]])
+    assert 'pred_bg' in metric.results[1]['failed']
+
+
+def test_tags_from_cams_without_gt_img_labels(tmp_path):
+    cams = np.zeros((7, 2, 3), np.float32)
+    cams[2] = [[0.1, 0.5, 0.9], [0.3, 0.2, 0.0]]
+    cams[6] = [[0.6, 0.4, 0.95], [0.1, 0.25, 0.2]]
+    sample = make_sample(str(tmp_path), 'x', cams, None)
+    out = str(tmp_path / 'out')
+    metric = METRICS.build(dict(type='PseudoLabelMetric', output_dir=out))
+    metric.process({}, [sample.to_dict()])
+    np.testing.assert_array_equal(
+        read_label_png(osp.join(out, 'pseudo_labels', 'x.png')),
+        [[7, 3, 7], [3, 7, 0]])
+
+
+def test_crf_then_saliency_recipe(tmp_path):
+    pytest.importorskip('pydensecrf')
+    sample = make_sample(
+        str(tmp_path), 'c', CAMS_S, TAGS_S, GT_S, saliency=SAL)
+    out = str(tmp_path / 'out')
+    metric = METRICS.build(
+        dict(
+            type='PseudoLabelMetric',
+            recipe='saliency',
+            crf=True,
+            crf_cfg=dict(alpha=8),
+            min_fg_ratio=0.,
+            output_dir=out))
+    metric.process({}, [sample.to_dict()])
+    assert metric.compute_metrics(metric.results)['num_failed'] == 0
+    image = np.array(Image.open(sample.img_path).convert('RGB'))
+    refined = crf_refine_cams(image, CAMS_S[[1, 4]], alpha=8)
+    expected = saliency_recipe(refined, [2, 5], SAL, min_fg_ratio=0.)
+    np.testing.assert_array_equal(
+        read_label_png(osp.join(out, 'pseudo_labels', 'c.png')), expected)
+
+
+def test_evaluate_drops_padding_and_no_gt(tmp_path, log_messages):
+    """mmengine's collect_results keeps the first `size` results (the
+    sampler's padding is dropped); images without GT are not scored."""
+    samples = [
+        make_sample(str(tmp_path), f'p{i}', CAMS_S, TAGS_S, saliency=SAL)
+        for i in range(2)
+    ]
+    metric = METRICS.build(dict(type='PseudoLabelMetric'))
+    metric.process({}, [s.to_dict() for s in samples])
+    assert metric.evaluate(1) == dict(num_failed=0)
+    assert 'no image was scored' in log_messages()
+    assert 'PseudoLabelMetric: 1 images' in log_messages()
+
+
+def test_bad_config_and_samples(tmp_path, dataset):
+    for cfg, key in ((dict(recipe='crf'),
+                      'recipe'), (dict(bg_source='saliency'), 'bg_source'),
+                     (dict(recipe='saliency', bg_source='map'), 'map'),
+                     (dict(conflict_threshold=2), 'conflict_threshold')):
+        with pytest.raises(ValueError, match=key):
+            METRICS.build(dict(type='PseudoLabelMetric', **cfg))
+    _, samples = dataset
+    metric = METRICS.build(dict(type='PseudoLabelMetric'))
+    no_cams = samples[0].to_dict()
+    no_cams.pop('pred_cams')
+    with pytest.raises(KeyError, match='pred_cams'):
+        metric.process({}, [no_cams])
+    metric.dataset_meta = dict(classes=CLASSES + ('d', ))
+    with pytest.raises(ValueError, match='5 classes'):
+        metric.process({}, [samples[0].to_dict()])
+    metric = METRICS.build(
+        dict(type='PseudoLabelMetric', score_list='nowhere/train.txt'))
+    with pytest.raises(FileNotFoundError, match='nowhere/train.txt'):
+        metric.process({}, [samples[0].to_dict()])

@@ -1,0 +1,166 @@
+"""Sweep the background threshold of the threshold recipe over saved CAMs.
+
+WSSS papers (PSA, IRN, EPS) pick the background threshold of their CAMs by
+the pseudo-label mIoU on the training images with ground truth. This reads
+the CAMs that ``PseudoLabelMetric(save_cams=True)`` wrote (``--out
+DIR`` -> ``DIR/cams/<name>.npz``) and the ground-truth PNGs, labels every
+image at every threshold with the same ``threshold_recipe`` and scores it
+with the same confusion matrix as the metric, and prints mIoU per threshold
+under both protocols (they agree here: the threshold recipe leaves no pixel
+at 255) and the best threshold.
+
+Usage::
+
+    python tools/analysis_tools/sweep_bg_threshold.py \\
+        work_dirs/labels/cams data/VOCdevkit/VOC2012/SegmentationClassAug \\
+        data/VOCdevkit/VOC2012/ImageSets/Segmentation/train.txt \\
+        [--thresholds 0.05:0.95:0.05] [--nproc 4] [--num-classes 21]
+"""
+import argparse
+import os.path as osp
+from multiprocessing import Pool
+from typing import List, Sequence
+
+import numpy as np
+
+from rca_mm.evaluation.functional import (confusion_matrix, load_cam_npz,
+                                          read_label_png, summarize_confusion,
+                                          threshold_recipe)
+
+
+def parse_thresholds(spec: str) -> List[float]:
+    """``'start:stop:step'`` (stop included) or one value -> thresholds."""
+    parts = spec.split(':')
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        raise ValueError(f'--thresholds {spec!r}: expected numbers, as '
+                         "'0.05:0.95:0.05' or '0.2'") from None
+    if len(values) == 1:
+        thresholds = values
+    elif len(values) == 3 and values[2] > 0 and values[1] >= values[0]:
+        start, stop, step = values
+        count = int(np.floor((stop - start) / step + 1e-6)) + 1
+        thresholds = [round(start + i * step, 6) for i in range(count)]
+    else:
+        raise ValueError(f'--thresholds {spec!r}: expected start:stop:step '
+                         'with step > 0 and stop >= start, or one value')
+    if not all(0 <= t <= 1 for t in thresholds):
+        raise ValueError(f'--thresholds {spec!r}: CAMs are in [0, 1], so are '
+                         'the thresholds')
+    return thresholds
+
+
+def read_names(list_file: str) -> List[str]:
+    """Image names: the stem of the first token of each non-empty line."""
+    if not osp.isfile(list_file):
+        raise FileNotFoundError(f'image list {list_file!r} does not exist')
+    with open(list_file) as f:
+        return [
+            osp.splitext(osp.basename(line.split()[0]))[0] for line in f
+            if line.strip()
+        ]
+
+
+def image_matrices(cam_file: str, gt_file: str, thresholds: Sequence[float],
+                   num_classes: int) -> np.ndarray:
+    """One image's confusion matrix at each threshold, (T, C, C + 1)."""
+    class_ids, cams = load_cam_npz(cam_file)
+    gt = read_label_png(gt_file)
+    if gt.shape != cams.shape[1:]:
+        raise ValueError(f'{gt_file!r} is {gt.shape} but the CAMs in '
+                         f'{cam_file!r} are {cams.shape[1:]}')
+    return np.stack([
+        confusion_matrix(
+            threshold_recipe(cams, class_ids, bg_threshold=t), gt, num_classes)
+        for t in thresholds
+    ])
+
+
+def _job(args: tuple) -> np.ndarray:
+    return image_matrices(*args)
+
+
+def sweep(cam_dir: str,
+          gt_dir: str,
+          names: Sequence[str],
+          thresholds: Sequence[float],
+          num_classes: int = 21,
+          nproc: int = 1) -> List[dict]:
+    """Score the threshold recipe at every threshold over ``names``.
+
+    Args:
+        cam_dir (str): directory of ``<name>.npz`` CAM files.
+        gt_dir (str): directory of ``<name>.png`` ground-truth label maps.
+        names (Sequence[str]): the images to score.
+        thresholds (Sequence[float]): background thresholds.
+        num_classes (int): classes with background. Default: 21 (VOC).
+        nproc (int): worker processes. Default: 1.
+
+    Returns:
+        list[dict]: per threshold, ``threshold``, ``mIoU_full``,
+        ``mIoU_confident`` (fractions).
+    """
+    jobs = [(osp.join(cam_dir, n + '.npz'), osp.join(gt_dir, n + '.png'),
+             list(thresholds), num_classes) for n in names]
+    missing = [f for job in jobs for f in job[:2] if not osp.isfile(f)]
+    if missing:
+        raise FileNotFoundError(
+            f'{len(missing)} CAM/ground-truth files are missing, e.g. '
+            f'{missing[:3]}')
+    total = np.zeros((len(thresholds), num_classes, num_classes + 1), np.int64)
+    if nproc > 1:
+        with Pool(nproc) as pool:
+            for matrices in pool.imap_unordered(_job, jobs, chunksize=8):
+                total += matrices
+    else:
+        for job in jobs:
+            total += _job(job)
+    rows = []
+    for threshold, cm in zip(thresholds, total):
+        scores = summarize_confusion(cm)
+        rows.append(
+            dict(
+                threshold=threshold,
+                mIoU_full=scores['mIoU_full'],
+                mIoU_confident=scores['mIoU_confident']))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('cam_dir', help='directory of <name>.npz CAM files')
+    parser.add_argument('gt_dir', help='directory of <name>.png label maps')
+    parser.add_argument('list', help='file listing the images to score')
+    parser.add_argument(
+        '--thresholds',
+        default='0.05:0.95:0.05',
+        help='start:stop:step (stop included) or one value')
+    parser.add_argument(
+        '--nproc', type=int, default=1, help='worker processes')
+    parser.add_argument(
+        '--num-classes',
+        type=int,
+        default=21,
+        help='classes with background (VOC: 21, COCO: 81)')
+    args = parser.parse_args()
+    try:
+        names = read_names(args.list)
+        rows = sweep(args.cam_dir, args.gt_dir, names,
+                     parse_thresholds(args.thresholds), args.num_classes,
+                     args.nproc)
+    except (OSError, ValueError) as err:
+        parser.error(str(err))
+    print(f'{len(names)} images')
+    print(f'{"threshold":>9}  {"mIoU_full":>9}  {"mIoU_confident":>14}')
+    for row in rows:
+        print(f'{row["threshold"]:>9.3f}  {100 * row["mIoU_full"]:>9.2f}  '
+              f'{100 * row["mIoU_confident"]:>14.2f}')
+    best = max(rows, key=lambda r: np.nan_to_num(r['mIoU_full'], nan=-1.))
+    print(f'best threshold: {best["threshold"]:.3f} '
+          f'(mIoU_full {100 * best["mIoU_full"]:.2f}, '
+          f'mIoU_confident {100 * best["mIoU_confident"]:.2f})')
+
+
+if __name__ == '__main__':
+    main()
