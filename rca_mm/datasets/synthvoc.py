@@ -537,9 +537,9 @@ def generate_synthvoc(out_dir: str,
     if _check_out_dir(out_dir, meta_path, args):
         return counts
     lists_dir = osp.join(out_dir, 'ImageSets', 'Segmentation')
-    for sub in ('JPEGImages', 'SegmentationClassAug', 'SaliencyMaps',
-                lists_dir):
+    for sub in ('JPEGImages', 'SegmentationClassAug', 'SaliencyMaps'):
         os.makedirs(osp.join(out_dir, sub), exist_ok=True)
+    os.makedirs(lists_dir, exist_ok=True)
     for split in ('train_aug', 'train', 'val'):  # mark as incomplete
         if osp.exists(osp.join(lists_dir, split + '.txt')):
             os.remove(osp.join(lists_dir, split + '.txt'))
