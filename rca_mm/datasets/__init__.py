@@ -5,3 +5,11 @@
 import mmseg.datasets  # noqa: F401
 
 from . import transforms  # noqa: F401
+from .pseudo_label_dataset import PseudoLabelSegDataset  # noqa: F401
+from .coco import WSSSCOCODataset  # noqa: F401
+from .metainfo import (COCO_CLASSES, SYNTHVOC_CLASSES,  # noqa: F401
+                       VOC_CLASSES)
+from .synthvoc_dataset import SynthVOCDataset  # noqa: F401
+from .transforms import check_num_classes  # noqa: F401
+from .voc import WSSSVOCDataset  # noqa: F401
+from .wsss_dataset import WSSSDataset  # noqa: F401

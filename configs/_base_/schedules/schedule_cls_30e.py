@@ -13,7 +13,6 @@ param_scheduler = [
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=30, val_interval=5)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
-log_processor = dict(by_epoch=True)
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50),

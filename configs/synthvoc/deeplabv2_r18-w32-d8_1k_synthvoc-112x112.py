@@ -1,0 +1,50 @@
+# Stage 2 on SynthVOC, small enough to train from scratch on 2 CPU cores in a
+# few minutes: DeepLabV2's structure (CRFEncoderDecoder, ResNet of output
+# stride 8 with dilated stages 3/4, ASPP-L head summing four dilated 3x3
+# convs) with a ResNetV1c-18 of base width 32 instead of ResNet-101, and
+# dilations scaled to the 14x14 feature map of a 112 crop (2/4/6/8 instead of
+# 6/12/18/24, the same fraction of the map as on VOC's 41x41). Random init, so
+# BN trains (DeepLabV2 freezes it only because its backbone is pretrained).
+# Dense CRF at test time with DeepLabV2's parameters (base model config).
+#   python tools/train.py CONFIG \
+#       --cfg-options train_dataloader.dataset.data_prefix.seg_map_path=DIR
+#   python tools/test.py CONFIG CKPT                               # with CRF
+#   python tools/test.py CONFIG CKPT --cfg-options model.test_cfg.crf=None
+_base_ = [
+    '../_base_/models/deeplabv2_r101-d8.py',
+    '../_base_/datasets/synthvoc_pseudo_seg.py',
+    '../_base_/default_runtime.py', '../_base_/schedules/schedule_20k.py'
+]
+max_iters = 1000
+crop_size = (112, 112)
+norm_cfg = dict(type='BN', requires_grad=True)
+model = dict(
+    data_preprocessor=dict(size=crop_size),
+    backbone=dict(
+        type='ResNetV1c',
+        depth=18,
+        stem_channels=32,
+        base_channels=32,
+        norm_cfg=norm_cfg,
+        norm_eval=False,
+        init_cfg=None),
+    decode_head=dict(in_channels=256, dilations=(2, 4, 6, 8), num_classes=11),
+    test_cfg=dict(crf_workers=2))
+# From scratch: a larger lr than DeepLabV2's fine-tuning lr.
+optim_wrapper = dict(
+    optimizer=dict(lr=0.01),
+    paramwise_cfg=dict(custom_keys={'decode_head': dict(lr_mult=10.)}))
+param_scheduler = [
+    dict(
+        type='PolyLR',
+        eta_min=0.0,
+        power=0.9,
+        begin=0,
+        end=max_iters,
+        by_epoch=False)
+]
+train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
+default_hooks = dict(
+    logger=dict(interval=50),
+    checkpoint=dict(interval=max_iters, max_keep_ckpts=1))
+randomness = dict(seed=0)
