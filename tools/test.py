@@ -5,7 +5,9 @@ import argparse
 from typing import Optional
 
 from mmengine.config import Config
+from mmengine.dist import is_main_process
 
+from rca_mm.utils.fileio import write_json_atomic
 from rca_mm.utils.tool_utils import (add_common_args, build_runner,
                                      load_config, parse_args)
 
@@ -53,6 +55,9 @@ def main():
         '--wait-time', type=float, default=2, help='seconds per --show')
     parser.add_argument(
         '--tta', action='store_true', help='test-time augmentation')
+    parser.add_argument(
+        '--metrics-json',
+        help='also write the returned metrics to this JSON file (atomic)')
     add_common_args(parser)
     args = parse_args(parser)
 
@@ -67,7 +72,9 @@ def main():
         cfg.test_evaluator.output_dir = args.out
         cfg.test_evaluator.keep_results = True
 
-    build_runner(cfg).test()
+    metrics = build_runner(cfg).test()
+    if args.metrics_json and is_main_process():
+        write_json_atomic(args.metrics_json, metrics)
 
 
 if __name__ == '__main__':

@@ -13,6 +13,7 @@
 It runs under the MMEngine runner like an mmseg segmentor, so stage 1 trains
 with ``tools/train.py`` and exports CAMs with ``tools/test.py``.
 """
+import os.path as osp
 from typing import List, Optional, Sequence
 
 import torch
@@ -22,7 +23,16 @@ from mmseg.models.segmentors import BaseSegmentor
 from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig
 from torch import Tensor
 
+from rca_mm.engine.hooks.oaa_store import OAAStore
 from rca_mm.registry import MODELS
+
+
+def set_scores(sample, scores: Tensor) -> None:
+    """Image scores for mmpretrain's multi-label metrics: ``pred_score`` and,
+    from the tags, ``gt_score``."""
+    sample.pred_score = scores
+    if 'gt_img_labels' in sample:
+        sample.gt_score = sample.gt_img_labels
 
 
 @MODELS.register_module()
@@ -46,6 +56,10 @@ class CAMClassifier(BaseSegmentor):
               ``'pred'`` keeps classes scored above ``score_thr``.
               Default: ``'gt'``.
             - ``score_thr`` (float): default 0.5.
+            - ``oaa_store`` (str, optional): take the CAMs from the maps that
+              ``OAAAccumulationHook`` accumulated in this directory during
+              training (OAA+) instead of running the network on scales.
+              Default: None.
         init_cfg (dict, optional): initialisation.
     """
 
@@ -71,10 +85,11 @@ class CAMClassifier(BaseSegmentor):
         self.flip: bool = test_cfg.pop('flip', False)
         self.tags: str = test_cfg.pop('tags', 'gt')
         self.score_thr: float = test_cfg.pop('score_thr', 0.5)
+        self.oaa_store: Optional[str] = test_cfg.pop('oaa_store', None)
         if test_cfg:
             raise ValueError(
                 f'model.test_cfg has unknown keys {sorted(test_cfg)}; '
-                'expected scales, flip, tags, score_thr')
+                'expected scales, flip, tags, score_thr, oaa_store')
         if self.tags not in ('gt', 'pred'):
             raise ValueError(
                 f"model.test_cfg.tags must be 'gt' or 'pred', got "
@@ -141,6 +156,8 @@ class CAMClassifier(BaseSegmentor):
         predicts a background map.
         """
         scores = self.head.scores(self.extract_feat(inputs)).sigmoid()
+        if self.oaa_store is not None:
+            return self.predict_from_store(data_samples, scores)
         cams = self.multiscale_cams(inputs)
         for i, sample in enumerate(data_samples):
             meta = sample.metainfo
@@ -160,14 +177,33 @@ class CAMClassifier(BaseSegmentor):
             # Per-class max normalisation (as PSA/IRN/EPS CAM export).
             fg = fg / fg.amax(dim=(1, 2), keepdim=True).clamp_min(1e-5)
             sample.set_data(dict(pred_cams=PixelData(data=fg)))
-            sample.pred_score = scores[i]
-            if 'gt_img_labels' in sample:
-                # mmpretrain's multi-label metrics read ``gt_score``.
-                sample.gt_score = sample.gt_img_labels
+            set_scores(sample, scores[i])
             if cam.shape[0] > self.num_classes:
                 bg = cam[self.num_classes:]
                 sample.set_data(dict(pred_bg=PixelData(
                     data=bg / bg.amax().clamp_min(1e-5))))
+        return data_samples
+
+    def predict_from_store(self, data_samples: list, scores: Tensor) -> list:
+        """OAA+: the accumulated maps of each image as its CAMs."""
+        if not osp.isdir(self.oaa_store):
+            raise FileNotFoundError(
+                f'model.test_cfg.oaa_store: {self.oaa_store} is not a '
+                'directory; point it at the oaa_store of the OAA training '
+                'run (e.g. WORK_DIR/oaa_store)')
+        store = OAAStore(self.oaa_store)
+        for i, sample in enumerate(data_samples):
+            meta = sample.metainfo
+            entry = store.load(meta['img_name'])
+            maps = torch.from_numpy(entry.maps)[None].to(scores.device)
+            maps = F.interpolate(
+                maps, size=tuple(meta['ori_shape'][:2]), mode='bilinear',
+                align_corners=False)[0]
+            cams = maps.new_zeros((self.num_classes, ) + maps.shape[1:])
+            cams[torch.from_numpy(entry.class_ids).to(cams.device)] = maps
+            cams = cams / cams.amax(dim=(1, 2), keepdim=True).clamp_min(1e-5)
+            sample.set_data(dict(pred_cams=PixelData(data=cams)))
+            set_scores(sample, scores[i])
         return data_samples
 
 

@@ -130,3 +130,24 @@ def test_saliency_missing_is_a_clear_error():
     bg = head(feats)[:, -1:]
     assert torch.allclose(losses['loss_sal'],
                           (sample.gt_saliency.data - bg).abs().mean())
+
+
+def test_predict_from_oaa_store(tmp_path):
+    import numpy as np
+
+    from rca_mm.engine.hooks.oaa_store import OAAStore
+    store = OAAStore(str(tmp_path / 'oaa'))
+    maps = np.zeros((1, 4, 4), np.float32)
+    maps[0, :2] = 0.5  # top half of class 1
+    store.update('img1', [1], maps, ori_shape=(8, 8))
+    model = _model(oaa_store=str(tmp_path / 'oaa')).eval()
+    sample = _sample([0, 1], hw=(8, 8))
+    sample.set_metainfo(dict(img_name='img1'))
+    out = model.predict(torch.rand(1, 3, 8, 8), [sample])[0]
+    cams = out.pred_cams.data
+    assert cams.shape == (2, 8, 8)
+    assert cams[0].max() == 0
+    assert cams[1, :3].min() == 1.0 and cams[1, 5:].max() == 0.0
+    missing = _model(oaa_store=str(tmp_path / 'nope')).eval()
+    with pytest.raises(FileNotFoundError, match='model.test_cfg.oaa_store'):
+        missing.predict(torch.rand(1, 3, 8, 8), [sample])

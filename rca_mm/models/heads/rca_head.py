@@ -1,0 +1,172 @@
+"""RCA: regional semantic contrast and aggregation (Zhou et al., CVPR 2022).
+
+.. code:: text
+
+    F --conv1x1--> P --GAP--> p          L_CE(p, y)            (Eq. 1, 11)
+    |               \\
+    |                M_l = 1(P_l > mean P_l), f_l = MAP(F, M_l) (Eq. 2)
+    |                   |-> L_RM(f_l, bank)  region mixup NCE   (Eq. 4-6)
+    |                   '-> bank update, gated by sigma(p_l)    (Eq. 3)
+    |
+    '-> S = softmax(F Q^T), F' = S Q, F^ = [F, F']              (Eq. 7-9)
+            --conv1x1--> O --GAP--> o    L_CE(o, y)            (Eq. 10, 11)
+
+    L = a1 L_RM + a2 L_CE(p, y) + L_CE(o, y)                    (Eq. 11)
+
+The final CAMs are ``O``. With ``with_background=True`` (RCA on EPS) both P
+and O have L+1 maps and the saliency loss is applied to each; regions and
+scores use the L foreground maps. ``use_rsc``/``use_rsa`` switch the two
+parts off for the ablations of the paper's Section 4.2.
+"""
+from typing import Dict, Tuple
+
+import torch
+import torch.nn as nn
+from mmseg.utils import ConfigType, OptConfigType
+from torch import Tensor
+
+from rca_mm.models.memory import masked_region_features
+from rca_mm.registry import MODELS
+from .cam_head import CAMHead, gap_scores, stack_img_labels
+
+
+@MODELS.register_module()
+class RCAHead(CAMHead):
+    """The RCA head, on top of a CAM (or EPS) head.
+
+    Args:
+        in_channels (int): channels of the backbone's last feature map.
+        num_classes (int): foreground classes L.
+        num_convs (int): new 3x3 conv layers whose output is ``F``
+            (see ``CAMHead``). Default: 0.
+        channels (int): their channels, D when ``num_convs > 0``.
+        dropout_ratio (float): dropout before both classifiers.
+        with_background (bool): L+1 maps (EPS). Default: False.
+        saliency_loss (dict, optional): EPS's saliency loss, applied to P
+            and O. Default: None.
+        loss_weight (float): alpha_2 of Eq. 11, weight of ``L_CE(p, y)``.
+            Default: 0.4 (paper).
+        loss_weight_o (float): weight of ``L_CE(o, y)``. Default: 1.0
+            (paper).
+        memory_bank (dict): ``RegionMemoryBank`` config (Eq. 3; gamma =
+            0.99 in the paper).
+        contrast_loss (dict): ``RegionContrastLoss`` config (Eq. 4-6); its
+            ``loss_weight`` is alpha_1 = 0.01 (paper).
+        aggregation (dict): ``PrototypeAggregation`` config (Eq. 8-9).
+        gate_threshold (float): nu of Eq. 3: a region is written to the bank
+            only when ``sigmoid(p_l) > nu``. Default: 0.7 (paper).
+        use_rsc (bool): compute the contrast loss. Default: True.
+        use_rsa (bool): aggregate prototypes and classify with O. Without it
+            the final CAMs are P. Default: True.
+        init_cfg (dict, optional): initialisation.
+    """
+
+    def __init__(self,
+                 *,
+                 in_channels: int,
+                 num_classes: int,
+                 num_convs: int = 0,
+                 channels: int = 512,
+                 dropout_ratio: float = 0.0,
+                 with_background: bool = False,
+                 saliency_loss: OptConfigType = None,
+                 loss_weight: float = 0.4,
+                 loss_weight_o: float = 1.0,
+                 memory_bank: ConfigType = dict(type='RegionMemoryBank'),
+                 contrast_loss: ConfigType = dict(
+                     type='RegionContrastLoss', loss_weight=0.01),
+                 aggregation: ConfigType = dict(type='PrototypeAggregation'),
+                 gate_threshold: float = 0.7,
+                 use_rsc: bool = True,
+                 use_rsa: bool = True,
+                 init_cfg: OptConfigType = dict(
+                     type='Normal', layer='Conv2d', std=0.01)) -> None:
+        super().__init__(
+            in_channels=in_channels,
+            num_classes=num_classes,
+            num_convs=num_convs,
+            channels=channels,
+            dropout_ratio=dropout_ratio,
+            with_background=with_background,
+            loss_weight=loss_weight,
+            saliency_loss=saliency_loss,
+            init_cfg=init_cfg)
+        if not (use_rsc or use_rsa):
+            raise ValueError(
+                'model.head: use_rsc and use_rsa are both False; use CAMHead')
+        self.loss_weight_o = loss_weight_o
+        self.gate_threshold = gate_threshold
+        self.use_rsc = use_rsc
+        self.use_rsa = use_rsa
+        dim = self.feat_channels
+        self.memory_bank = MODELS.build(
+            dict(memory_bank, num_classes=num_classes, feat_dim=dim))
+        self.contrast_loss = MODELS.build(contrast_loss) if use_rsc else None
+        if use_rsa:
+            self.aggregation = MODELS.build(
+                dict(aggregation, num_classes=num_classes, channels=dim))
+            # Eq. 10: a second, independent class-aware 1x1 conv on [F, F'].
+            self.classifier_o = nn.Conv2d(
+                2 * dim, self.num_maps, 1, bias=False)
+        # Switched off in the warm-up epoch by RSCWarmupHook (alpha_1 = 0).
+        self.rsc_active = True
+
+    def classify_o(self, x: Tensor) -> Tensor:
+        """``O = conv1x1([F, S Q])`` of ``F`` (Eq. 8-10)."""
+        fused = torch.cat([x, self.aggregation(x)], dim=1)  # Eq. 9
+        return self.classifier_o(self.dropout(fused))
+
+    def predict_cams(self, feats: Tensor) -> Tensor:
+        """The final CAMs: O (P when RSA is off)."""
+        x = self.features(feats)
+        return self.classify_o(x) if self.use_rsa else self.classify(x)
+
+    def loss(self, feats: Tensor,
+             data_samples: list) -> Tuple[Dict[str, Tensor], Dict[str, Tensor]]:
+        """Eq. 11's terms, and the bank update of Eq. 3.
+
+        Returns:
+            tuple: ``loss_cls_p``, ``loss_rsc`` (and ``loss_cls_o``,
+            ``loss_sal_p``, ``loss_sal_o`` where configured), and the final
+            maps and scores for hooks.
+        """
+        labels = stack_img_labels(data_samples).to(feats.device)
+        feats = self.features(feats)  # F
+        cams_p = self.classify(feats)  # Eq. 1
+        losses = self.map_losses(cams_p, labels, data_samples, 'p',
+                                 self.loss_weight)
+        # Eq. 2: one region per (image, tag), pooled from F under P's mask.
+        region_feats, region_classes, region_idx = masked_region_features(
+            feats, cams_p[:, :self.num_classes].detach(), labels)
+        image_ids = torch.tensor(
+            [ds.metainfo['sample_idx'] for ds in data_samples],
+            device=feats.device)[region_idx]
+        if self.use_rsc:
+            losses['loss_rsc'] = self.rsc_loss(region_feats, region_classes,
+                                               image_ids)
+        final = cams_p
+        if self.use_rsa:
+            final = self.classify_o(feats)
+            losses.update(
+                self.map_losses(final, labels, data_samples, 'o',
+                                self.loss_weight_o))
+        # Eq. 3: after the loss is formed, write the gated regions.
+        scores_p = gap_scores(cams_p.detach(), self.num_classes)
+        gate = scores_p[region_idx, region_classes].sigmoid() > \
+            self.gate_threshold
+        self.memory_bank.update(region_feats.detach(), region_classes,
+                                image_ids, gate)
+        return losses, self.train_outputs(final)
+
+    def rsc_loss(self, region_feats: Tensor, region_classes: Tensor,
+                 image_ids: Tensor) -> Tensor:
+        """alpha_1 * L_RM against the bank (Eq. 4-6); 0 in the warm-up."""
+        if not self.rsc_active:
+            return region_feats.sum() * 0.0
+        bank_feats, bank_classes = self.memory_bank.written_entries()
+        return self.contrast_loss(region_feats, region_classes, image_ids,
+                                  bank_feats.to(region_feats.dtype),
+                                  bank_classes)
+
+
+__all__ = ['RCAHead']

@@ -1,0 +1,80 @@
+import logging
+from types import SimpleNamespace
+
+import pytest
+import torch
+import torch.nn as nn
+
+from rca_mm.engine.hooks import RegionMemoryHook, RSCWarmupHook
+from rca_mm.models.memory import batched_kmeans
+from rca_mm.registry import MODELS
+
+
+class _Dataset:
+
+    def __init__(self, tags):
+        self.tags = tags
+
+    def __len__(self):
+        return len(self.tags)
+
+    def get_data_info(self, idx):
+        return dict(img_labels=self.tags[idx], sample_idx=idx)
+
+
+def _runner(tags, epoch=0):
+    model = nn.Module()
+    model.head = MODELS.build(
+        dict(type='RCAHead', in_channels=4, num_classes=3))
+    return SimpleNamespace(
+        model=model,
+        epoch=epoch,
+        train_dataloader=SimpleNamespace(dataset=_Dataset(tags)),
+        logger=logging.getLogger('test'))
+
+
+def test_allocates_from_dataset_tags_and_clusters_each_epoch():
+    tags = [[0, 2], [1], [0], [2], [0, 1]]
+    runner = _runner(tags)
+    hook = RegionMemoryHook(num_prototypes=2, start_epoch=1, seed=3)
+    hook.before_run(runner)
+    bank = runner.model.head.memory_bank
+    # adaptive size: one slot per (image, tag) pair
+    assert bank.feats.shape == (7, 4)
+    hook.before_train_epoch(runner)  # epoch 0: nothing clustered
+    assert not runner.model.head.aggregation.has_prototypes
+    torch.manual_seed(0)
+    feats = torch.randn(7, 4)
+    classes = torch.tensor([0, 2, 1, 0, 2, 0, 1])
+    images = torch.tensor([0, 0, 1, 2, 3, 4, 4])
+    bank.update(feats, classes, images, torch.ones(7, dtype=torch.bool))
+    runner.epoch = 1
+    hook.before_train_epoch(runner)
+    agg = runner.model.head.aggregation
+    entries, mask = bank.per_class_entries()
+    expected, valid, _ = batched_kmeans(entries, mask, 2, n_init=3, seed=4)
+    assert torch.allclose(agg.prototypes, expected)
+    assert torch.equal(agg.prototype_valid, valid)
+    # class 0 has 3 entries -> 2 prototypes; classes 1, 2 have 2 each.
+    assert agg.prototype_valid.sum() == 6
+
+
+def test_refuses_a_plain_cam_head_and_untagged_datasets():
+    runner = _runner([[0]])
+    runner.model.head = MODELS.build(
+        dict(type='CAMHead', in_channels=4, num_classes=3))
+    with pytest.raises(TypeError, match='RCAHead'):
+        RegionMemoryHook().before_run(runner)
+    runner = _runner([[0]])
+    runner.train_dataloader.dataset.get_data_info = lambda i: {}
+    with pytest.raises(KeyError, match='img_labels'):
+        RegionMemoryHook().before_run(runner)
+
+
+def test_rsc_warmup_switches_contrast_on_after_warmup():
+    runner = _runner([[0]])
+    hook = RSCWarmupHook(warmup_epochs=2)
+    for epoch, active in [(0, False), (1, False), (2, True)]:
+        runner.epoch = epoch
+        hook.before_train_epoch(runner)
+        assert runner.model.head.rsc_active is active

@@ -1,0 +1,111 @@
+import pytest
+import torch
+import torch.nn.functional as F
+from mmengine.structures import PixelData
+from mmseg.structures import SegDataSample
+
+from rca_mm.models.memory import masked_region_features
+from rca_mm.registry import MODELS
+
+
+def _samples(tags, with_saliency=False, hw=(6, 6)):
+    out = []
+    for idx, t in enumerate(tags):
+        s = SegDataSample(metainfo=dict(sample_idx=idx, img_path=f'{idx}'))
+        s.gt_img_labels = torch.tensor(t, dtype=torch.float32)
+        if with_saliency:
+            s.gt_saliency = PixelData(data=torch.rand(1, *hw))
+        out.append(s)
+    return out
+
+
+def _head(**kwargs):
+    head = MODELS.build(
+        dict(type='RCAHead', in_channels=4, num_classes=3, **kwargs))
+    tags = torch.tensor([[1, 0, 1], [0, 1, 1], [1, 1, 0]], dtype=torch.bool)
+    head.memory_bank.allocate(tags)
+    return head, tags
+
+
+def test_losses_follow_eq11_and_gate_writes_bank():
+    torch.manual_seed(0)
+    head, tags = _head(gate_threshold=0.0)  # every region passes nu
+    feats = torch.randn(3, 4, 6, 6)
+    samples = _samples(tags.float().tolist())
+    losses, outputs = head.loss(feats, samples)
+    y = tags.float()
+    cams_p = head.classifier(feats)
+    p = cams_p.mean(dim=(2, 3))
+    # Eq. 11: alpha_2 = 0.4 on L_CE(p, y), 1.0 on L_CE(o, y).
+    assert torch.allclose(losses['loss_cls_p'],
+                          0.4 * F.multilabel_soft_margin_loss(p, y))
+    o = head.classifier_o(torch.cat([feats, torch.zeros_like(feats)], 1))
+    # Before any clustering F' = 0 (documented choice).
+    assert torch.allclose(losses['loss_cls_o'],
+                          F.multilabel_soft_margin_loss(o.mean((2, 3)), y))
+    assert torch.allclose(outputs['cams'], o)
+    # The empty bank gives a zero contrast loss; then Eq. 3 writes every
+    # region: its first observation initialises the entry.
+    assert losses['loss_rsc'] == 0
+    bank_feats, bank_classes = head.memory_bank.written_entries()
+    region_feats, region_classes, _ = masked_region_features(
+        feats, cams_p, y)
+    assert len(bank_feats) == 6
+    assert sorted(bank_classes.tolist()) == sorted(region_classes.tolist())
+    for f in region_feats:
+        assert (bank_feats - f).abs().sum(1).min() < 1e-5
+    # A second step contrasts against the bank.
+    losses, _ = head.loss(feats, samples)
+    assert losses['loss_rsc'] > 0
+
+
+def test_gate_keeps_low_scoring_regions_out():
+    head, tags = _head(gate_threshold=0.99)
+    head.loss(torch.randn(3, 4, 6, 6), _samples(tags.float().tolist()))
+    assert head.memory_bank.written.sum() == 0
+
+
+def test_warmup_and_ablations():
+    head, tags = _head(gate_threshold=0.0)
+    feats = torch.randn(3, 4, 6, 6)
+    samples = _samples(tags.float().tolist())
+    head.loss(feats, samples)  # fill the bank
+    head.rsc_active = False
+    losses, _ = head.loss(feats, samples)
+    assert losses['loss_rsc'] == 0
+    rsc_only, _ = _head(use_rsa=False, loss_weight=1.0)
+    losses, outputs = rsc_only.loss(feats, samples)
+    assert set(losses) == {'loss_cls_p', 'loss_rsc'}
+    assert torch.allclose(outputs['cams'], rsc_only.classifier(feats))
+    rsa_only, _ = _head(use_rsc=False)
+    assert set(rsa_only.loss(feats, samples)[0]) == {
+        'loss_cls_p', 'loss_cls_o'}
+    with pytest.raises(ValueError, match='use_rsc and use_rsa'):
+        _head(use_rsc=False, use_rsa=False)
+
+
+def test_prototypes_shape_final_cams():
+    head, tags = _head()
+    q = torch.randn(3, 2, 4)
+    head.aggregation.set_prototypes(q, torch.ones(3, 2, dtype=torch.bool))
+    feats = torch.randn(2, 4, 5, 5)
+    fp = head.aggregation(feats)
+    # Eq. 8-9: S = softmax over the 6 prototypes, F' = S Q.
+    flat = feats.flatten(2).transpose(1, 2)
+    s = torch.softmax(flat @ q.reshape(6, 4).T, dim=-1)
+    assert torch.allclose(fp.flatten(2).transpose(1, 2), s @ q.reshape(6, 4),
+                          atol=1e-5)
+    cams = head.predict_cams(feats)
+    assert torch.allclose(
+        cams, head.classifier_o(torch.cat([feats, fp], dim=1)), atol=1e-5)
+
+
+def test_rca_on_eps_has_saliency_losses_on_p_and_o():
+    head, tags = _head(
+        with_background=True, saliency_loss=dict(type='EPSSaliencyLoss'))
+    losses, outputs = head.loss(
+        torch.randn(3, 4, 6, 6),
+        _samples(tags.float().tolist(), with_saliency=True))
+    assert {'loss_sal_p', 'loss_sal_o', 'loss_cls_p', 'loss_cls_o',
+            'loss_rsc'} <= set(losses)
+    assert outputs['cams'].shape == (3, 3, 6, 6)  # foreground maps only
