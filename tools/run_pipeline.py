@@ -7,8 +7,8 @@
 #   pseudo   tools/test.py STAGE1 CKPT --out DIR/pseudo      (train_aug labels,
 #                                                             scores on train)
 #   stage2   tools/train.py STAGE2 --cfg-options <pseudo-label dir>
-#   val      tools/test.py STAGE2 CKPT                       (no CRF)
-#   val_crf  tools/test.py STAGE2 CKPT --cfg-options model.test_cfg.crf=...
+#   val      tools/test.py STAGE2 CKPT --cfg-options model.test_cfg.crf=None
+#   val_crf  tools/test.py STAGE2 CKPT                       (the config's CRF)
 #
 # Every step is one standard command, printed before it runs and logged to
 # DIR/logs/<step>.log, so any step can be re-run alone. A finished step
@@ -159,8 +159,11 @@ def parse_args():
         '--gpus', type=int, default=1,
         help='processes per training step (tools/dist_train.sh when > 1)')
     parser.add_argument(
-        '--crf', default='dict(num_iters=10)',
-        help='the model.test_cfg.crf value of the CRF test')
+        '--stage1-cfg-options', nargs='+', default=[],
+        help='extra key=value overrides of the stage-1 steps')
+    parser.add_argument(
+        '--stage2-cfg-options', nargs='+', default=[],
+        help='extra key=value overrides of the stage-2 steps')
     return parser.parse_args()
 
 
@@ -185,16 +188,24 @@ def main():
                 sys.executable, 'tools/dataset_converters/synthvoc.py',
                 '--out', root, '--seed', '0'
             ])
-        ckpt1 = pipe.train('stage1', args.stage1, data_opts + seed)
+        opts1 = data_opts + args.stage1_cfg_options
+        opts2 = data_opts + args.stage2_cfg_options
+        ckpt1 = pipe.train('stage1', args.stage1, opts1 + seed)
         pseudo_dir = osp.join(pipe.work_dir, 'pseudo')
-        pseudo = pipe.test('pseudo', args.stage1, ckpt1, data_opts,
+        if cfg1.get('custom_hooks') and any(
+                h.get('type') == 'OAAAccumulationHook'
+                for h in cfg1.custom_hooks):
+            # OAA: the CAMs are the maps accumulated during training.
+            store = osp.join(pipe.work_dir, 'stage1', 'oaa_store')
+            opts1 = opts1 + [f'model.test_cfg.oaa_store={store}']
+        pseudo = pipe.test('pseudo', args.stage1, ckpt1, opts1,
                            out=pseudo_dir)
         labels = osp.join(pseudo_dir, 'pseudo_labels')
         ckpt2 = pipe.train('stage2', args.stage2,
-                           data_opts + seed + [f'{PSEUDO_LABEL_KEY}={labels}'])
-        val = pipe.test('val', args.stage2, ckpt2, data_opts)
-        val_crf = pipe.test('val_crf', args.stage2, ckpt2,
-                            data_opts + [f'model.test_cfg.crf={args.crf}'])
+                           opts2 + seed + [f'{PSEUDO_LABEL_KEY}={labels}'])
+        val = pipe.test('val', args.stage2, ckpt2,
+                        opts2 + ['model.test_cfg.crf=None'])
+        val_crf = pipe.test('val_crf', args.stage2, ckpt2, opts2)
     except StepFailed as err:
         print(f'[pipeline] stopped: {err}', file=sys.stderr)
         sys.exit(1)

@@ -165,8 +165,7 @@ class RCAHead(CAMHead):
             return region_feats.sum() * 0.0
         bank_feats, bank_classes = self.memory_bank.written_entries()
         return self.contrast_loss(region_feats, region_classes, image_ids,
-                                  bank_feats.to(region_feats.dtype),
-                                  bank_classes)
+                                  bank_feats, bank_classes)
 
 
 __all__ = ['RCAHead']

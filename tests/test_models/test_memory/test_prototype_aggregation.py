@@ -1,0 +1,81 @@
+import pytest
+import torch
+
+from rca_mm.models.memory import PrototypeAggregation
+from rca_mm.registry import MODELS
+
+
+def _protos(seed=0, num_classes=3, k=4, d=5):
+    g = torch.Generator().manual_seed(seed)
+    q = torch.randn(num_classes, k, d, generator=g)
+    valid = torch.rand(num_classes, k, generator=g) < 0.6
+    valid[0, 0] = True
+    return q, valid
+
+
+def test_zero_before_prototypes_are_set():
+    agg = MODELS.build(
+        dict(
+            type='PrototypeAggregation',
+            num_classes=3,
+            num_prototypes=4,
+            channels=5))
+    assert not agg.has_prototypes
+    feats = torch.randn(2, 5, 3, 3)
+    out, weights = agg(feats, return_weights=True)
+    assert torch.equal(out, torch.zeros_like(feats)) and weights is None
+
+
+def test_eq8_eq9_against_per_pixel_reference():
+    q, valid = _protos()
+    agg = PrototypeAggregation(scale=0.5)
+    agg.set_prototypes(q, valid)
+    g = torch.Generator().manual_seed(1)
+    feats = torch.randn(2, 5, 3, 4, generator=g, requires_grad=True)
+    out, s = agg(feats, return_weights=True)
+    assert out.shape == feats.shape and s.shape == (2, 12, 12)
+    flat_q, flat_v = q.flatten(0, 1), valid.flatten()
+    torch.testing.assert_close(s.sum(-1), torch.ones(2, 12))
+    assert (s[..., ~flat_v] == 0).all()
+    for n in range(2):
+        for y in range(3):
+            for x in range(4):
+                f = feats[n, :, y, x].detach()
+                logits = torch.tensor([
+                    0.5 * float(f @ flat_q[p]) if flat_v[p] else -1e30
+                    for p in range(12)
+                ])
+                w = torch.softmax(logits, 0)  # Eq. 8
+                expected = (w[:, None] * flat_q).sum(0)  # Eq. 9
+                torch.testing.assert_close(
+                    out[n, :, y, x].detach(), expected, rtol=1e-5, atol=1e-6)
+    out.sum().backward()
+    assert feats.grad is not None and feats.grad.abs().sum() > 0
+    assert not agg.prototypes.requires_grad
+
+
+def test_prototypes_saved_and_restored_whatever_the_shape():
+    q, valid = _protos()
+    agg = PrototypeAggregation()
+    agg.set_prototypes(q, valid)
+    sd = agg.state_dict()
+    assert set(sd) == {'prototypes', 'prototype_valid'}
+    for fresh in (PrototypeAggregation(),
+                  PrototypeAggregation(
+                      num_classes=2, num_prototypes=10, channels=7)):
+        fresh.load_state_dict(sd)
+        assert torch.equal(fresh.prototypes, q)
+        assert torch.equal(fresh.prototype_valid, valid)
+        feats = torch.randn(1, 5, 2, 2)
+        assert torch.equal(fresh(feats), agg(feats))
+
+
+def test_bad_input():
+    agg = PrototypeAggregation()
+    with pytest.raises(ValueError, match='valid'):
+        agg.set_prototypes(torch.randn(3, 4, 5), torch.ones(3, 5).bool())
+    agg.set_prototypes(*_protos())
+    with pytest.raises(ValueError, match='channels'):
+        agg(torch.randn(1, 6, 2, 2))
+    with pytest.raises(ValueError, match='scale'):
+        PrototypeAggregation(scale=0)

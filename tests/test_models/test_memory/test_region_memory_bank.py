@@ -1,0 +1,292 @@
+import os
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from rca_mm.models.memory import RegionMemoryBank
+from rca_mm.registry import MODELS
+from tests.conftest import free_port
+
+L, D = 4, 6
+
+
+def _tags(num_images=12, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    tags = torch.rand(num_images, L, generator=g) < 0.5
+    tags[torch.arange(num_images), torch.arange(num_images) % L] = True
+    return tags
+
+
+def _reference(bank, feats, classes, images, gate):
+    """Eq. 3 applied region by region, from the documented rules."""
+    state = {
+        k: getattr(bank, k).clone()
+        for k in ('feats', 'written', 'slot_image', 'last_update')
+    }
+    step = int(bank.step)
+    off = bank.class_offset.tolist()
+    gamma = bank.momentum
+    for f, c, i, g in zip(feats, classes.tolist(), images.tolist(),
+                          gate.tolist()):
+        if not g:
+            continue
+        step += 1
+        slots = list(range(off[c], off[c + 1]))
+        resident = [s for s in slots if state['slot_image'][s] == i]
+        if resident:
+            s = resident[0]
+            old = state['feats'][s].float()
+            state['feats'][s] = (gamma * old + (1.0 - gamma) * f.float()).to(
+                bank.storage_dtype)
+        else:
+            free = [s for s in slots if state['slot_image'][s] == -1]
+            if free:
+                s = free[0]
+            else:
+                s = min(slots, key=lambda t: int(state['last_update'][t]))
+            state['feats'][s] = f.float().to(bank.storage_dtype)
+            state['slot_image'][s] = i
+        state['written'][s] = True
+        state['last_update'][s] = step
+    state['step'] = torch.tensor(step)
+    return state
+
+
+def _random_batch(g, tags, num_regions, dup_prob=0.2):
+    pairs = tags.nonzero()
+    pick = torch.randint(len(pairs), (num_regions, ), generator=g)
+    # Repeat some pairs inside the call, as DDP sampler padding does.
+    dup = torch.rand(num_regions, generator=g) < dup_prob
+    src = torch.randint(num_regions, (num_regions, ), generator=g)
+    pick = torch.where(dup, pick[src], pick)
+    images, classes = pairs[pick, 0], pairs[pick, 1]
+    feats = torch.randn(num_regions, D, generator=g)
+    gate = torch.rand(num_regions, generator=g) < 0.8
+    return feats, classes, images, gate
+
+
+def _assert_state(bank, state):
+    for k in ('feats', 'written', 'slot_image', 'last_update'):
+        assert torch.equal(getattr(bank, k), state[k]), k
+    assert int(bank.step) == int(state['step'])
+
+
+def _lookup_consistent(bank):
+    for s in range(bank.feats.shape[0]):
+        i = int(bank.slot_image[s])
+        if i >= 0:
+            assert int(bank.lookup[bank.slot_class[s], i]) == s
+    assert int((bank.lookup >= 0).sum()) == int((bank.slot_image >= 0).sum())
+
+
+def test_allocate_adaptive_and_capped():
+    tags = _tags()
+    bank = MODELS.build(
+        dict(type='RegionMemoryBank', num_classes=L, feat_dim=D))
+    assert not bank.is_allocated
+    bank.allocate(tags)
+    assert torch.equal(bank.capacities, tags.sum(0))
+    assert bank.feats.shape == (int(tags.sum()), D)
+    assert not bank.written.any() and (bank.slot_image == -1).all()
+    for c in range(L):
+        a, b = bank.class_offset[c], bank.class_offset[c + 1]
+        assert (bank.slot_class[a:b] == c).all()
+    capped = RegionMemoryBank(num_classes=L, feat_dim=D, capacity_per_class=3)
+    capped.allocate(tags.float())
+    assert torch.equal(capped.capacities, tags.sum(0).clamp_max(3))
+    # Same layout again keeps the bank; another layout is refused.
+    capped.allocate(tags)
+    with pytest.raises(ValueError, match='another layout'):
+        capped.allocate(_tags(num_images=13))
+    with pytest.raises(ValueError, match='image_labels'):
+        RegionMemoryBank(num_classes=L, feat_dim=D).allocate(tags[:, :2])
+
+
+@pytest.mark.parametrize('cap,dtype', [(None, 'float32'), (2, 'float32'),
+                                       (3, 'float16'), (1, 'float32')])
+def test_update_equals_sequential_reference(cap, dtype):
+    tags = _tags()
+    bank = RegionMemoryBank(
+        num_classes=L,
+        feat_dim=D,
+        momentum=0.9,
+        capacity_per_class=cap,
+        storage_dtype=dtype)
+    bank.allocate(tags)
+    g = torch.Generator().manual_seed(1)
+    for _ in range(12):
+        feats, classes, images, gate = _random_batch(g, tags, 10)
+        state = _reference(bank, feats, classes, images, gate)
+        bank.update(feats, classes, images, gate)
+        _assert_state(bank, state)
+        _lookup_consistent(bank)
+    assert bank.feats.dtype == getattr(torch, dtype)
+    if cap is None:
+        # Adaptive: nothing is ever evicted, one slot per (image, class).
+        used = bank.slot_image >= 0
+        assert int(used.sum()) == int(bank.written.sum())
+
+
+def test_first_write_initialises_and_momentum():
+    tags = torch.ones(2, L, dtype=torch.bool)
+    bank = RegionMemoryBank(num_classes=L, feat_dim=D, momentum=0.99)
+    bank.allocate(tags)
+    f1, f2 = torch.randn(1, D), torch.randn(1, D)
+    c, i = torch.tensor([1]), torch.tensor([0])
+    bank.update(f1, c, i)
+    entries, classes = bank.written_entries()
+    assert torch.equal(entries, f1) and classes.tolist() == [1]
+    bank.update(f2, c, i, torch.tensor([False]))
+    assert torch.equal(bank.written_entries()[0], f1)
+    bank.update(f2, c, i, torch.tensor([True]))
+    expected = 0.99 * f1 + 0.01 * f2
+    torch.testing.assert_close(bank.written_entries()[0], expected)
+
+
+def test_lru_eviction_keeps_resident_images():
+    tags = torch.zeros(4, L, dtype=torch.bool)
+    tags[:, 0] = True
+    bank = RegionMemoryBank(num_classes=L, feat_dim=D, capacity_per_class=2)
+    bank.allocate(tags)
+    cls = torch.tensor([0])
+
+    def put(img):
+        bank.update(torch.full((1, D), float(img)), cls, torch.tensor([img]))
+
+    put(0)
+    put(1)
+    put(0)  # image 0 refreshed: image 1 is now least recently updated
+    put(2)  # evicts image 1
+    assert sorted(bank.slot_image.tolist()) == [0, 2]
+    put(3)  # evicts image 0 (updated at step 3, before image 2 at step 4)
+    assert sorted(bank.slot_image.tolist()) == [2, 3]
+    assert bank.lookup[0].tolist() == [
+        -1, -1,
+        bank.slot_image.tolist().index(2),
+        bank.slot_image.tolist().index(3)
+    ]
+
+
+def test_accessors_and_nbytes():
+    tags = _tags()
+    bank = RegionMemoryBank(num_classes=L, feat_dim=D, capacity_per_class=4)
+    empty_feats, empty_mask = bank.per_class_entries()
+    assert empty_feats.shape == (L, 1, D) and not empty_mask.any()
+    bank.allocate(tags)
+    g = torch.Generator().manual_seed(3)
+    feats, classes, images, gate = _random_batch(g, tags, 9, dup_prob=0)
+    bank.update(feats, classes, images, gate)
+    wf, wc = bank.written_entries()
+    assert wf.shape[0] == int(bank.written.sum()) == wc.numel()
+    padded, mask = bank.per_class_entries()
+    assert padded.shape == (L, int(bank.capacities.max()), D)
+    assert int(mask.sum()) == wf.shape[0]
+    for c in range(L):
+        got = padded[c][mask[c]]
+        assert torch.equal(got, wf[wc == c])
+    assert (padded[~mask] == 0).all()
+    expected = sum(b.numel() * b.element_size() for b in bank.buffers())
+    assert bank.nbytes == expected
+    half = RegionMemoryBank(
+        num_classes=L,
+        feat_dim=D,
+        capacity_per_class=4,
+        storage_dtype='float16')
+    half.allocate(tags)
+    assert half.feats.nbytes * 2 == bank.feats.nbytes
+
+
+def test_update_errors():
+    bank = RegionMemoryBank(num_classes=L, feat_dim=D)
+    f, c, i = torch.randn(1, D), torch.tensor([0]), torch.tensor([0])
+    with pytest.raises(RuntimeError, match='allocate'):
+        bank.update(f, c, i)
+    bank.allocate(_tags())
+    with pytest.raises(ValueError, match='image ids'):
+        bank.update(f, c, torch.tensor([99]))
+    with pytest.raises(ValueError, match='classes'):
+        bank.update(f, torch.tensor([L]), i)
+    with pytest.raises(ValueError, match='feats'):
+        bank.update(torch.randn(1, D + 1), c, i)
+    with pytest.raises(ValueError, match='storage_dtype'):
+        RegionMemoryBank(num_classes=L, feat_dim=D, storage_dtype='int8')
+
+
+def test_state_dict_roundtrip_into_unallocated_bank():
+    tags = _tags()
+    bank = RegionMemoryBank(num_classes=L, feat_dim=D, capacity_per_class=2)
+    bank.allocate(tags)
+    g = torch.Generator().manual_seed(5)
+    bank.update(*_random_batch(g, tags, 10))
+    sd = bank.state_dict()
+    assert set(sd) == {
+        'feats', 'written', 'slot_class', 'slot_image', 'last_update', 'step',
+        'class_offset', 'num_images'
+    }
+    fresh = RegionMemoryBank(num_classes=L, feat_dim=D, capacity_per_class=2)
+    fresh.load_state_dict(sd)
+    for k, v in sd.items():
+        assert torch.equal(getattr(fresh, k), v), k
+    _lookup_consistent(fresh)
+    fresh.allocate(tags)  # the hook's allocate after resume keeps content
+    assert torch.equal(fresh.feats, bank.feats)
+    batch = _random_batch(g, tags, 10)
+    bank.update(*batch)
+    fresh.update(*batch)
+    for k in sd:
+        assert torch.equal(getattr(fresh, k), getattr(bank, k)), k
+
+    other = RegionMemoryBank(num_classes=L, feat_dim=D, capacity_per_class=3)
+    other.allocate(tags)
+    with pytest.raises(ValueError, match='another dataset'):
+        other.load_state_dict(sd)
+    wrong_dim = RegionMemoryBank(num_classes=L, feat_dim=D + 1)
+    with pytest.raises(ValueError, match='feat_dim'):
+        wrong_dim.load_state_dict(sd)
+
+
+def _dist_worker(rank, world, port, out_dir, batches):
+    os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
+    dist.init_process_group('gloo', rank=rank, world_size=world)
+    try:
+        bank = RegionMemoryBank(
+            num_classes=L, feat_dim=D, capacity_per_class=2)
+        bank.allocate(_tags())
+        for per_rank in batches:
+            bank.update(*per_rank[rank])
+        torch.save(bank.state_dict(), os.path.join(out_dir, f'{rank}.pth'))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_distributed_update_identical_on_all_ranks(tmp_path):
+    tags = _tags()
+    g = torch.Generator().manual_seed(7)
+    batches = []
+    for _ in range(4):
+        # Uneven region counts per rank exercise the padding.
+        batches.append([_random_batch(g, tags, n) for n in (5, 3)])
+    mp.spawn(
+        _dist_worker,
+        args=(2, free_port(), str(tmp_path), batches),
+        nprocs=2,
+        join=True)
+    single = RegionMemoryBank(num_classes=L, feat_dim=D, capacity_per_class=2)
+    single.allocate(tags)
+    for per_rank in batches:
+        single.update(*[torch.cat(t) for t in zip(*per_rank)])
+    sd0 = torch.load(tmp_path / '0.pth')
+    sd1 = torch.load(tmp_path / '1.pth')
+    for k, v in single.state_dict().items():
+        assert torch.equal(sd0[k], sd1[k]), k
+        assert torch.equal(sd0[k], v), k
+
+
+def test_module_to_moves_the_bank():
+    bank = RegionMemoryBank(num_classes=L, feat_dim=D).to('cpu')
+    bank.allocate(_tags())
+    bank = bank.to(torch.device('cpu'))
+    bank.update(torch.randn(1, D), torch.tensor([0]), torch.tensor([0]))
+    assert int(bank.written.sum()) == 1
