@@ -1,5 +1,6 @@
 # CAM classifier on WideResNet-38 (PSA/EPS "resnet38d"): output stride 8, 4096
-# channels, dropout 0.5 before the class-aware 1x1 conv (EPS).
+# channels, dropout 0.5 before the class-aware 1x1 conv (PSA's resnet38_cls;
+# the EPS configs set 0, as EPS's resnet38_eps).
 # ImageNet weights: tools/model_converters/resnet38d.py (docs/models.md).
 data_preprocessor = dict(
     type='SegDataPreProcessor',

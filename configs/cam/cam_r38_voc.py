@@ -1,0 +1,20 @@
+# The CAM baseline on PASCAL VOC 2012 train_aug with WideResNet-38 (PSA/EPS
+# "resnet38d", configs/_base_/models/cam_wideresnet38.py). Schedule: the RCA
+# paper's (schedule_cls_30e.py). Crop 321.
+#   bash tools/dist_train.sh configs/cam/cam_r38_voc.py 4
+#   python tools/test.py configs/cam/cam_r38_voc.py CKPT --out DIR
+_base_ = [
+    '../_base_/models/cam_wideresnet38.py', '../_base_/datasets/voc12_cls.py',
+    '../_base_/cls_runtime.py', '../_base_/schedules/schedule_cls_30e.py'
+]
+crop_size = {{_base_.crop_size}}
+model = dict(data_preprocessor=dict(size=crop_size))
+# Batch 8 in total, the RCA paper's: 4 processes x 2 images
+# (tools/dist_train.sh CONFIG 4); on one GPU set train_dataloader.batch_size=8.
+train_dataloader = dict(batch_size=2)
+# Threshold 0.2 on the normalised CAMs (halbielee/EPS infer.py --thr 0.20).
+test_evaluator = dict(
+    type='PseudoLabelMetric',
+    recipe='threshold',
+    bg_threshold=0.2,
+    score_list='ImageSets/Segmentation/train.txt')

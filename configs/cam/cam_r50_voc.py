@@ -1,0 +1,20 @@
+# The CAM baseline on PASCAL VOC 2012 with mmpretrain's ResNet-50 at output
+# stride 8 (configs/_base_/models/cam_r50-d8.py): an example of a backbone
+# taken from another OpenMMLab library by config alone. Everything else as
+# cam_vgg16_voc.py (the RCA paper's schedule, crop 321, threshold 0.2).
+#   bash tools/dist_train.sh configs/cam/cam_r50_voc.py 4
+#   python tools/test.py configs/cam/cam_r50_voc.py CKPT --out DIR
+_base_ = [
+    '../_base_/models/cam_r50-d8.py', '../_base_/datasets/voc12_cls.py',
+    '../_base_/cls_runtime.py', '../_base_/schedules/schedule_cls_30e.py'
+]
+crop_size = {{_base_.crop_size}}
+model = dict(data_preprocessor=dict(size=crop_size))
+# Batch 8 in total, the RCA paper's: 4 processes x 2 images
+# (tools/dist_train.sh CONFIG 4); on one GPU set train_dataloader.batch_size=8.
+train_dataloader = dict(batch_size=2)
+test_evaluator = dict(
+    type='PseudoLabelMetric',
+    recipe='threshold',
+    bg_threshold=0.2,
+    score_list='ImageSets/Segmentation/train.txt')
