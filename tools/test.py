@@ -72,7 +72,7 @@ def main():
         cfg.test_evaluator.output_dir = args.out
         cfg.test_evaluator.keep_results = True
 
-    metrics = build_runner(cfg).test()
+    metrics = build_runner(cfg, check_load_from=True).test()
     if args.metrics_json and is_main_process():
         write_json_atomic(args.metrics_json, metrics)
 

@@ -5,3 +5,4 @@
 import mmseg.engine  # noqa: F401
 
 from . import hooks  # noqa: F401
+from .atomic_local_backend import AtomicLocalBackend  # noqa: F401

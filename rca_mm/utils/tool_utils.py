@@ -1,14 +1,32 @@
 """What tools/train.py and tools/test.py share: the common command-line
 options, loading the config, and building the Runner."""
 import argparse
+import difflib
+import inspect
 import os
 import os.path as osp
+from typing import Any, Iterable, List, Optional
 
-from mmengine.config import Config, DictAction
+from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.runner import Runner
+from torch.utils.data import DataLoader
 
+import rca_mm.registry as registries
 from rca_mm.registry import RUNNERS
 from .dist_utils import init_cpu_distributed
+from .safe_checkpoint import safe_torch_load
+
+# Top-level keys a --cfg-options may add: what Runner.from_cfg reads.
+_RUNNER_KEYS = frozenset(
+    inspect.signature(Runner.__init__).parameters) | {
+        'launcher', 'runner_type', 'model_wrapper_cfg', 'work_dir',
+        'find_unused_parameters', 'tta_model', 'tta_pipeline'}
+# Read by mmengine's optimizer wrapper constructor, not the wrapper.
+_OPTIM_WRAPPER_KEYS = frozenset({'constructor', 'paramwise_cfg'})
+# What mmengine's Runner.build_dataloader passes on to DataLoader.
+_DATALOADER_KEYS = frozenset(inspect.signature(DataLoader.__init__).parameters
+                             ) | {'sampler', 'batch_sampler', 'collate_fn',
+                                  'dataset', 'worker_init_fn'}
 
 
 def add_common_args(parser: argparse.ArgumentParser) -> None:
@@ -53,6 +71,7 @@ def load_config(args: argparse.Namespace) -> Config:
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
+        check_cfg_options(cfg, args.cfg_options, args.config)
         cfg.merge_from_dict(args.cfg_options)
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
@@ -62,11 +81,163 @@ def load_config(args: argparse.Namespace) -> Config:
     return cfg
 
 
-def build_runner(cfg: Config) -> Runner:
+def _type_params(type_: Any) -> Optional[List[str]]:
+    """The constructor arguments of the class a config ``type`` names;
+    None when no rca_mm registry resolves it or it takes ``**kwargs``."""
+    found = []
+    if isinstance(type_, str):
+        for reg in vars(registries).values():
+            if isinstance(reg, type(registries.MODELS)):
+                try:
+                    obj = reg.get(type_)
+                except Exception:  # a scope's package is not installed
+                    obj = None
+                if obj is not None:
+                    found.append(obj)
+    elif callable(type_):
+        found.append(type_)
+    names: List[str] = []
+    for obj in found:
+        try:
+            params = inspect.signature(obj).parameters.values()
+        except (TypeError, ValueError):
+            return None
+        if any(p.kind == p.VAR_KEYWORD for p in params):
+            return None
+        names += [p.name for p in params]
+    return names if found else None
+
+
+def _refuse(option: str, key: str, where: str, candidates: Iterable[str],
+            config: str) -> None:
+    close = difflib.get_close_matches(key, sorted(set(candidates)), n=3)
+    hint = f'; did you mean {" or ".join(repr(c) for c in close)}?' \
+        if close else ''
+    raise KeyError(
+        f'--cfg-options {option}: {where} has no key {key!r}{hint} '
+        f'(config {config}). mmengine would silently add it; check the '
+        'spelling, or see docs/reliability.md for which keys may be added')
+
+
+def check_cfg_options(cfg: Config, options: dict, config: str = '') -> None:
+    """Refuse ``--cfg-options`` keys that do not exist in ``cfg``.
+
+    mmengine's ``merge_from_dict`` adds any key it is given, so a misspelt
+    key is silently ignored by the run. A key path is accepted when every
+    key on it exists (list indices included), and a missing key only where
+    adding one is legitimate:
+
+    - at the top level, a key the Runner reads (``randomness``,
+      ``resume``, ...);
+    - in a dict with a ``type``, a constructor argument of that class (or
+      any key when the class takes ``**kwargs`` or no rca_mm registry
+      resolves it), e.g. ``model.head.gate_threshold=0.5``;
+    - in a ``*_dataloader`` dict, a ``DataLoader`` argument;
+    - in any other dict (free-form, e.g. ``model.test_cfg``), any key;
+    - below a key that is itself added, anything.
+
+    Args:
+        cfg (Config): the config before the options are merged.
+        options (dict): ``{'a.b.c': value}`` from ``--cfg-options``.
+        config (str): the config's file name, for the message.
+
+    Raises:
+        KeyError: a refused key, named with the close matches in its dict.
+        IndexError: a list index out of range.
+    """
+    for option in options:
+        node: Any = cfg._cfg_dict
+        parts: List[str] = option.split('.')
+        for depth, key in enumerate(parts):
+            where = '.'.join(parts[:depth]) or 'the config'
+            if isinstance(node, (list, tuple)):
+                if not key.isdigit() or int(key) >= len(node):
+                    raise IndexError(
+                        f'--cfg-options {option}: {where} is a list of '
+                        f'{len(node)}; {key!r} is not an index of it '
+                        f'(config {config})')
+                node = node[int(key)]
+                continue
+            if not isinstance(node, (dict, ConfigDict)) or key in node:
+                if not isinstance(node, (dict, ConfigDict)):
+                    break  # below a value being replaced
+                node = node[key]
+                continue
+            if depth == 0:
+                if key not in _RUNNER_KEYS:
+                    _refuse(option, key, where, list(node) +
+                            list(_RUNNER_KEYS), config)
+            elif 'type' in node:
+                params = _type_params(node['type'])
+                if params is not None and key not in params and not (
+                        parts[0] == 'optim_wrapper' and depth == 1
+                        and key in _OPTIM_WRAPPER_KEYS):
+                    _refuse(option, key, f'{where} ({node["type"]})',
+                            list(node) + params, config)
+            elif parts[depth - 1].endswith('_dataloader') and depth == 1:
+                if key not in _DATALOADER_KEYS:
+                    _refuse(option, key, where,
+                            list(node) + list(_DATALOADER_KEYS), config)
+            break
+
+
+def check_checkpoint_fits(model, filename: str) -> None:
+    """Refuse a checkpoint whose weights are not those of ``model``.
+
+    mmengine loads ``load_from`` non-strictly: missing, unexpected and
+    mis-shaped weights only give a warning, and the test then scores a
+    partly random model. This loads the checkpoint strictly into ``model``
+    (the Runner loads it again later; the weights are the same).
+
+    Args:
+        model (nn.Module): the built model (a wrapper's ``module`` is used).
+        filename (str): the checkpoint.
+
+    Raises:
+        ValueError: the keys that are missing, unexpected or mis-shaped.
+    """
+    model = getattr(model, 'module', model)
+    checkpoint = safe_torch_load(filename, map_location='cpu')
+    state = checkpoint.get('state_dict', checkpoint) if isinstance(
+        checkpoint, dict) else checkpoint
+    state = {k[len('module.'):] if k.startswith('module.') else k: v
+             for k, v in state.items()}
+    try:
+        result = model.load_state_dict(state, strict=False)
+    except (RuntimeError, ValueError) as err:
+        raise ValueError(
+            f'checkpoint {filename!r} does not fit the model '
+            f'{type(model).__name__} of the config: {err}') from None
+    problems = []
+    for name, keys in (('missing', result.missing_keys),
+                       ('unexpected', result.unexpected_keys)):
+        if keys:
+            shown = ', '.join(keys[:8]) + (
+                f' (+{len(keys) - 8} more)' if len(keys) > 8 else '')
+            problems.append(f'{len(keys)} {name} keys: {shown}')
+    if problems:
+        raise ValueError(
+            f'checkpoint {filename!r} does not fit the model '
+            f'{type(model).__name__} of the config ({"; ".join(problems)}). '
+            'Was it trained with another config?')
+
+
+def build_runner(cfg: Config, check_load_from: bool = False) -> Runner:
     """Build the Runner (or ``cfg.runner_type``), starting gloo first for a
-    distributed run on a machine without CUDA."""
+    distributed run on a machine without CUDA.
+
+    Args:
+        cfg (Config): the run's config.
+        check_load_from (bool): refuse a ``cfg.load_from`` checkpoint whose
+            weights do not match the model (:func:`check_checkpoint_fits`),
+            as for testing. Default: False (training may load partially).
+    """
     if cfg.launcher != 'none':
         init_cpu_distributed(cfg)
     if 'runner_type' not in cfg:
-        return Runner.from_cfg(cfg)
-    return RUNNERS.build(cfg)
+        runner = Runner.from_cfg(cfg)
+    else:
+        runner = RUNNERS.build(cfg)
+    if check_load_from and cfg.get('load_from'):
+        check_checkpoint_fits(runner.model, cfg.load_from)
+    return runner

@@ -17,9 +17,13 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50),
     param_scheduler=dict(type='ParamSchedulerHook'),
+    # Atomic writes; `last_checkpoint` always names a complete checkpoint.
     checkpoint=dict(
-        type='CheckpointHook', by_epoch=True, interval=1, max_keep_ckpts=2,
-        save_last=True),
-    sampler_seed=dict(type='DistSamplerSeedHook'))
+        type='AtomicCheckpointHook', by_epoch=True, interval=1,
+        max_keep_ckpts=2, save_last=True),
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+    # Exact --resume and a stop at the first NaN loss (docs/reliability.md).
+    rng_state=dict(type='RNGStateHook'),
+    nan_guard=dict(type='NaNGuardHook'))
 # Multi-label mAP of the image scores on `val` (mmpretrain's metric).
 val_evaluator = dict(type='mmpretrain.AveragePrecision')

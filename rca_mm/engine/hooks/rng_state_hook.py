@@ -1,0 +1,164 @@
+"""Random-number-generator state in checkpoints, for an exact ``--resume``.
+
+mmengine (0.10.7) reseeds at start-up and restores the sampler's epoch, but
+saves no RNG state. What a stage-1 run draws from the global generators:
+
+- the data pipeline (random resize, crop, flip, colour jitter) draws from
+  numpy's and Python's generators, in the main process when
+  ``num_workers=0`` (worker processes are reseeded by mmengine's
+  ``worker_init_fn`` from the seed, rank and worker id alone);
+- RCA's region mixup (Eq. 5: partners and ``w ~ Beta``) and dropout draw
+  from torch's generator, and so does each ``DataLoader`` iterator for its
+  base seed.
+
+:class:`RNGStateHook` snapshots the three generators (and CUDA's) of every
+process when a checkpoint is due, stores them in the checkpoint's
+``meta['rng_state']`` (one entry per rank, rank 0 writes the checkpoint) and
+restores them on ``--resume`` right before the first resumed epoch
+(epoch-based loops) or iteration (iteration-based loops). Validation is made
+neutral: the generators are saved at ``before_val`` and restored at
+``after_val``, so the training stream does not depend on when, or whether,
+validation runs (and the snapshot taken before a checkpoint still holds
+after the validation that follows it).
+
+Exact for epoch-based loops (stage 1). For iteration-based loops the model's
+draws are exact; the pipeline's are exact with ``num_workers > 0`` and
+``persistent_workers=False`` (mmengine replays the skipped batches through
+reseeded workers), not with ``num_workers=0``.
+"""
+import random
+from typing import List, Optional
+
+import numpy as np
+import torch
+from mmengine.dist import all_gather_object, get_rank, is_distributed
+from mmengine.hooks import CheckpointHook, Hook
+from mmengine.logging import print_log
+from mmengine.runner import EpochBasedTrainLoop
+
+from rca_mm.registry import HOOKS
+
+
+def get_rng_state() -> dict:
+    """The generator states of this process (all picklable by
+    ``torch.load(weights_only=True)`` with rca_mm's allow-list)."""
+    version, mt, gauss = random.getstate()
+    state = dict(
+        python=[version, list(mt), gauss],
+        numpy=list(np.random.get_state()),
+        torch=torch.get_rng_state())
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state['cuda'] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore what :func:`get_rng_state` returned."""
+    version, mt, gauss = state['python']
+    random.setstate((version, tuple(mt), gauss))
+    np.random.set_state(tuple(state['numpy']))
+    torch.set_rng_state(state['torch'])
+    if 'cuda' in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state['cuda'])
+
+
+@HOOKS.register_module()
+class RNGStateHook(Hook):
+    """Save the RNG states with each checkpoint and restore them on resume.
+
+    Priority 80: after every ``LOW`` hook of an iteration or epoch and
+    before ``CheckpointHook`` (``VERY_LOW``, 90), so the snapshot is the
+    state the checkpoint is taken at.
+    """
+
+    priority = 80
+
+    def __init__(self) -> None:
+        self._snapshot: Optional[List[dict]] = None
+        self._pending: Optional[List[dict]] = None
+        self._val_state: Optional[dict] = None
+
+    # ------------------------------------------------------------- saving
+    def _checkpoint_hook(self, runner) -> Optional[CheckpointHook]:
+        for hook in runner.hooks:
+            if isinstance(hook, CheckpointHook):
+                return hook
+        return None
+
+    def _take_snapshot(self, runner) -> None:
+        state = get_rng_state()
+        self._snapshot = all_gather_object(state) if is_distributed() \
+            else [state]
+
+    def after_train_iter(self,
+                         runner,
+                         batch_idx: int,
+                         data_batch=None,
+                         outputs=None) -> None:
+        """Snapshot when an iteration-based checkpoint may follow."""
+        ckpt = self._checkpoint_hook(runner)
+        if ckpt is not None and ckpt.by_epoch:
+            return
+        due = ckpt is None or not is_distributed() or \
+            self.every_n_train_iters(runner, ckpt.interval) or \
+            self.is_last_train_iter(runner)
+        if due:
+            self._take_snapshot(runner)
+
+    def after_train_epoch(self, runner) -> None:
+        """Snapshot at the end of every epoch (once per epoch: cheap)."""
+        self._take_snapshot(runner)
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        """Put the snapshot into ``meta['rng_state']`` (rank 0 saves)."""
+        if self._snapshot is not None:
+            checkpoint.setdefault('meta', {})['rng_state'] = self._snapshot
+
+    # ---------------------------------------------------------- restoring
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        """Keep the saved states until the resumed loop starts.
+
+        A checkpoint loaded with ``load_from`` (not resumed) starts at
+        iteration 0 and its states are never applied.
+        """
+        self._pending = checkpoint.get('meta', {}).get('rng_state')
+
+    def _restore(self, runner) -> None:
+        states, self._pending = self._pending, None
+        if not states or runner.iter == 0:
+            return
+        rank, world = get_rank(), runner.world_size
+        if len(states) != world:
+            print_log(
+                f'RNGStateHook: the checkpoint holds the RNG states of '
+                f'{len(states)} processes, this run has {world}; the '
+                'resumed run reseeds instead and is not bit-identical to an '
+                'uninterrupted one',
+                logger='current',
+                level=30)
+            return
+        set_rng_state(states[rank])
+        print_log(f'RNGStateHook: RNG states restored (iteration '
+                  f'{runner.iter})', logger='current')
+
+    def before_train_epoch(self, runner) -> None:
+        """Epoch-based loops: restore before the epoch's data iterator."""
+        if isinstance(runner.train_loop, EpochBasedTrainLoop):
+            self._restore(runner)
+
+    def before_train_iter(self, runner, batch_idx: int,
+                          data_batch=None) -> None:
+        """Iteration-based loops: restore before the first resumed step."""
+        if self._pending is not None:
+            self._restore(runner)
+
+    # ---------------------------------------------------- neutral validation
+    def before_val(self, runner) -> None:
+        """Save the generators so that validation does not move them."""
+        self._val_state = get_rng_state()
+
+    def after_val(self, runner) -> None:
+        """Put the generators back as they were before validation."""
+        if self._val_state is not None:
+            set_rng_state(self._val_state)
+            self._val_state = None

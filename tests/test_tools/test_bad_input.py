@@ -1,0 +1,170 @@
+"""Bad input everywhere (issue #10.4): every case in one place.
+
+Each case must fail with a message that names the file or config key and
+says what is wrong. Cases already covered next to their module are pulled
+in by import, so pytest runs them again here and the list stays complete:
+
+==========================================  ===================================
+input                                       where
+==========================================  ===================================
+misspelt ``--cfg-options`` key              here (tool_utils.check_cfg_options)
+pretrained weights path does not exist      here (safe_checkpoint loader)
+checkpoint of another model in test.py      here (tool_utils.check_checkpoint_fits)
+checkpoint with a pickled callable          here + tests/test_utils, test_train_test
+pseudo-label directory with missing files   tests/test_datasets/test_pseudo_label_dataset
+saliency missing for the saliency recipe    tests/test_evaluation/.../test_pseudo_label_metric
+saliency file missing for LoadSaliencyMap   tests/test_datasets/test_transforms/test_loading
+output directory without write permission   here (PseudoLabelMetric)
+disk full while writing pseudo labels       here (PseudoLabelMetric)
+NaN in the loss                             tests/test_engine/test_hooks/test_nan_guard_hook
+==========================================  ===================================
+"""
+import argparse
+import errno
+import os
+import os.path as osp
+
+import pytest
+import torch
+import torch.nn as nn
+
+import rca_mm.evaluation.metrics.pseudo_label_metric as plm
+from rca_mm.registry import MODELS
+from rca_mm.utils.safe_checkpoint import UnsafeCheckpointError
+from rca_mm.utils.tool_utils import check_checkpoint_fits, load_config
+from ..test_datasets.test_pseudo_label_dataset import (  # noqa: F401
+    pseudo_dir, test_missing_directory_or_list_fails_at_init,
+    test_missing_label_names_the_file)
+from ..test_datasets.test_transforms.test_loading import \
+    test_saliency_map  # noqa: F401
+from ..test_engine.test_hooks.test_nan_guard_hook import (  # noqa: F401
+    test_nan_before_any_checkpoint_says_so,
+    test_stops_at_the_nan_iteration_and_keeps_the_last_good_checkpoint)
+from ..test_evaluation.test_metrics.test_pseudo_label_metric import (  # noqa: F401,E501
+    dataset, log_messages, run_metric,
+    test_saliency_recipe_both_protocols_and_missing_saliency)
+from ..test_utils.test_safe_checkpoint import _CreatesFile
+
+CONFIG = 'configs/synthvoc/rca_r18-w16_8e_synthvoc-112x112.py'
+
+
+def load(**options):
+    return load_config(
+        argparse.Namespace(
+            config=CONFIG, launcher='none', work_dir='/tmp/unused',
+            cfg_options=options))
+
+
+@pytest.mark.parametrize('key, message', [
+    ('model.head.gate_treshold', "model.head \\(RCAHead\\) has no key "
+     "'gate_treshold'; did you mean 'gate_threshold'"),
+    ('train_dataloader.num_worker', "did you mean 'num_workers'"),
+    ('train_cfg.max_epoch', "did you mean 'max_epochs'"),
+    ('optim_wrapper.optimizer.lrr', "did you mean 'lr'"),
+    ('randomnes.seed', "the config has no key 'randomnes'.*'randomness'"),
+])
+def test_misspelt_cfg_option_is_refused_with_a_suggestion(key, message):
+    with pytest.raises(KeyError, match=message) as err:
+        load(**{key: 1})
+    assert CONFIG in str(err.value) and f'--cfg-options {key}' in str(
+        err.value)
+
+
+def test_cfg_option_list_index_out_of_range():
+    with pytest.raises(IndexError, match='pipeline is a list of 8'):
+        load(**{'train_dataloader.dataset.pipeline.8.scale': (64, 64)})
+
+
+def test_legitimate_cfg_options_are_applied():
+    cfg = load(**{
+        'model.head.gate_threshold': 0.5,  # constructor default, not in cfg
+        'train_dataloader.num_workers': 0,
+        'randomness.seed': 3,  # a Runner argument
+        'model.test_cfg.oaa_store': 'x',  # free-form dict
+        'train_dataloader.dataset.pipeline.0.type': 'LoadWSSSImageFromFile',
+    })
+    assert cfg.model.head.gate_threshold == 0.5
+    assert cfg.randomness.seed == 3 and cfg.model.test_cfg.oaa_store == 'x'
+
+
+def test_pretrained_weights_that_do_not_exist(tmp_path):
+    path = str(tmp_path / 'missing_r18.pth')
+    backbone = MODELS.build(
+        dict(type='mmpretrain.ResNet', depth=18, base_channels=16,
+             stem_channels=16,
+             init_cfg=dict(type='Pretrained', checkpoint=path)))
+    with pytest.raises(FileNotFoundError, match='missing_r18.pth.*not exist'):
+        backbone.init_weights()
+
+
+class Other(nn.Module):
+
+    def __init__(self, width=3):
+        super().__init__()
+        self.conv = nn.Conv2d(width, 4, 1)
+        self.fc = nn.Linear(4, 2)
+
+
+def test_checkpoint_of_another_model_names_the_keys(tmp_path):
+    path = str(tmp_path / 'other.pth')
+    torch.save(dict(state_dict=Other().state_dict()), path)
+    model = nn.Sequential()
+    model.conv = nn.Conv2d(3, 4, 1)
+    model.head = nn.Linear(4, 2)
+    with pytest.raises(ValueError) as err:
+        check_checkpoint_fits(model, path)
+    msg = str(err.value)
+    assert 'other.pth' in msg and 'does not fit the model Sequential' in msg
+    assert '2 missing keys: head.weight, head.bias' in msg
+    assert '2 unexpected keys: fc.weight, fc.bias' in msg
+    # Same keys, other shapes: torch's size mismatch, named.
+    torch.save(dict(state_dict=Other(width=5).state_dict()), path)
+    with pytest.raises(ValueError, match=r'size mismatch for conv.weight'):
+        check_checkpoint_fits(Other(), path)
+    torch.save(dict(state_dict=Other().state_dict()), path)
+    check_checkpoint_fits(Other(), path)  # fits: no error
+
+
+def test_test_tool_refuses_a_checkpoint_with_a_pickled_callable(tmp_path):
+    path, marker = str(tmp_path / 'evil.pth'), tmp_path / 'pwned'
+    torch.save({'state_dict': {}, 'x': _CreatesFile(marker)}, path)
+    with pytest.raises(UnsafeCheckpointError, match='evil.pth.*posix.system'):
+        check_checkpoint_fits(Other(), path)
+    assert not marker.exists()
+
+
+def test_output_dir_without_write_permission(dataset, monkeypatch,
+                                             log_messages):  # noqa: F811
+    root, samples = dataset
+    out = osp.join(root, 'readonly')
+    real_makedirs = os.makedirs
+
+    def makedirs(path, *args, **kwargs):
+        if str(path).startswith(out):
+            raise PermissionError(errno.EACCES, 'Permission denied', path)
+        return real_makedirs(path, *args, **kwargs)
+
+    # Simulated: the tests run as root, for whom chmod does not deny.
+    monkeypatch.setattr(os, 'makedirs', makedirs)
+    assert run_metric(samples, output_dir=out) == dict(num_failed=3)
+    log = log_messages()
+    assert '3 images failed' in log
+    assert f"img0: PermissionError: [Errno 13] Permission denied: '{out}" \
+        in log
+
+
+def test_disk_full_while_writing_pseudo_labels(dataset, monkeypatch,
+                                               log_messages):  # noqa: F811
+    root, samples = dataset
+    out = osp.join(root, 'out')
+
+    def save(mask, path):
+        with open(path, 'wb') as f:
+            f.write(b'\x89PNG')  # a partial file in the temporary name
+        raise OSError(errno.ENOSPC, 'No space left on device', path)
+
+    monkeypatch.setattr(plm, 'save_palette_png', save)
+    assert run_metric(samples, output_dir=out) == dict(num_failed=3)
+    assert 'img2: OSError: [Errno 28] No space left on device' in \
+        log_messages()
+    assert os.listdir(osp.join(out, 'pseudo_labels')) == []

@@ -1,0 +1,133 @@
+"""Kill a SynthVOC RCA training with SIGKILL and resume it (issue #10.1).
+
+Full RCA on OAA (rca-oaa config: memory bank, prototypes, region mixup,
+OAA store), 2 epochs of 3 iterations on 24 tiny images, on CPU with one
+thread. Run A is uninterrupted; run B is killed at a random iteration of
+epoch 2 (after epoch_1.pth) and resumed with ``--resume``. The final
+checkpoints must be bit-identical: weights, bank buffers and bookkeeping,
+prototypes, optimizer, LR schedulers and RNG states, and so must the OAA
+stores.
+"""
+import os
+import os.path as osp
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from rca_mm.datasets.synthvoc import generate_synthvoc
+from ..conftest import REPO, run_tool
+
+CONFIG = 'configs/synthvoc/rca-oaa_r18-w16_8e_synthvoc-112x112.py'
+ENV = dict(OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
+
+
+@pytest.fixture(scope='module')
+def data_root(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp('synthvoc') / 'synthvoc')
+    generate_synthvoc(root, num_train=24, num_val=2, num_train_subset=4,
+                      size=(64, 64), show_progress=False)
+    return root
+
+
+def train_args(work_dir, root, *extra):
+    return [
+        sys.executable, 'tools/train.py', CONFIG, '--work-dir',
+        str(work_dir), *extra, '--cfg-options',
+        f'train_dataloader.dataset.data_root={root}',
+        'train_dataloader.batch_size=8', 'train_dataloader.num_workers=0',
+        'train_dataloader.persistent_workers=False',
+        'train_dataloader.dataset.pipeline.1.scale=(64,64)',
+        'model.data_preprocessor.size=(64,64)', 'train_cfg.max_epochs=2',
+        # Write every region to the bank (the paper's 0.7 needs training).
+        'model.head.gate_threshold=0.0',
+        'train_cfg.val_interval=100', 'default_hooks.logger.interval=1',
+        'default_hooks.checkpoint.max_keep_ckpts=1'
+    ]
+
+
+def start(args, log):
+    return subprocess.Popen(
+        args, cwd=REPO, env=dict(os.environ, **ENV), stdout=log,
+        stderr=subprocess.STDOUT)
+
+
+def kill_after(proc, log_path, ckpt, pattern, timeout=300):
+    """SIGKILL ``proc`` once ``ckpt`` exists and ``pattern`` is logged."""
+    end = time.time() + timeout
+    while time.time() < end:
+        if proc.poll() is not None:
+            pytest.fail('run B ended before it could be killed:\n' +
+                        open(log_path).read()[-3000:])
+        if osp.isfile(ckpt) and re.search(pattern, open(log_path).read()):
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            return
+        time.sleep(0.02)
+    proc.kill()
+    pytest.fail('run B did not reach the kill point in time')
+
+
+def assert_same(a, b, path='checkpoint'):
+    """Recursive bit-equality of two loaded checkpoints' contents."""
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype, path
+        assert torch.equal(a, b), f'{path} differs'
+    elif isinstance(a, np.ndarray):
+        np.testing.assert_array_equal(a, b, err_msg=path)
+    elif isinstance(a, dict):
+        assert set(a) == set(b), f'{path}: keys {set(a) ^ set(b)}'
+        for k in a:
+            assert_same(a[k], b[k], f'{path}.{k}')
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_same(x, y, f'{path}[{i}]')
+    else:
+        assert a == b, f'{path}: {a!r} != {b!r}'
+
+
+def test_sigkill_then_resume_equals_an_uninterrupted_run(data_root, tmp_path):
+    a_dir, b_dir = tmp_path / 'a', tmp_path / 'b'
+    a_dir.mkdir()
+    b_dir.mkdir()
+    with open(a_dir / 'out.log', 'w') as a_log, \
+            open(b_dir / 'out.log', 'w') as b_log:
+        run_a = start(train_args(a_dir, data_root), a_log)
+        run_b = start(train_args(b_dir, data_root), b_log)
+        batch = random.Random().randint(1, 3)
+        kill_after(run_b, b_dir / 'out.log', b_dir / 'epoch_1.pth',
+                   rf'Epoch\(train\)\s+\[2\]\[{batch}/3\]')
+        assert run_a.wait(timeout=300) == 0, open(a_dir / 'out.log').read()
+    assert not (b_dir / 'epoch_2.pth').exists()
+    log = run_tool(train_args(b_dir, data_root, '--resume'), env=ENV)
+    assert re.search(r'resumed epoch: \d, iter: \d+', log), log[-3000:]
+    assert 'RNGStateHook: RNG states restored' in log
+    a = torch.load(a_dir / 'epoch_2.pth', weights_only=True)
+    b = torch.load(b_dir / 'epoch_2.pth', weights_only=True)
+    keys = a['state_dict']
+    assert 'head.memory_bank.feats' in keys and keys[
+        'head.memory_bank.written'].any()
+    assert 'head.aggregation.prototypes' in keys or any(
+        k.startswith('head.aggregation.') for k in keys)
+    for part in ('state_dict', 'optimizer', 'param_schedulers'):
+        assert_same(a[part], b[part], part)
+    assert_same(a['meta']['rng_state'], b['meta']['rng_state'], 'rng_state')
+    assert a['meta']['epoch'] == b['meta']['epoch'] == 2
+    # max_keep_ckpts=1: the previous checkpoint went after the new one.
+    assert sorted(p.name for p in b_dir.glob('*.pth')) == ['epoch_2.pth']
+    # The OAA store (outside the checkpoint): replayed iterations re-take
+    # the element-wise maximum with the same maps.
+    names = sorted(os.listdir(a_dir / 'oaa_store'))
+    assert [n for n in names if n.endswith('.npz')], 'OAA stored nothing'
+    assert names == sorted(os.listdir(b_dir / 'oaa_store'))
+    for name in (n for n in names if n.endswith('.npz')):
+        with np.load(a_dir / 'oaa_store' / name) as x, \
+                np.load(b_dir / 'oaa_store' / name) as y:
+            assert_same(dict(x), dict(y), name)

@@ -1,0 +1,116 @@
+# The SynthVOC version of the paper's tables: every method through the whole
+# pipeline (tools/run_pipeline.py) with several seeds, reported as mean ± std.
+#
+#   python tools/analysis_tools/synthvoc_table.py --work-dir work_dirs/table
+#       [--methods cam oaa eps rca-rsc rca-rsa rca rca-oaa rca-eps]
+#       [--seeds 0 1 2] [--stage2-cfg-options ...]
+#
+# Each (method, seed) run is resumable (its pipeline skips finished steps),
+# so the command can be re-run after an interruption. Writes WORK_DIR/table.md
+# (the Markdown table, with the command) and WORK_DIR/table.png.
+import argparse
+import json
+import os.path as osp
+import subprocess
+import sys
+
+import numpy as np
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, REPO)
+
+from rca_mm.utils.fileio import atomic_open  # noqa: E402
+
+STAGE1 = 'configs/synthvoc/{}_r18-w16_8e_synthvoc-112x112.py'
+STAGE2 = 'configs/synthvoc/deeplabv2_r18-w32-d8_1k_synthvoc-112x112.py'
+METHODS = ('cam', 'oaa', 'eps', 'rca-rsc', 'rca-rsa', 'rca', 'rca-oaa',
+           'rca-eps')
+COLUMNS = (('pseudo_label_miou_full', 'pseudo mIoU (full)'),
+           ('pseudo_label_miou_confident', 'pseudo mIoU (confident)'),
+           ('pseudo_label_coverage', 'coverage'),
+           ('seg_val_miou', 'seg val mIoU'),
+           ('seg_val_miou_crf', 'seg val mIoU + CRF'))
+
+
+def run_one(method: str, seed: int, args) -> dict:
+    """The summary of one pipeline run (running it if needed)."""
+    work = osp.join(args.work_dir, f'{method}_seed{seed}')
+    summary = osp.join(work, 'summary.json')
+    if not osp.exists(summary):
+        cmd = [
+            sys.executable, 'tools/run_pipeline.py',
+            STAGE1.format(method), STAGE2, '--work-dir', work, '--seed',
+            str(seed)
+        ]
+        if args.data_root:
+            cmd += ['--data-root', args.data_root]
+        if args.stage1_cfg_options:
+            cmd += ['--stage1-cfg-options'] + args.stage1_cfg_options
+        if args.stage2_cfg_options:
+            cmd += ['--stage2-cfg-options'] + args.stage2_cfg_options
+        print(f'[table] {method} seed {seed}', flush=True)
+        subprocess.run(cmd, cwd=REPO, check=True)
+    with open(summary) as f:
+        return json.load(f)
+
+
+def table(results: dict, seeds) -> str:
+    """Markdown rows ``method | mean ± std`` for every column."""
+    head = '| method | ' + ' | '.join(name for _, name in COLUMNS) + ' |'
+    lines = [head, '|' + ' --- |' * (len(COLUMNS) + 1)]
+    for method, runs in results.items():
+        cells = []
+        for key, _ in COLUMNS:
+            values = np.array([r[key] for r in runs if r.get(key) is not None])
+            cells.append(f'{values.mean():.2f} ± {values.std(ddof=1):.2f}'
+                         if len(values) > 1 else
+                         (f'{values[0]:.2f}' if len(values) else '—'))
+        lines.append(f'| {method} | ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines) + f'\n\nSeeds: {list(seeds)}.\n'
+
+
+def plot(results: dict, path: str) -> None:
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    keys = [COLUMNS[0], COLUMNS[1], COLUMNS[3]]
+    width = 0.8 / len(keys)
+    x = np.arange(len(results))
+    for i, (key, name) in enumerate(keys):
+        vals = [[r[key] for r in runs] for runs in results.values()]
+        ax.bar(x + i * width, [np.mean(v) for v in vals], width,
+               yerr=[np.std(v) for v in vals], label=name)
+    ax.set_xticks(x + width)
+    ax.set_xticklabels(list(results))
+    ax.set_ylabel('mIoU (%)')
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_open(path, 'wb') as f:
+        fig.savefig(f, format='png', dpi=100)
+
+
+def main():
+    parser = argparse.ArgumentParser(description='SynthVOC method table')
+    parser.add_argument('--work-dir', required=True)
+    parser.add_argument('--methods', nargs='+', default=list(METHODS),
+                        choices=METHODS)
+    parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
+    parser.add_argument('--data-root')
+    parser.add_argument('--stage1-cfg-options', nargs='+', default=[])
+    parser.add_argument('--stage2-cfg-options', nargs='+', default=[])
+    args = parser.parse_args()
+    results = {
+        m: [run_one(m, s, args) for s in args.seeds]
+        for m in args.methods
+    }
+    text = (f'Command: `python {" ".join(sys.argv)}`\n\n' +
+            table(results, args.seeds))
+    with atomic_open(osp.join(args.work_dir, 'table.md'), 'w') as f:
+        f.write(text)
+    plot(results, osp.join(args.work_dir, 'table.png'))
+    print(text)
+
+
+if __name__ == '__main__':
+    main()
