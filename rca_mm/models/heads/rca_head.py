@@ -54,7 +54,10 @@ class RCAHead(CAMHead):
             ``loss_weight`` is alpha_1 = 0.01 (paper).
         aggregation (dict): ``PrototypeAggregation`` config (Eq. 8-9).
         gate_threshold (float): nu of Eq. 3: a region is written to the bank
-            only when ``sigmoid(p_l) > nu``. Default: 0.7 (paper).
+            only when ``sigmoid(score_l) > nu``. Default: 0.7 (paper).
+        gate_score (str): the score of that gate: ``'p'``, the coarse
+            classifier's ``p_l`` as Eq. 3 writes it, or ``'o'``, the final
+            classifier's score, as the released code does. Default: ``'p'``.
         use_rsc (bool): compute the contrast loss. Default: True.
         use_rsa (bool): aggregate prototypes and classify with O. Without it
             the final CAMs are P. Default: True.
@@ -77,6 +80,7 @@ class RCAHead(CAMHead):
                      type='RegionContrastLoss', loss_weight=0.01),
                  aggregation: ConfigType = dict(type='PrototypeAggregation'),
                  gate_threshold: float = 0.7,
+                 gate_score: str = 'p',
                  use_rsc: bool = True,
                  use_rsa: bool = True,
                  init_cfg: OptConfigType = dict(
@@ -94,8 +98,14 @@ class RCAHead(CAMHead):
         if not (use_rsc or use_rsa):
             raise ValueError(
                 'model.head: use_rsc and use_rsa are both False; use CAMHead')
+        if gate_score not in ('p', 'o') or (gate_score == 'o'
+                                            and not use_rsa):
+            raise ValueError(
+                "model.head.gate_score must be 'p', or 'o' with use_rsa, got "
+                f'{gate_score!r}')
         self.loss_weight_o = loss_weight_o
         self.gate_threshold = gate_threshold
+        self.gate_score = gate_score
         self.use_rsc = use_rsc
         self.use_rsa = use_rsa
         dim = self.feat_channels
@@ -151,8 +161,9 @@ class RCAHead(CAMHead):
                 self.map_losses(final, labels, data_samples, 'o',
                                 self.loss_weight_o))
         # Eq. 3: after the loss is formed, write the gated regions.
-        scores_p = gap_scores(cams_p.detach(), self.num_classes)
-        gate = scores_p[region_idx, region_classes].sigmoid() > \
+        gate_cams = cams_p if self.gate_score == 'p' else final
+        scores = gap_scores(gate_cams.detach(), self.num_classes)
+        gate = scores[region_idx, region_classes].sigmoid() > \
             self.gate_threshold
         self.memory_bank.update(region_feats.detach(), region_classes,
                                 image_ids, gate)

@@ -109,3 +109,15 @@ def test_rca_on_eps_has_saliency_losses_on_p_and_o():
     assert {'loss_sal_p', 'loss_sal_o', 'loss_cls_p', 'loss_cls_o',
             'loss_rsc'} <= set(losses)
     assert outputs['cams'].shape == (3, 3, 6, 6)  # foreground maps only
+
+
+def test_gate_score_o_uses_the_final_classifier():
+    head, tags = _head(gate_threshold=0.7, gate_score='o')
+    feats = torch.rand(3, 4, 6, 6)
+    head.classifier.weight.data.fill_(-1.0)  # p scores low: 'p' would block
+    head.classifier_o.weight.data.zero_()
+    head.classifier_o.weight.data[:, :4] = 1.0  # o scores high
+    head.loss(feats, _samples(tags.float().tolist()))
+    assert head.memory_bank.written.sum() == 6
+    with pytest.raises(ValueError, match='gate_score'):
+        _head(gate_score='o', use_rsa=False)
