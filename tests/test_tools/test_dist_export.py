@@ -1,0 +1,133 @@
+"""2-process CAM export (issue #10.3): ``tools/dist_test.sh CONFIG CKPT 2
+--out DIR`` on an odd number of images.
+
+mmengine's DefaultSampler pads the 15 images to 16: rank 1's last image is
+image 0 again. Every pseudo label must be written exactly once (the padded
+repeat finds rank 0's complete PNG and re-reads it), no temporary file may
+be left, and the metrics must equal the 1-process export's: the gathered
+results are cut to the dataset's length, so the repeat is not counted twice.
+The model is the SynthVOC CAM classifier with seeded random weights (the
+export does not depend on what the weights learnt).
+"""
+import collections
+import json
+import os
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+from PIL import Image
+
+from rca_mm.datasets.synthvoc import generate_synthvoc
+from rca_mm.registry import MODELS
+from rca_mm.utils import register_all_modules
+from ..conftest import REPO, free_port, run_tool
+
+BASE = f'{REPO}/configs/synthvoc/cam_r18-w16_8e_synthvoc-112x112.py'
+NUM_IMAGES = 15  # odd: the 2-process sampler pads one image
+
+# Test-only: log every file the metric writes (one line per write, appended
+# by each process), to count the writes of each pseudo label.
+COUNT_WRITES = '''
+import os
+from rca_mm.evaluation.metrics import pseudo_label_metric
+
+_atomic_write = pseudo_label_metric.atomic_write
+
+
+def logged_atomic_write(path, write):
+    _atomic_write(path, write)
+    with open(os.environ['WRITE_LOG'], 'a') as log:
+        log.write(f'{os.getpid()} {path}\\n')
+
+
+pseudo_label_metric.atomic_write = logged_atomic_write
+'''
+
+
+@pytest.fixture(scope='module')
+def setup(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp('dist_export')
+    root = tmp / 'synthvoc'
+    generate_synthvoc(str(root), num_train=NUM_IMAGES, num_val=2,
+                      num_train_subset=7, size=(64, 64), show_progress=False)
+    (tmp / 'count_writes.py').write_text(COUNT_WRITES)
+    cfg = tmp / 'export_cfg.py'
+    cfg.write_text(textwrap.dedent(f'''
+        _base_ = ['{BASE}']
+        custom_imports = dict(imports=['count_writes'])
+        test_dataloader = dict(
+            batch_size=1, num_workers=0, persistent_workers=False,
+            dataset=dict(data_root='{root}'))
+        test_evaluator = dict(collect_dir='{tmp}/collect')
+        val_dataloader = None
+        val_cfg = None
+        val_evaluator = None
+        '''))
+    # Seeded random weights, saved as a plain mmengine checkpoint.
+    register_all_modules()
+    torch.manual_seed(0)
+    model = MODELS.build(
+        Config.fromfile(str(cfg), import_custom_modules=False).model)
+    model.init_weights()
+    ckpt = tmp / 'cam.pth'
+    torch.save(dict(state_dict=model.state_dict(), meta=dict()), ckpt)
+    return tmp, cfg, ckpt, root
+
+
+def export(tmp, cfg, ckpt, name, nproc):
+    out = tmp / name
+    log_file = tmp / f'{name}_writes.txt'
+    args = [cfg, ckpt, '--out', out, '--work-dir', tmp / f'{name}_work',
+            '--metrics-json', tmp / f'{name}.json']
+    env = dict(PYTHONPATH=f'{tmp}:{REPO}', OMP_NUM_THREADS='1',
+               WRITE_LOG=str(log_file))
+    if nproc == 1:
+        log = run_tool(['python', 'tools/test.py', *args], env=env)
+    else:
+        log = run_tool(['bash', 'tools/dist_test.sh', cfg, ckpt, nproc,
+                        *args[2:]], env=dict(env, PORT=str(free_port())))
+    writes = [line.split() for line in log_file.read_text().splitlines()]
+    metrics = json.loads((tmp / f'{name}.json').read_text())
+    return out, log, writes, metrics
+
+
+def test_two_process_export_writes_each_label_once_and_scores_alike(setup):
+    tmp, cfg, ckpt, root = setup
+    names = sorted(
+        (root / 'ImageSets/Segmentation/train_aug.txt').read_text().split())
+    assert len(names) == NUM_IMAGES
+    one_out, _, one_writes, one_metrics = export(tmp, cfg, ckpt, 'one', 1)
+    two_out, log, two_writes, two_metrics = export(tmp, cfg, ckpt, 'two', 2)
+    assert 'Distributed training: True' in log, log[-3000:]
+
+    # Every image written exactly once, by two processes, nothing else
+    # left under --out (no temporary .part files).
+    counts = collections.Counter(path for _, path in two_writes)
+    assert sorted(counts) == [
+        str(two_out / 'pseudo_labels' / f'{n}.png') for n in names]
+    assert set(counts.values()) == {1}
+    assert len({pid for pid, _ in two_writes}) == 2
+    assert sorted(path for _, path in one_writes) == [
+        str(one_out / 'pseudo_labels' / f'{n}.png') for n in names]
+    for out in (one_out, two_out):
+        files = sorted(os.path.relpath(os.path.join(d, f), out)
+                       for d, _, fs in os.walk(out) for f in fs)
+        assert files == [f'pseudo_labels/{n}.png' for n in names]
+    assert not (tmp / 'collect').exists()  # mmengine removed its parts
+    # The padded repeat is cut off before the summary, not counted twice.
+    assert f'PseudoLabelMetric: {NUM_IMAGES} images, {NUM_IMAGES} ' \
+        'labelled' in log
+    assert 'PseudoLabelMetric: 7 images scored' in log
+
+    # The same labels, hence the same metrics, as one process.
+    for n in names:
+        np.testing.assert_array_equal(
+            np.asarray(Image.open(two_out / 'pseudo_labels' / f'{n}.png')),
+            np.asarray(Image.open(one_out / 'pseudo_labels' / f'{n}.png')),
+            err_msg=n)
+    assert set(one_metrics) >= {'mIoU_full', 'mIoU_confident', 'coverage'}
+    assert one_metrics['coverage'] > 0
+    assert two_metrics == one_metrics
