@@ -1,0 +1,73 @@
+"""Smoke tests of the benchmark scripts in their ``--quick`` modes.
+
+They check that each script runs end to end and prints what
+docs/performance.md quotes: the machine line and a ratio or throughput.
+Timings are printed, never asserted.
+"""
+import re
+
+import pytest
+
+from ..conftest import run_tool
+
+TOOLS = 'tools/analysis_tools'
+MACHINE = re.compile(
+    r'^machine: CPU .+; cores \d+; .*load average '
+    r'[\d.]+/[\d.]+/[\d.]+$', re.M)
+NUMBER = r'[\d.]+'
+
+
+def check_machine(out: str) -> None:
+    lines = MACHINE.findall(out)
+    assert len(lines) >= 2, out  # before and after the results
+
+
+def test_benchmark_step_quick():
+    out = run_tool(
+        ['python', f'{TOOLS}/benchmark_step.py', '--quick', '--fp16'])
+    check_machine(out)
+    assert 'torch threads 1' in out
+    assert re.search(r'bank tiny \(\d+ entries, [\d.]+ MiB float32', out)
+    for name in ('cam', 'rca', 'rca_fp16'):
+        assert re.search(rf'^  {name} +median {NUMBER} s/step CPU', out,
+                         re.M), out
+    ratio = re.search(rf'ratio rca/cam = ({NUMBER})', out)
+    assert ratio and float(ratio.group(1)) > 0, out
+    assert 'ratio rca_fp16/cam' in out
+    # float16 storage changes the RSC loss by a rounding error only.
+    effect = re.search(r'relative change of the RSC loss (\S+)', out)
+    assert effect and float(effect.group(1)) < 1e-2, out
+
+
+def test_benchmark_step_sweep_quick():
+    out = run_tool(
+        ['python', f'{TOOLS}/benchmark_step.py', '--quick', '--sweep'])
+    check_machine(out)
+    assert re.search(r'entries +D=64 +D=128', out), out
+    rows = re.findall(rf'^ +(200|1000)((?: +{NUMBER}){{2}})$', out, re.M)
+    assert [r[0] for r in rows] == ['200', '1000'], out
+    assert all(float(v) > 0 for r in rows for v in r[1].split())
+
+
+def test_benchmark_cam_export_quick():
+    out = run_tool(['python', f'{TOOLS}/benchmark_cam_export.py', '--quick'])
+    check_machine(out)
+    assert re.search(r'4 images of 64x64 \(generated SynthVOC\)', out), out
+    rate = re.search(rf'throughput ({NUMBER}) images/s', out)
+    assert rate and float(rate.group(1)) > 0, out
+    shares = re.findall(
+        rf'^  (data|model|metric) +{NUMBER} ms/image wall '
+        rf'+({NUMBER})%', out, re.M)
+    assert [s[0] for s in shares] == ['data', 'model', 'metric'], out
+    assert sum(float(s[1]) for s in shares) == pytest.approx(100, abs=0.5)
+    assert 'scale-1 score pass' in out
+
+
+def test_benchmark_crf_quick():
+    pytest.importorskip('pydensecrf.densecrf')
+    out = run_tool(['python', f'{TOOLS}/benchmark_crf.py', '--quick'])
+    check_machine(out)
+    assert re.search(r'crf: 4 images of \d+ kpixels', out), out
+    for workers in (1, 2):
+        assert re.search(rf'workers {workers}: {NUMBER} images/s', out), out
+    assert re.search(rf'ratio 2 workers / 1 = {NUMBER}x', out), out

@@ -1,0 +1,295 @@
+"""Benchmark CAM export (multi-scale + flip): images/s and where time goes.
+
+The path of ``tools/test.py CONFIG CKPT --out DIR`` for a stage-1
+classifier, run by hand so that each part is timed on its own:
+
+.. code:: text
+
+    data    next(test dataloader)                   reading + pipeline
+    model   model.test_step(batch)                  preprocessor, predict:
+                                                    multi-scale + flip CAMs
+    metric  PseudoLabelMetric.process(batch, out)   to_dict, recipe, PNG write
+
+The weights are random (timing does not depend on them). The data is a
+SynthVOC generated into a temporary folder (``--image-size``,
+``--num-images``) unless ``--data-root`` points at a dataset of the
+config's layout. ``--model vgg16`` replaces the config's model by
+VGG16-LargeFOV with the three 512-channel convs of OAA and the VOC configs'
+export scales (0.5, 1, 1.5, 2) with flips.
+
+A breakdown of ``predict`` follows: the scale-1 forward that ``predict``
+runs for the image scores (``head.scores``), against the multi-scale
+forward (``multiscale_cams``), and the per-image post-processing.
+
+Examples::
+
+    python tools/analysis_tools/benchmark_cam_export.py --threads 1
+    python tools/analysis_tools/benchmark_cam_export.py --model vgg16 \\
+        --image-size 320 480 --num-images 4 --batch-size 1 --threads 1
+    python tools/analysis_tools/benchmark_cam_export.py --quick
+"""
+import argparse
+import os
+import os.path as osp
+import platform
+import statistics
+import tempfile
+import time
+from typing import Dict, List
+
+import torch
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+from mmengine.runner import Runner
+
+from rca_mm.datasets.synthvoc import generate_synthvoc
+from rca_mm.registry import METRICS, MODELS
+
+DEFAULT_CONFIG = 'configs/synthvoc/cam_r18-w16_8e_synthvoc-112x112.py'
+
+
+def machine(device: torch.device) -> str:
+    """One line: CPU model, cores, torch threads, device and load average."""
+    model = platform.processor() or 'unknown CPU'
+    if osp.exists('/proc/cpuinfo'):
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    model = line.split(':', 1)[1].strip()
+                    break
+    dev = str(device)
+    if device.type == 'cuda':
+        dev += f' ({torch.cuda.get_device_name(device)})'
+    load = '/'.join(f'{x:.1f}' for x in os.getloadavg())
+    return (f'machine: CPU {model}; cores {os.cpu_count()}; torch threads '
+            f'{torch.get_num_threads()}; torch {torch.__version__}; device '
+            f'{dev}; load average {load}')
+
+
+def build_cfg(args) -> Config:
+    if not osp.isfile(args.config):
+        raise FileNotFoundError(f'--config {args.config!r} does not exist')
+    cfg = Config.fromfile(args.config)
+    if args.model == 'vgg16':
+        num_classes = cfg.model.head.num_classes
+        cfg.model.backbone = dict(type='VGG16LargeFOV')
+        cfg.model.head = dict(
+            type='CAMHead',
+            in_channels=512,
+            num_classes=num_classes,
+            num_convs=3,
+            channels=512)
+        cfg.model.test_cfg = dict(scales=(0.5, 1.0, 1.5, 2.0), flip=True)
+    cfg.model.backbone.pop('init_cfg', None)  # random weights
+    loader = cfg.test_dataloader
+    loader.num_workers = args.workers
+    loader.persistent_workers = False
+    if args.batch_size:
+        loader.batch_size = args.batch_size
+    loader.dataset.indices = args.num_images
+    return cfg
+
+
+def sync(device: torch.device) -> None:
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+def export_pass(model, loader, metric_cfg: dict, meta: dict,
+                device: torch.device) -> Dict[str, float]:
+    """One pass over the loader writing into a fresh folder: wall and
+    process CPU seconds per part (``<part>``, ``<part>_cpu``) and the image
+    count."""
+    times = dict(images=0)
+    for part in ('data', 'model', 'metric'):
+        times[part] = times[part + '_cpu'] = 0.
+
+    def now():
+        return time.perf_counter(), time.process_time()
+
+    def add(part, start, end):
+        times[part] += end[0] - start[0]
+        times[part + '_cpu'] += end[1] - start[1]
+
+    with tempfile.TemporaryDirectory() as out:
+        metric = METRICS.build(dict(metric_cfg, output_dir=out))
+        metric.dataset_meta = meta
+        iterator = iter(loader)
+        while True:
+            start = now()
+            try:
+                batch = next(iterator)
+            except StopIteration:
+                break
+            t_data = now()
+            with torch.no_grad():
+                outputs = model.test_step(batch)
+            sync(device)
+            t_model = now()
+            metric.process(batch, [o.to_dict() for o in outputs])
+            t_metric = now()
+            add('data', start, t_data)
+            add('model', t_data, t_model)
+            add('metric', t_model, t_metric)
+            times['images'] += len(outputs)
+        if len(os.listdir(osp.join(out, 'pseudo_labels'))) != \
+                times['images']:
+            raise RuntimeError('the metric did not write one pseudo label '
+                               'per image')
+    return times
+
+
+@torch.no_grad()
+def predict_breakdown(model, loader, device: torch.device,
+                      repeat: int) -> Dict[str, float]:
+    """Median seconds (process CPU time on a CPU, else wall) of predict's
+    parts on the first batch."""
+    batch = next(iter(loader))
+    data = model.data_preprocessor(batch, False)
+    inputs, samples = data['inputs'], data['data_samples']
+    parts = dict(
+        scores=lambda: model.head.scores(model.extract_feat(inputs)),
+        multiscale=lambda: model.multiscale_cams(inputs),
+        predict=lambda: model.predict(inputs, samples))
+    clock = time.process_time if device.type == 'cpu' else time.perf_counter
+    times = {name: [] for name in parts}
+    for _ in range(repeat):
+        for name, fn in parts.items():
+            sync(device)
+            start = clock()
+            fn()
+            sync(device)
+            times[name].append(clock() - start)
+    return {name: statistics.median(v) for name, v in times.items()}
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='CAM export images/s, model vs I/O vs metric')
+    parser.add_argument(
+        '--config',
+        default=DEFAULT_CONFIG,
+        help='stage-1 config with a PseudoLabelMetric '
+        'test_evaluator')
+    parser.add_argument(
+        '--model',
+        choices=['config', 'vgg16'],
+        default='config',
+        help="'config': the config's model; 'vgg16': "
+        'VGG16-LargeFOV, scales 0.5-2 with flips')
+    parser.add_argument(
+        '--data-root',
+        help='dataset root of the config\'s '
+        'layout (default: a generated SynthVOC)')
+    parser.add_argument(
+        '--image-size',
+        type=int,
+        nargs=2,
+        default=[128, 128],
+        metavar=('H', 'W'),
+        help='size of the generated SynthVOC images')
+    parser.add_argument('--num-images', type=int, default=64)
+    parser.add_argument(
+        '--batch-size',
+        type=int,
+        default=None,
+        help="test batch size (default: the config's)")
+    parser.add_argument(
+        '--workers',
+        type=int,
+        default=0,
+        help='dataloader workers; 0 times the loading '
+        'itself, more hides it behind the model')
+    parser.add_argument(
+        '--repeat',
+        type=int,
+        default=3,
+        help='passes over the images (medians reported)')
+    parser.add_argument('--device', default='cpu')
+    parser.add_argument(
+        '--threads',
+        type=int,
+        default=None,
+        help='torch CPU threads (1 on a shared CPU)')
+    parser.add_argument(
+        '--quick',
+        action='store_true',
+        help='tiny sizes, to check that the script runs')
+    args = parser.parse_args()
+    if args.quick:
+        args.num_images, args.repeat = 4, 1
+        args.image_size = [64, 64]
+        args.threads = args.threads or 1
+    if min(args.num_images, args.repeat) < 1:
+        parser.error('--num-images and --repeat must be >= 1')
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        raise SystemExit('--device cuda: no CUDA device is available')
+    init_default_scope('rca_mm')
+    print(machine(device))
+    cfg = build_cfg(args)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = args.data_root
+        if root is None:
+            root = osp.join(tmp, 'synthvoc')
+            generate_synthvoc(
+                root,
+                num_train=args.num_images,
+                num_val=0,
+                num_train_subset=args.num_images,
+                size=args.image_size,
+                num_classes=cfg.model.head.num_classes,
+                show_progress=False)
+        elif not osp.isdir(root):
+            raise FileNotFoundError(f'--data-root {root!r} is not a '
+                                    'directory')
+        cfg.test_dataloader.dataset.data_root = root
+        loader = Runner.build_dataloader(cfg.test_dataloader)
+        model = MODELS.build(cfg.model).to(device).eval()
+        metric_cfg = dict(cfg.test_evaluator)
+        meta = loader.dataset.metainfo
+        passes: List[Dict[str, float]] = [
+            export_pass(model, loader, metric_cfg, meta, device)
+            for _ in range(args.repeat)
+        ]
+        parts = predict_breakdown(model, loader, device, args.repeat)
+    num = passes[0]['images']
+    keys = ('data', 'model', 'metric')
+    med = {k: statistics.median(p[k] for p in passes) for k in keys}
+    cpu = {k: statistics.median(p[k + '_cpu'] for p in passes) for k in keys}
+    total, total_cpu = sum(med.values()), sum(cpu.values())
+    head = cfg.model.head
+    print(f'cam export: {args.model} model ({cfg.model.backbone.type}, '
+          f'{head.type}), scales {tuple(model.scales)}, flip {model.flip}, '
+          f'{num} images of {args.image_size[0]}x{args.image_size[1]}'
+          f'{" (generated SynthVOC)" if args.data_root is None else ""}, '
+          f'batch {loader.batch_size}, {args.workers} loader workers, '
+          f'median of {args.repeat} passes')
+    print(f'  throughput {num / total:.2f} images/s wall '
+          f'({1000 * total / num:.0f} ms/image; CPU time '
+          f'{1000 * total_cpu / num:.0f} ms/image -> '
+          f'{num / total_cpu:.2f} images/s on an idle core)')
+    for name, value in med.items():
+        print(f'  {name:7s} {1000 * value / num:8.1f} ms/image wall '
+              f'{100 * value / total:5.1f}%   CPU '
+              f'{1000 * cpu[name] / num:8.1f} ms/image '
+              f'{100 * cpu[name] / total_cpu:5.1f}%')
+    predict, scores = 1000 * parts['predict'], 1000 * parts['scores']
+    multiscale = 1000 * parts['multiscale']
+    kind = 'CPU' if device.type == 'cpu' else 'wall'
+    print(f'  predict of one batch ({kind}): {predict:.0f} ms = scale-1 '
+          f'score pass {scores:.0f} ms ({100 * scores / predict:.1f}%) + '
+          f'multi-scale {multiscale:.0f} ms + per-image post '
+          f'{predict - scores - multiscale:.0f} ms')
+    print(machine(device))
+
+
+if __name__ == '__main__':
+    main()
