@@ -1,5 +1,6 @@
 """NaNGuardHook: stop at the first non-finite loss, keep the last good
 checkpoint (a tiny mmengine Runner on a linear model)."""
+import itertools
 import os.path as osp
 
 import pytest
@@ -38,10 +39,16 @@ def toy_data(n=8):
             for i in range(n)]
 
 
+_RUN_IDS = itertools.count()
+
+
 def toy_runner(work_dir, model, max_epochs=3, **hooks):
+    # A name of its own: runners built in the same second would otherwise
+    # share mmengine's message hub (and its last checkpoint).
     return Runner(
         model=model,
         work_dir=str(work_dir),
+        experiment_name=f'toy_{next(_RUN_IDS)}_{osp.basename(work_dir)}',
         train_dataloader=dict(
             dataset=toy_data(),
             sampler=dict(type='DefaultSampler', shuffle=False),
