@@ -14,7 +14,7 @@ It runs under the MMEngine runner like an mmseg segmentor, so stage 1 trains
 with ``tools/train.py`` and exports CAMs with ``tools/test.py``.
 """
 import os.path as osp
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +25,7 @@ from torch import Tensor
 
 from rca_mm.engine.hooks.oaa_store import OAAStore
 from rca_mm.registry import MODELS
+from ..heads.cam_head import gap_scores
 
 
 def set_scores(sample, scores: Tensor) -> None:
@@ -122,30 +123,39 @@ class CAMClassifier(BaseSegmentor):
         """The head's raw maps (``mode='tensor'``)."""
         return self.head.predict_cams(self.extract_feat(inputs))
 
-    def multiscale_cams(self, inputs: Tensor) -> Tensor:
+    def multiscale_cams(self, inputs: Tensor) -> Tuple[Tensor, Tensor]:
         """ReLU'd maps summed over scales and flips, at input size.
 
-        All flips of a scale go through the network as one batch.
+        All flips of a scale go through the network as one batch; the image
+        scores come from the scale-1, unflipped maps of the same pass (a
+        separate forward when 1.0 is not among the scales).
 
         Returns:
-            Tensor: ``(N, L[+1], H, W)``.
+            tuple: the maps ``(N, L[+1], H, W)`` and the image logits
+            ``(N, L)``.
         """
         size = inputs.shape[2:]
-        total = 0
+        n = inputs.shape[0]
+        total, scores = 0, None
         for scale in self.scales:
             x = inputs if scale == 1.0 else F.interpolate(
                 inputs, scale_factor=scale, mode='bilinear',
                 align_corners=False)
             if self.flip:
                 x = torch.cat([x, x.flip(-1)])
-            cams = F.relu(self.head.predict_cams(self.extract_feat(x)))
+            raw = self.head.predict_cams(self.extract_feat(x))
+            if scale == 1.0:
+                scores = gap_scores(raw[:n], self.num_classes)
+            cams = F.relu(raw)
             cams = F.interpolate(
                 cams, size=size, mode='bilinear', align_corners=False)
             if self.flip:
                 plain, flipped = cams.chunk(2)
                 cams = plain + flipped.flip(-1)
             total = total + cams
-        return total
+        if scores is None:
+            scores = self.head.scores(self.extract_feat(inputs))
+        return total, scores
 
     def predict(self, inputs: Tensor, data_samples: list) -> list:
         """Multi-scale (+flip) CAMs at the original image size.
@@ -155,10 +165,11 @@ class CAMClassifier(BaseSegmentor):
         image scores, ``(L,)``), and ``pred_bg`` (``(1, H, W)``) when the head
         predicts a background map.
         """
-        scores = self.head.scores(self.extract_feat(inputs)).sigmoid()
         if self.oaa_store is not None:
+            scores = self.head.scores(self.extract_feat(inputs)).sigmoid()
             return self.predict_from_store(data_samples, scores)
-        cams = self.multiscale_cams(inputs)
+        cams, scores = self.multiscale_cams(inputs)
+        scores = scores.sigmoid()
         for i, sample in enumerate(data_samples):
             meta = sample.metainfo
             h, w = meta.get('img_shape', inputs.shape[2:])

@@ -280,6 +280,8 @@ class RegionMemoryBank(BaseModule):
             tuple[Tensor, Tensor]: ``feats (W, D)`` in the storage dtype and
             ``classes (W,)`` int64.
         """
+        if bool(self.written.all()):  # a full bank: no copy
+            return self.feats, self.slot_class
         idx = self.written.nonzero()[:, 0]
         return self.feats[idx], self.slot_class[idx]
 
