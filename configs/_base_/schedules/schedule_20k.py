@@ -19,7 +19,15 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
+    # Atomic writes; `last_checkpoint` always names a complete checkpoint.
     checkpoint=dict(
-        type='CheckpointHook', by_epoch=False, interval=2000, max_keep_ckpts=2),
+        type='AtomicCheckpointHook',
+        by_epoch=False,
+        interval=2000,
+        max_keep_ckpts=2),
     sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='SegVisualizationHook'))
+    visualization=dict(type='SegVisualizationHook'),
+    # Exact resume (RNG states in the checkpoint) and a clear stop on a
+    # non-finite loss (docs/reliability.md).
+    rng_state=dict(type='RNGStateHook'),
+    nan_guard=dict(type='NaNGuardHook'))

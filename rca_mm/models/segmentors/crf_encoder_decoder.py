@@ -1,0 +1,183 @@
+"""mmseg's EncoderDecoder with an optional dense-CRF refinement at test time.
+
+Stage 2 of weakly supervised segmentation (DeepLabV2 trained on pseudo
+labels) is scored, in EPS, OAA, RCA and most WSSS papers, after DeepLabV2's
+fully connected CRF. This segmentor is mmseg's ``EncoderDecoder`` unchanged
+for training; at test (and validation) time it
+
+1. runs the network on each image of the batch separately, so a test batch
+   may hold images of different sizes (mmseg's data preprocessor refuses
+   that), and
+2. when ``test_cfg.crf`` is a dict, refines each image's softmax with
+   :func:`~rca_mm.models.postprocess.dense_crf.dense_crf` against the
+   ORIGINAL image read from ``img_path``, the images of a batch in parallel
+   in ``test_cfg.crf_workers`` processes.
+
+``pred_sem_seg`` is then the CRF result and ``seg_logits`` stays the raw
+network output (at the original size), so ``tools/test.py --out`` writes the
+CRF labels. mIoU without the CRF is the same run with
+``--cfg-options model.test_cfg.crf=None`` (docs/deeplabv2.md).
+
+.. code:: text
+
+    test_step(data):
+        for each image: data_preprocessor -> EncoderDecoder.predict
+                        (whole/slide inference, un-pad, un-flip, resize to
+                        ori_shape)
+        if crf: softmax(seg_logits) + image(img_path) -> dense_crf (pool)
+                -> argmax -> pred_sem_seg
+"""
+from typing import Dict, List, Optional
+
+import torch
+from mmengine.config import ConfigDict
+from mmengine.structures import PixelData
+from mmseg.models.segmentors import EncoderDecoder
+from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig, SampleList
+from torch import Tensor
+
+from rca_mm.registry import MODELS
+from ..postprocess.dense_crf import (DEEPLABV2_CRF_PARAMS, dense_crf_batch,
+                                     import_densecrf)
+
+
+@MODELS.register_module()
+class CRFEncoderDecoder(EncoderDecoder):
+    """EncoderDecoder whose test-time prediction can be refined by dense CRF.
+
+    Args:
+        backbone, decode_head, neck, auxiliary_head, train_cfg,
+        data_preprocessor, pretrained, init_cfg: as in mmseg's
+            :class:`EncoderDecoder`.
+        test_cfg (dict, optional): mmseg's test settings (``mode='whole'`` or
+            ``'slide'`` with ``crop_size``/``stride``) plus
+
+            - ``crf`` (dict | None): dense-CRF parameters, the keyword
+              arguments of ``dense_crf``; missing keys take DeepLabV2's
+              values (``DEEPLABV2_CRF_PARAMS``: 10 iterations, Gaussian xy 1
+              weight 3, bilateral xy 67 rgb 3 weight 4; deeplab-pytorch, as
+              used by EPS and OAA). None: no CRF. Default: None.
+            - ``crf_workers`` (int): processes that run the CRFs of a test
+              batch in parallel (0: in this process). Parallelism is over
+              the images of a batch, so set the test dataloader's
+              ``batch_size`` to at least this. Default: 0.
+
+            Default: ``dict(mode='whole')``.
+    """
+
+    def __init__(self,
+                 backbone: ConfigType,
+                 decode_head: ConfigType,
+                 neck: OptConfigType = None,
+                 auxiliary_head: OptConfigType = None,
+                 train_cfg: OptConfigType = None,
+                 test_cfg: OptConfigType = None,
+                 data_preprocessor: OptConfigType = None,
+                 pretrained: Optional[str] = None,
+                 init_cfg: OptMultiConfig = None) -> None:
+        # mmseg reads test_cfg by attribute (test_cfg.mode).
+        test_cfg = ConfigDict(
+            dict(mode='whole') if test_cfg is None else test_cfg)
+        super().__init__(
+            backbone=backbone,
+            decode_head=decode_head,
+            neck=neck,
+            auxiliary_head=auxiliary_head,
+            train_cfg=train_cfg,
+            test_cfg=test_cfg,
+            data_preprocessor=data_preprocessor,
+            pretrained=pretrained,
+            init_cfg=init_cfg)
+        self.crf_params = self._parse_crf(test_cfg.get('crf'))
+        self.crf_workers = int(test_cfg.get('crf_workers', 0))
+        if self.crf_workers < 0:
+            raise ValueError('model.test_cfg.crf_workers must be >= 0, got '
+                             f'{self.crf_workers}')
+
+    @staticmethod
+    def _parse_crf(crf: Optional[dict]) -> Optional[Dict[str, float]]:
+        """Fill DeepLabV2's defaults in; check keys and that pydensecrf
+        imports, so a bad setting fails when the model is built."""
+        if crf is None:
+            return None
+        if not isinstance(crf, dict):
+            raise TypeError('model.test_cfg.crf must be a dict of dense_crf '
+                            f'parameters or None, got {type(crf).__name__}')
+        unknown = set(crf) - set(DEEPLABV2_CRF_PARAMS)
+        if unknown:
+            raise ValueError(
+                f'model.test_cfg.crf: unknown key(s) {sorted(unknown)}; '
+                f'allowed: {sorted(DEEPLABV2_CRF_PARAMS)}')
+        try:
+            import_densecrf()
+        except ImportError as err:
+            raise ImportError(f'model.test_cfg.crf is set: {err} '
+                              '(`--cfg-options model.test_cfg.crf=None` '
+                              'tests without it)') from err
+        return {**DEEPLABV2_CRF_PARAMS, **crf}
+
+    def test_step(self, data: dict) -> SampleList:
+        """Predict a test batch image by image, then apply the CRF if set.
+
+        Args:
+            data (dict): a collated batch, ``inputs`` (list of (3, H, W)
+                tensors, sizes may differ) and ``data_samples``.
+
+        Returns:
+            list[:obj:`SegDataSample`]: ``seg_logits`` (raw, at the original
+            size) and ``pred_sem_seg`` (CRF-refined when ``crf`` is set).
+        """
+        results: SampleList = []
+        for inputs, sample in zip(data['inputs'], data['data_samples']):
+            one = self.data_preprocessor(
+                dict(inputs=[inputs], data_samples=[sample]), False)
+            results.extend(super().predict(one['inputs'], one['data_samples']))
+        return self.refine_with_crf(results)
+
+    def val_step(self, data: dict) -> SampleList:
+        """Same as :meth:`test_step` (mmengine's convention)."""
+        return self.test_step(data)
+
+    def predict(self,
+                inputs: Tensor,
+                data_samples: Optional[SampleList] = None) -> SampleList:
+        """EncoderDecoder's prediction followed by the CRF when it is set.
+
+        The CRF needs each sample's ``img_path`` (the original image).
+        """
+        return self.refine_with_crf(super().predict(inputs, data_samples))
+
+    def refine_with_crf(self, samples: SampleList) -> SampleList:
+        """Replace ``pred_sem_seg`` by the CRF's argmax (no-op without CRF).
+
+        Args:
+            samples (list[:obj:`SegDataSample`]): predictions whose
+                ``seg_logits`` are at the original image size.
+
+        Returns:
+            list[:obj:`SegDataSample`]: the same samples, updated in place.
+        """
+        if self.crf_params is None or not samples:
+            return samples
+        paths: List[str] = []
+        probs = []
+        for sample in samples:
+            path = sample.metainfo.get('img_path')
+            if path is None:
+                raise KeyError('model.test_cfg.crf needs `img_path` in each '
+                               "sample's metainfo to read the original image")
+            paths.append(path)
+            logits = sample.seg_logits.data.float()
+            # The CRF's unary: the network's softmax (DeepLabV2, Sec. 4).
+            probs.append(torch.softmax(logits, dim=0).cpu().numpy())
+        labels = dense_crf_batch(
+            paths,
+            probs,
+            workers=self.crf_workers,
+            return_labels=True,
+            **self.crf_params)
+        for sample, label in zip(samples, labels):
+            device = sample.seg_logits.data.device
+            sample.pred_sem_seg = PixelData(
+                data=torch.from_numpy(label.astype('int64'))[None].to(device))
+        return samples

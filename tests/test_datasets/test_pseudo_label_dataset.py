@@ -1,0 +1,158 @@
+"""PseudoLabelSegDataset: images of a VOC layout with a pseudo-label dir."""
+import os
+import os.path as osp
+import shutil
+
+import numpy as np
+import pytest
+from mmengine.registry import init_default_scope
+from PIL import Image
+
+from rca_mm.datasets import PseudoLabelSegDataset
+from rca_mm.datasets.metainfo import SYNTHVOC_CLASSES, VOC_CLASSES
+from rca_mm.datasets.pseudo_label_dataset import resolve_classes
+from rca_mm.testing.voc_layout import save_palette_png
+
+PIPELINE = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations'),
+    dict(type='PackSegInputs')
+]
+
+
+@pytest.fixture
+def pseudo_dir(voc_root, tmp_path):
+    """Pseudo labels for train_aug: the ground truth with its class ids
+    shifted (c -> 4 - c for c in 1..3), so they are recognisably not it."""
+    out = tmp_path / 'pseudo'
+    out.mkdir()
+    names = open(osp.join(
+        voc_root, 'ImageSets/Segmentation/train_aug.txt')).read().split()
+    for name in names:
+        gt = np.array(
+            Image.open(
+                osp.join(voc_root, 'SegmentationClassAug', name + '.png')))
+        label = np.where((gt > 0) & (gt < 255), 4 - gt, gt)
+        save_palette_png(label, str(out / (name + '.png')))
+    return str(out), names
+
+
+def build(voc_root, seg_dir, **kwargs):
+    init_default_scope('rca_mm')
+    return PseudoLabelSegDataset(
+        data_root=voc_root,
+        data_prefix=dict(img_path='JPEGImages', seg_map_path=seg_dir),
+        pipeline=PIPELINE,
+        **kwargs)
+
+
+def test_reads_images_and_pseudo_labels(voc_root, pseudo_dir):
+    seg_dir, names = pseudo_dir
+    dataset = build(voc_root, seg_dir)  # absolute label dir
+    assert len(dataset) == len(names) == 16
+    assert dataset.metainfo['classes'] == VOC_CLASSES
+    assert len(dataset.metainfo['palette']) == 21
+    info = dataset.get_data_info(3)
+    assert info['img_name'] == names[3]
+    assert info['seg_map_path'] == osp.join(seg_dir, names[3] + '.png')
+    sample = dataset[3]['data_samples']
+    expected = np.array(Image.open(info['seg_map_path']))
+    np.testing.assert_array_equal(sample.gt_sem_seg.data[0].numpy(), expected)
+    assert sample.img_path == osp.join(voc_root, 'JPEGImages',
+                                       names[3] + '.jpg')
+
+
+def test_validation_on_the_real_labels(voc_root):
+    dataset = build(
+        voc_root,
+        'SegmentationClassAug',  # relative to data_root
+        ann_file='ImageSets/Segmentation/val.txt',
+        test_mode=True)
+    assert len(dataset) == 4
+    gt = np.array(
+        Image.open(
+            osp.join(voc_root, 'SegmentationClassAug',
+                     dataset.get_data_info(0)['img_name'] + '.png')))
+    np.testing.assert_array_equal(
+        dataset[0]['data_samples'].gt_sem_seg.data[0].numpy(), gt)
+
+
+def test_missing_label_names_the_file(voc_root, pseudo_dir):
+    seg_dir, names = pseudo_dir
+    os.remove(osp.join(seg_dir, names[5] + '.png'))
+    dataset = build(voc_root, seg_dir)  # no error at init: checked lazily
+    dataset[4]
+    with pytest.raises(FileNotFoundError) as err:
+        dataset[5]
+    assert names[5] + '.png' in str(err.value)
+    assert 'does not exist' in str(err.value)
+
+
+def test_label_of_the_wrong_size_names_both_files(voc_root, pseudo_dir):
+    seg_dir, names = pseudo_dir
+    save_palette_png(
+        np.zeros((64, 60), np.uint8), osp.join(seg_dir, names[2] + '.png'))
+    dataset = build(voc_root, seg_dir)
+    with pytest.raises(ValueError) as err:
+        dataset[2]
+    msg = str(err.value)
+    assert names[2] + '.png' in msg and names[2] + '.jpg' in msg
+    assert '60x64' in msg and '64x64' in msg
+
+
+def test_label_value_out_of_range_names_the_file(voc_root, pseudo_dir):
+    seg_dir, names = pseudo_dir
+    save_palette_png(
+        np.full((64, 64), 30, np.uint8), osp.join(seg_dir, names[1] + '.png'))
+    dataset = build(voc_root, seg_dir)
+    with pytest.raises(ValueError, match=r'value\(s\) \[30\]') as err:
+        dataset[1]
+    assert names[1] + '.png' in str(err.value)
+
+
+def test_missing_directory_or_list_fails_at_init(voc_root, tmp_path):
+    with pytest.raises(FileNotFoundError, match='seg_map_path'):
+        build(voc_root, str(tmp_path / 'not_exported'))
+    with pytest.raises(FileNotFoundError, match='nope.txt'):
+        build(voc_root, 'SegmentationClassAug', ann_file='nope.txt')
+    with pytest.raises(ValueError, match='metainfo'):
+        build(voc_root, 'SegmentationClassAug', metainfo=dict(classes=('a', )))
+
+
+def test_class_sets(tmp_path):
+    assert resolve_classes('voc') == VOC_CLASSES
+    assert resolve_classes('synthvoc', str(tmp_path)) == SYNTHVOC_CLASSES
+    (tmp_path / 'classes.txt').write_text('background\nblob\nstar\n')
+    assert resolve_classes('synthvoc',
+                           str(tmp_path)) == ('background', 'blob', 'star')
+    assert resolve_classes(['bg', 'x']) == ('bg', 'x')
+    assert len(resolve_classes('coco')) == 81
+    with pytest.raises(ValueError, match='expected one of'):
+        resolve_classes('cityscapes')
+    with pytest.raises(ValueError, match='distinct'):
+        resolve_classes(['bg', 'bg'])
+
+
+def test_cfg_options_key_redirects_the_label_dir(voc_root, pseudo_dir):
+    from mmengine.config import Config
+
+    from tests.conftest import REPO
+    cfg = Config.fromfile(
+        osp.join(REPO, 'configs/_base_/datasets/voc12_pseudo_seg.py'))
+    cfg.merge_from_dict({
+        'train_dataloader.dataset.data_root':
+        voc_root,
+        'train_dataloader.dataset.data_prefix.seg_map_path':
+        pseudo_dir[0],
+        'train_dataloader.dataset.pipeline':
+        PIPELINE
+    })
+    init_default_scope('rca_mm')
+    from rca_mm.registry import DATASETS
+    dataset = DATASETS.build(cfg.train_dataloader.dataset)
+    assert dataset.data_prefix['seg_map_path'] == pseudo_dir[0]
+    assert dataset.data_prefix['img_path'] == osp.join(voc_root, 'JPEGImages')
+    assert len(dataset) == 16
+    shutil.rmtree(pseudo_dir[0])
+    with pytest.raises(FileNotFoundError, match='seg_map_path'):
+        DATASETS.build(cfg.train_dataloader.dataset)
