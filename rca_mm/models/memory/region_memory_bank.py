@@ -280,8 +280,9 @@ class RegionMemoryBank(BaseModule):
             tuple[Tensor, Tensor]: ``feats (W, D)`` in the storage dtype and
             ``classes (W,)`` int64.
         """
-        if bool(self.written.all()):  # a full bank: no copy
-            return self.feats, self.slot_class
+        # Always a copy: the contrast loss keeps these rows for its backward
+        # pass, which runs after the same step's update has changed the bank
+        # in place.
         idx = self.written.nonzero()[:, 0]
         return self.feats[idx], self.slot_class[idx]
 

@@ -121,3 +121,17 @@ def test_gate_score_o_uses_the_final_classifier():
     assert head.memory_bank.written.sum() == 6
     with pytest.raises(ValueError, match='gate_score'):
         _head(gate_score='o', use_rsa=False)
+
+
+def test_backward_after_the_bank_update_of_the_same_step():
+    """The step's Eq. 3 update runs before backward; with every slot written
+    the contrast loss must not see the bank change under it."""
+    head, tags = _head(gate_threshold=0.0)
+    feats = torch.randn(3, 4, 6, 6)
+    samples = _samples(tags.float().tolist())
+    head.loss(feats, samples)
+    assert bool(head.memory_bank.written.all())
+    x = feats.clone().requires_grad_()
+    losses, _ = head.loss(x, samples)
+    sum(losses.values()).backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
