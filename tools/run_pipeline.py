@@ -15,7 +15,9 @@
 # leaves DIR/steps/<step>.json and is skipped on the next run (resumable); a
 # stage-1/2 training that was killed resumes from its last checkpoint. A
 # failing step stops the pipeline with its name and log. DIR/summary.json
-# gathers the metrics and the wall time of each step.
+# gathers the metrics and the wall time of each step. `--until pseudo` stops
+# after the pseudo labels (stage 1 only); `--gpus 4` trains through
+# tools/dist_train.sh.
 import argparse
 import json
 import os
@@ -36,8 +38,15 @@ from rca_mm.utils.fileio import write_json_atomic  # noqa: E402
 PSEUDO_LABEL_KEY = 'train_dataloader.dataset.data_prefix.seg_map_path'
 
 
+STEPS = ('stage1', 'pseudo', 'stage2', 'val', 'val_crf')
+
+
 class StepFailed(RuntimeError):
     """A pipeline step exited non-zero."""
+
+
+class StopPipeline(Exception):
+    """``--until`` reached."""
 
 
 class Pipeline:
@@ -159,6 +168,9 @@ def parse_args():
         '--gpus', type=int, default=1,
         help='processes per training step (tools/dist_train.sh when > 1)')
     parser.add_argument(
+        '--until', choices=STEPS, default=STEPS[-1],
+        help='stop after this step (e.g. pseudo: stage 1 only)')
+    parser.add_argument(
         '--stage1-cfg-options', nargs='+', default=[],
         help='extra key=value overrides of the stage-1 steps')
     parser.add_argument(
@@ -178,6 +190,7 @@ def main():
     seed = [f'randomness.seed={args.seed}']
 
     start = time.time()
+    pseudo = val = val_crf = {}
     try:
         if not osp.isdir(root) or not os.listdir(root):
             if 'synthvoc' not in cfg1.train_dataloader.dataset.type.lower():
@@ -191,6 +204,8 @@ def main():
         opts1 = data_opts + args.stage1_cfg_options
         opts2 = data_opts + args.stage2_cfg_options
         ckpt1 = pipe.train('stage1', args.stage1, opts1 + seed)
+        if args.until == 'stage1':
+            raise StopPipeline
         pseudo_dir = osp.join(pipe.work_dir, 'pseudo')
         if cfg1.get('custom_hooks') and any(
                 h.get('type') == 'OAAAccumulationHook'
@@ -200,12 +215,19 @@ def main():
             opts1 = opts1 + [f'model.test_cfg.oaa_store={store}']
         pseudo = pipe.test('pseudo', args.stage1, ckpt1, opts1,
                            out=pseudo_dir)
+        if args.until == 'pseudo':
+            raise StopPipeline
         labels = osp.join(pseudo_dir, 'pseudo_labels')
         ckpt2 = pipe.train('stage2', args.stage2,
                            opts2 + seed + [f'{PSEUDO_LABEL_KEY}={labels}'])
+        if args.until == 'stage2':
+            raise StopPipeline
         val = pipe.test('val', args.stage2, ckpt2,
                         opts2 + ['model.test_cfg.crf=None'])
-        val_crf = pipe.test('val_crf', args.stage2, ckpt2, opts2)
+        if args.until != 'val':
+            val_crf = pipe.test('val_crf', args.stage2, ckpt2, opts2)
+    except StopPipeline:
+        pass
     except StepFailed as err:
         print(f'[pipeline] stopped: {err}', file=sys.stderr)
         sys.exit(1)
