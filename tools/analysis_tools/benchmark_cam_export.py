@@ -31,7 +31,6 @@ Examples::
 import argparse
 import os
 import os.path as osp
-import platform
 import statistics
 import tempfile
 import time
@@ -44,26 +43,14 @@ from mmengine.runner import Runner
 
 from rca_mm.datasets.synthvoc import generate_synthvoc
 from rca_mm.registry import METRICS, MODELS
+from rca_mm.utils.machine import machine_line
 
 DEFAULT_CONFIG = 'configs/synthvoc/cam_r18-w16_8e_synthvoc-112x112.py'
 
 
 def machine(device: torch.device) -> str:
     """One line: CPU model, cores, torch threads, device and load average."""
-    model = platform.processor() or 'unknown CPU'
-    if osp.exists('/proc/cpuinfo'):
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    model = line.split(':', 1)[1].strip()
-                    break
-    dev = str(device)
-    if device.type == 'cuda':
-        dev += f' ({torch.cuda.get_device_name(device)})'
-    load = '/'.join(f'{x:.1f}' for x in os.getloadavg())
-    return (f'machine: CPU {model}; cores {os.cpu_count()}; torch threads '
-            f'{torch.get_num_threads()}; torch {torch.__version__}; device '
-            f'{dev}; load average {load}')
+    return machine_line(device)
 
 
 def build_cfg(args) -> Config:

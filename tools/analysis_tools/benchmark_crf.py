@@ -23,7 +23,6 @@ import argparse
 import glob
 import os
 import os.path as osp
-import platform
 import resource
 import statistics
 import tempfile
@@ -36,23 +35,15 @@ import numpy as np
 from rca_mm.models.postprocess.dense_crf import (DEEPLABV2_CRF_PARAMS,
                                                  dense_crf_batch,
                                                  import_densecrf)
+from rca_mm.utils.machine import machine_line
 
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp')
 
 
 def machine(workers: int) -> str:
     """One line: CPU model, cores, workers and load average."""
-    model = platform.processor() or 'unknown CPU'
-    if osp.exists('/proc/cpuinfo'):
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    model = line.split(':', 1)[1].strip()
-                    break
-    load = '/'.join(f'{x:.1f}' for x in os.getloadavg())
-    return (f'machine: CPU {model}; cores {os.cpu_count()}; CRF workers '
-            f'1 vs {workers} (processes, pydensecrf is single-threaded); '
-            f'device cpu; load average {load}')
+    return machine_line(extra=f'CRF workers 1 vs {workers} (processes, '
+                        'pydensecrf is single-threaded)')
 
 
 def cpu_seconds() -> float:

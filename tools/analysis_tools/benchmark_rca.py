@@ -28,7 +28,6 @@ Example::
 """
 import argparse
 import os
-import platform
 import time
 from typing import Callable, Dict, List, Tuple
 
@@ -37,6 +36,7 @@ import torch
 from rca_mm.models.losses.region_contrast_loss import RegionContrastLoss
 from rca_mm.models.memory.kmeans import batched_kmeans
 from rca_mm.models.memory.region_memory_bank import RegionMemoryBank
+from rca_mm.utils.machine import machine_line
 
 
 def parse_args() -> argparse.Namespace:
@@ -63,20 +63,8 @@ def parse_args() -> argparse.Namespace:
 
 
 def machine(device: torch.device) -> str:
-    """One line on the CPU, cores, torch threads and device."""
-    model = platform.processor() or 'unknown CPU'
-    if os.path.exists('/proc/cpuinfo'):
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    model = line.split(':', 1)[1].strip()
-                    break
-    dev = str(device)
-    if device.type == 'cuda':
-        dev += f' ({torch.cuda.get_device_name(device)})'
-    return (f'CPU: {model}; cores: {os.cpu_count()}; torch threads: '
-            f'{torch.get_num_threads()}; torch {torch.__version__}; '
-            f'device: {dev}')
+    """One line: CPU model, cores, torch threads, device and load average."""
+    return machine_line(device)
 
 
 def best_time(fn: Callable, repeat: int, device: torch.device):

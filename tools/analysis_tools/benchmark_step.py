@@ -33,7 +33,6 @@ Examples::
 import argparse
 import copy
 import os
-import platform
 import statistics
 import time
 from typing import Callable, Dict, List, Optional, Tuple
@@ -46,6 +45,7 @@ from rca_mm.models.losses.region_contrast_loss import RegionContrastLoss
 from rca_mm.models.memory import batched_kmeans
 from rca_mm.models.memory.region_memory_bank import RegionMemoryBank
 from rca_mm.registry import MODELS
+from rca_mm.utils.machine import machine_line
 
 # Backbone configs and the head arguments that make F of dimension D.
 BACKBONES: Dict[str, Tuple[dict, dict]] = dict(
@@ -72,20 +72,7 @@ BANKS: Dict[str, Tuple[int, int, float, Optional[int]]] = dict(
 
 def machine(device: torch.device) -> str:
     """One line: CPU model, cores, torch threads, device and load average."""
-    model = platform.processor() or 'unknown CPU'
-    if os.path.exists('/proc/cpuinfo'):
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    model = line.split(':', 1)[1].strip()
-                    break
-    dev = str(device)
-    if device.type == 'cuda':
-        dev += f' ({torch.cuda.get_device_name(device)})'
-    load = '/'.join(f'{x:.1f}' for x in os.getloadavg())
-    return (f'machine: CPU {model}; cores {os.cpu_count()}; torch threads '
-            f'{torch.get_num_threads()}; torch {torch.__version__}; device '
-            f'{dev}; load average {load}')
+    return machine_line(device)
 
 
 def synthetic_tags(num_classes: int, num_images: int, tags_per_image: float,

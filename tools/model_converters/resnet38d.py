@@ -33,17 +33,17 @@ key by key and shape by shape against ``WideResNet38``, and loads with
 ``init_cfg=dict(type='Pretrained', checkpoint=...)``.
 """
 import argparse
-import os
 import os.path as osp
 import re
 import struct
-import tempfile
 from collections import OrderedDict
 from typing import BinaryIO, Dict, Mapping, Tuple
 
 import numpy as np
 import torch
 from torch import Tensor
+
+from rca_mm.utils.fileio import atomic_open
 
 MXNET_LIST_MAGIC = 0x112
 NDARRAY_V1_MAGIC = 0xF993FAC8
@@ -260,19 +260,9 @@ def load_source(src: str) -> 'OrderedDict[str, Tensor]':
 
 
 def save_atomic(state_dict: Dict[str, Tensor], dst: str) -> None:
-    """``torch.save`` to a temporary file next to ``dst``, then rename."""
-    dst_dir = osp.dirname(osp.abspath(dst))
-    os.makedirs(dst_dir, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f'.{osp.basename(dst)}.', suffix='.tmp', dir=dst_dir)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            torch.save(state_dict, f)
-        os.replace(tmp, dst)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
+    """``torch.save`` through a temporary file next to ``dst`` and a rename."""
+    with atomic_open(dst, 'wb') as f:
+        torch.save(state_dict, f)
 
 
 def main() -> None:

@@ -18,14 +18,14 @@ torchvision's ``features.{0,2,5,7,10,12,14,17,19,21,24,26,28}`` are the
 The output holds only tensors and loads with ``torch.load(weights_only=True)``.
 """
 import argparse
-import os
 import os.path as osp
-import tempfile
 from collections import OrderedDict
 from typing import Dict
 
 import torch
 from torch import Tensor
+
+from rca_mm.utils.fileio import atomic_open
 
 # torchvision ``features`` index -> VGG16LargeFOV conv name.
 TORCHVISION_CONV_INDICES = (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)
@@ -74,19 +74,9 @@ def convert_vgg16_torchvision(
 
 
 def save_atomic(state_dict: Dict[str, Tensor], dst: str) -> None:
-    """``torch.save`` to a temporary file next to ``dst``, then rename."""
-    dst_dir = osp.dirname(osp.abspath(dst))
-    os.makedirs(dst_dir, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f'.{osp.basename(dst)}.', suffix='.tmp', dir=dst_dir)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            torch.save(state_dict, f)
-        os.replace(tmp, dst)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
+    """``torch.save`` through a temporary file next to ``dst`` and a rename."""
+    with atomic_open(dst, 'wb') as f:
+        torch.save(state_dict, f)
 
 
 def load_torch_state_dict(src: str) -> Dict[str, Tensor]:

@@ -24,11 +24,10 @@ from typing import List, Sequence, Tuple, Union
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import BaseModule
-from mmengine.model.weight_init import initialize
 from torch import Tensor
 
 from rca_mm.registry import MODELS
-from .vgg16_largefov import load_backbone_checkpoint, split_init_cfg
+from .strict_pretrained import StrictPretrainedMixin
 
 RESNET38_HOW_TO_GET = (
     'download the ImageNet MXNet weights '
@@ -141,7 +140,7 @@ class BottleneckBlock(nn.Module):
 
 
 @MODELS.register_module()
-class WideResNet38(BaseModule):
+class WideResNet38(StrictPretrainedMixin, BaseModule):
     """WideResNet-38 with output stride 8 (PSA/EPS "resnet38d").
 
     Stages (0-based, the indices of ``out_indices`` and ``frozen_stages``):
@@ -168,6 +167,8 @@ class WideResNet38(BaseModule):
             ``dict(type='Pretrained', checkpoint=PATH)`` loads a converted
             file strictly. Default: None.
     """
+
+    HOW_TO_GET = RESNET38_HOW_TO_GET
 
     def __init__(self,
                  *,
@@ -258,13 +259,3 @@ class WideResNet38(BaseModule):
         self._freeze()
         return self
 
-    def init_weights(self) -> None:
-        """Apply ``init_cfg``, loading a ``Pretrained`` file strictly."""
-        pretrained, others = split_init_cfg(self.init_cfg)
-        if pretrained is None:
-            super().init_weights()
-            return
-        if others:
-            initialize(self, others)
-        load_backbone_checkpoint(self, pretrained, RESNET38_HOW_TO_GET)
-        self._is_init = True
