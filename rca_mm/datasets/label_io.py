@@ -9,13 +9,13 @@ re-run can skip what exists.
 import io
 import os
 import os.path as osp
-import tempfile
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image
 
 from rca_mm.testing.voc_layout import voc_palette
+from rca_mm.utils.fileio import atomic_open
 
 #: PIL modes of 8-bit, one-channel images: palette indices or grey levels.
 _INDEX_MODES = ('P', 'L')
@@ -265,18 +265,8 @@ def read_tag_file(path: str, num_classes: int) -> Dict[str, List[int]]:
 
 def atomic_write_bytes(path: str, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temporary file and ``os.replace``."""
-    dirname = osp.dirname(osp.abspath(path))
-    os.makedirs(dirname, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        dir=dirname, prefix='.' + osp.basename(path), suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_open(path, 'wb') as f:
+        f.write(data)
 
 
 def atomic_write_lines(path: str, lines: Iterable[str]) -> None:

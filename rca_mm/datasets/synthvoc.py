@@ -40,6 +40,7 @@ from PIL import Image
 
 from rca_mm.datasets.metainfo import SYNTHVOC_CLASSES
 from rca_mm.testing.voc_layout import save_palette_png
+from rca_mm.utils.fileio import atomic_write
 
 FORMAT_VERSION = 1
 BACKGROUNDS = ('sky', 'water', 'grass', 'road', 'indoor')
@@ -410,10 +411,7 @@ def render_sample(
 
 def _atomic_save(save, path: str) -> None:
     """Write through ``save(tmp_path)`` then rename, so a file is whole."""
-    root, ext = osp.splitext(path)
-    tmp = f'{root}.tmp{os.getpid()}{ext}'
-    save(tmp)
-    os.replace(tmp, path)
+    atomic_write(path, save)
 
 
 def _write_text(path: str, text: str) -> None:

@@ -10,7 +10,7 @@ import json
 import os
 import os.path as osp
 import tempfile
-from typing import IO, Iterator
+from typing import IO, Callable, Iterator
 
 
 @contextlib.contextmanager
@@ -33,6 +33,33 @@ def atomic_open(path: str, mode: str = 'wb') -> Iterator[IO]:
             yield f
             f.flush()
             os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
+
+
+def atomic_write(path: str, write: Callable[[str], None]) -> None:
+    """Write ``path`` with a writer that takes a file name, atomically.
+
+    For writers that open the file themselves (``PIL.Image.save``,
+    ``cv2.imwrite``, ``np.save``): the temporary name keeps ``path``'s
+    extension, so writers that pick the format by extension work.
+
+    Args:
+        path (str): the final file name; its directory is created.
+        write (Callable[[str], None]): writes the whole file to the name it
+            is given.
+    """
+    directory = osp.dirname(osp.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    ext = osp.splitext(path)[1]
+    fd, tmp = tempfile.mkstemp(
+        dir=directory, prefix=f'.{osp.basename(path)}.', suffix=f'.tmp{ext}')
+    os.close(fd)
+    try:
+        write(tmp)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

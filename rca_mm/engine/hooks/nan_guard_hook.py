@@ -63,7 +63,8 @@ class NaNGuardHook(Hook):
         if not outputs or not self.every_n_train_iters(runner, self.interval):
             return
         bad = {
-            key: float(value)
+            key: float(value.detach() if isinstance(value, torch.Tensor)
+                       else value)
             for key, value in outputs.items()
             if any(k in key for k in self.keys) and not _finite(value)
         }

@@ -20,12 +20,13 @@ happens when a distributed sampler pads its last batch with repeats).
 import fcntl
 import os
 import os.path as osp
-import tempfile
 import zlib
 from contextlib import contextmanager
 from typing import Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
+
+from rca_mm.utils.fileio import atomic_open
 
 
 class OAAEntry(NamedTuple):
@@ -169,17 +170,8 @@ class OAAStore:
     def _write(self, path: str, class_ids: np.ndarray, maps: np.ndarray,
                ori_shape: np.ndarray) -> None:
         """Write atomically: temporary file in the same dir, then rename."""
-        fd, tmp = tempfile.mkstemp(
-            prefix='.' + osp.basename(path), suffix='.tmp', dir=self.store_dir)
-        try:
-            with os.fdopen(fd, 'wb') as f:
-                np.savez(
-                    f, class_ids=class_ids, maps=maps, ori_shape=ori_shape)
-            os.replace(tmp, path)
-        except BaseException:
-            if osp.exists(tmp):
-                os.remove(tmp)
-            raise
+        with atomic_open(path, 'wb') as f:
+            np.savez(f, class_ids=class_ids, maps=maps, ori_shape=ori_shape)
 
     def clear(self) -> int:
         """Remove every entry and leftover temporary file; return the number

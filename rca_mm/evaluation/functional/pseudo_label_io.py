@@ -13,35 +13,14 @@ written to a temporary name in the same directory and renamed
 (``os.replace`` is atomic on POSIX), so an interrupted run leaves no partial
 file that a resumed run would trust.
 """
-import os
 import os.path as osp
-from typing import Callable, Tuple
+from typing import Tuple
 
 import numpy as np
 from PIL import Image
 
+from rca_mm.utils.fileio import atomic_write  # noqa: F401 (re-exported)
 
-def atomic_write(path: str, write: Callable[[str], None]) -> None:
-    """Write a file through a temporary name, then rename it to ``path``.
-
-    Args:
-        path (str): the final file name.
-        write (Callable[[str], None]): writes the whole file to the path it
-            is given; that path keeps ``path``'s extension (writers that pick
-            the format by extension work) and is unique per process.
-
-    Raises:
-        Whatever ``write`` raises; the temporary file is removed first and
-        ``path`` is left as it was.
-    """
-    root, ext = osp.splitext(path)
-    tmp = f'{root}.part{os.getpid()}{ext}'
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
 
 
 def save_cam_npz(path: str, class_ids: np.ndarray, cams: np.ndarray) -> None:
