@@ -9,7 +9,8 @@ from mmengine.dist import is_main_process
 
 from rca_mm.utils.fileio import write_json_atomic
 from rca_mm.utils.tool_utils import (add_common_args, build_runner,
-                                     load_config, parse_args)
+                                     finish_distributed, load_config,
+                                     parse_args)
 
 
 def enable_drawing(cfg: Config, show: bool, show_dir: Optional[str],
@@ -75,6 +76,7 @@ def main():
     metrics = build_runner(cfg, check_load_from=True).test()
     if args.metrics_json and is_main_process():
         write_json_atomic(args.metrics_json, metrics)
+    finish_distributed()
 
 
 if __name__ == '__main__':

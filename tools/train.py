@@ -5,7 +5,8 @@ import logging
 from mmengine.logging import print_log
 
 from rca_mm.utils.tool_utils import (add_common_args, build_runner,
-                                     load_config, parse_args)
+                                     finish_distributed, load_config,
+                                     parse_args)
 
 
 def main():
@@ -42,6 +43,7 @@ def main():
     cfg.resume = args.resume
 
     build_runner(cfg).train()
+    finish_distributed()
 
 
 if __name__ == '__main__':

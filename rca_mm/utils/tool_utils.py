@@ -7,6 +7,7 @@ import os
 import os.path as osp
 from typing import Any, Iterable, List, Optional
 
+import torch.distributed as dist
 from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.runner import Runner
 from torch.utils.data import DataLoader
@@ -241,3 +242,15 @@ def build_runner(cfg: Config, check_load_from: bool = False) -> Runner:
     if check_load_from and cfg.get('load_from'):
         check_checkpoint_fits(runner.model, cfg.load_from)
     return runner
+
+
+def finish_distributed() -> None:
+    """Wait for every process, then tear the process group down.
+
+    Leaving a gloo group alive until interpreter exit can abort a process
+    (``terminate called without an active exception``) after its work is
+    done; a clean teardown makes a distributed run exit 0.
+    """
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
