@@ -2,6 +2,8 @@
 import torch
 import torch.distributed as dist
 from mmengine.config import Config
+from mmengine.model import is_model_wrapper
+from torch import nn
 
 
 def init_cpu_distributed(cfg: Config) -> bool:
@@ -32,3 +34,8 @@ def init_cpu_distributed(cfg: Config) -> bool:
             find_unused_parameters=cfg.get('find_unused_parameters', False))
     cfg.model_wrapper_cfg.setdefault('device_ids', None)
     return True
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The model inside a DDP (or other mmengine) wrapper."""
+    return model.module if is_model_wrapper(model) else model

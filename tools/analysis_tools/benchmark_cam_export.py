@@ -48,11 +48,6 @@ from rca_mm.utils.machine import machine_line
 DEFAULT_CONFIG = 'configs/synthvoc/cam_r18-w16_8e_synthvoc-112x112.py'
 
 
-def machine(device: torch.device) -> str:
-    """One line: CPU model, cores, torch threads, device and load average."""
-    return machine_line(device)
-
-
 def build_cfg(args) -> Config:
     if not osp.isfile(args.config):
         raise FileNotFoundError(f'--config {args.config!r} does not exist')
@@ -220,7 +215,7 @@ def main() -> None:
     if device.type == 'cuda' and not torch.cuda.is_available():
         raise SystemExit('--device cuda: no CUDA device is available')
     init_default_scope('rca_mm')
-    print(machine(device))
+    print(machine_line(device))
     cfg = build_cfg(args)
     with tempfile.TemporaryDirectory() as tmp:
         root = args.data_root
@@ -275,7 +270,7 @@ def main() -> None:
           f'score pass {scores:.0f} ms ({100 * scores / predict:.1f}%) + '
           f'multi-scale {multiscale:.0f} ms + per-image post '
           f'{predict - scores - multiscale:.0f} ms')
-    print(machine(device))
+    print(machine_line(device))
 
 
 if __name__ == '__main__':

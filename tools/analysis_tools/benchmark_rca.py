@@ -62,11 +62,6 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def machine(device: torch.device) -> str:
-    """One line: CPU model, cores, torch threads, device and load average."""
-    return machine_line(device)
-
-
 def best_time(fn: Callable, repeat: int, device: torch.device):
     """The fastest of ``repeat`` runs after one warm-up, and the result."""
     out = fn()
@@ -261,7 +256,7 @@ def main() -> None:
         from threadpoolctl import threadpool_limits
         torch.set_num_threads(args.threads)
         threadpool_limits(args.threads)
-    print(machine(device))
+    print(machine_line(device))
     if args.quick:
         kmeans_sizes = [(8, 100, 32), (8, 100, 128)]
         banks = {'small (10 cls)': (10, 600)}

@@ -70,11 +70,6 @@ BANKS: Dict[str, Tuple[int, int, float, Optional[int]]] = dict(
 )
 
 
-def machine(device: torch.device) -> str:
-    """One line: CPU model, cores, torch threads, device and load average."""
-    return machine_line(device)
-
-
 def synthetic_tags(num_classes: int, num_images: int, tags_per_image: float,
                    generator: torch.Generator) -> torch.Tensor:
     """Multi-hot tags ``(num_images, L)`` with about ``tags_per_image`` each.
@@ -312,7 +307,7 @@ def run_steps(args, device: torch.device) -> None:
             print(f'  float16 bank: relative change of the RSC loss '
                   f'{stored:.2e} as stored, {updated:.2e} after 100 '
                   'momentum updates of 12 entries')
-        print(machine(device))
+        print(machine_line(device))
         del cam, rca, fns
 
 
@@ -362,7 +357,7 @@ def run_sweep(args, device: torch.device) -> None:
         ]
         table[size] = row
         print(f'  {size:7d} ' + ''.join(f'{1000 * t:10.1f}' for t in row))
-    print(machine(device))
+    print(machine_line(device))
     if args.plot:
         plot_sweep(table, dims, args.plot)
 
@@ -462,7 +457,7 @@ def main() -> None:
     if device.type == 'cuda' and not torch.cuda.is_available():
         raise SystemExit('--device cuda: no CUDA device is available')
     init_default_scope('rca_mm')
-    print(machine(device))
+    print(machine_line(device))
     if args.sweep:
         run_sweep(args, device)
     else:

@@ -12,10 +12,10 @@ import torch
 from mmengine.dist import barrier, is_main_process
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
-from mmengine.model import is_model_wrapper
 from torch import Tensor
 
 from rca_mm.registry import HOOKS
+from rca_mm.utils.dist_utils import unwrap_model
 from .oaa_store import OAAStore
 
 
@@ -118,8 +118,7 @@ class OAAAccumulationHook(Hook):
         if runner.epoch < self.start_epoch or \
                 not self.every_n_train_iters(runner, self.interval):
             return
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
+        model = unwrap_model(runner.model)
         record = getattr(model, 'last_train_cams', None)
         if record is None:
             raise RuntimeError(

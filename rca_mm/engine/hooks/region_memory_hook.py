@@ -11,15 +11,10 @@ from typing import Optional
 import torch
 from mmengine.dist import broadcast, is_distributed
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 
 from rca_mm.models.memory import batched_kmeans
 from rca_mm.registry import HOOKS
-
-
-def unwrap(model):
-    """The model inside a DDP (or other) wrapper."""
-    return model.module if is_model_wrapper(model) else model
+from rca_mm.utils.dist_utils import unwrap_model
 
 
 def dataset_tags(dataset, num_classes: int) -> torch.Tensor:
@@ -78,7 +73,7 @@ class RegionMemoryHook(Hook):
 
     @staticmethod
     def head(runner):
-        head = unwrap(runner.model).head
+        head = unwrap_model(runner.model).head
         if not hasattr(head, 'memory_bank'):
             raise TypeError(
                 'RegionMemoryHook needs a model with an RCAHead '

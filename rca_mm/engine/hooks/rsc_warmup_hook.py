@@ -2,7 +2,7 @@
 from mmengine.hooks import Hook
 
 from rca_mm.registry import HOOKS
-from .region_memory_hook import unwrap
+from rca_mm.utils.dist_utils import unwrap_model
 
 
 @HOOKS.register_module()
@@ -21,5 +21,5 @@ class RSCWarmupHook(Hook):
         self.warmup_epochs = warmup_epochs
 
     def before_train_epoch(self, runner) -> None:
-        unwrap(runner.model).head.rsc_active = \
+        unwrap_model(runner.model).head.rsc_active = \
             runner.epoch >= self.warmup_epochs
