@@ -44,7 +44,7 @@ from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
 from rca_mm.datasets.synthvoc import generate_synthvoc
-from rca_mm.engine.hooks.region_memory_hook import unwrap
+from rca_mm.utils.dist_utils import unwrap_model
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(REPO, 'configs/synthvoc/rca_r18-w16_8e_synthvoc-112x112.py')
@@ -98,7 +98,7 @@ class SoakProbeHook(Hook):
         self._start = time.perf_counter()
 
     def after_train_epoch(self, runner) -> None:
-        bank = unwrap(runner.model).head.memory_bank
+        bank = unwrap_model(runner.model).head.memory_bank
         record = dict(
             epoch=runner.epoch + 1,
             seconds=round(time.perf_counter() - self._start, 2),
@@ -315,7 +315,7 @@ def run(args: argparse.Namespace, work_dir: str) -> dict:
         f'{torch.get_num_threads()}, pid {os.getpid()}',
         flush=True)
     runner.train()
-    head = unwrap(runner.model).head
+    head = unwrap_model(runner.model).head
     slots = expected_slots(runner.train_dataloader.dataset, head.num_classes,
                            args.capacity_per_class)
     result = verdict(
