@@ -63,7 +63,6 @@ class Pipeline:
         self.work_dir = osp.abspath(work_dir)
         self.python = python
         self.gpus = launcher_gpus
-        self.times = {}
         os.makedirs(osp.join(self.work_dir, 'logs'), exist_ok=True)
 
     def marker(self, step: str) -> str:
@@ -83,7 +82,6 @@ class Pipeline:
         if finished is not None:
             print(f'[pipeline] {step}: done before, skipped '
                   f'({finished["seconds"]:.0f} s then)')
-            self.times[step] = finished['seconds']
             return finished
         log = osp.join(self.work_dir, 'logs', f'{step}.log')
         print(f'[pipeline] {step}: {" ".join(cmd)}\n'
@@ -102,7 +100,6 @@ class Pipeline:
                 f'{seconds:.0f} s; log: {log}\n--- last lines ---\n{tail}')
         result = dict(record or {}, seconds=seconds, command=cmd)
         write_json_atomic(self.marker(step), result)
-        self.times[step] = seconds
         print(f'[pipeline] {step}: {seconds:.0f} s', flush=True)
         return result
 
@@ -119,10 +116,27 @@ class Pipeline:
         self.run(step, cmd)
         return last_checkpoint(work)
 
+    def metrics_path(self, step: str) -> str:
+        return osp.join(self.work_dir, step, 'metrics.json')
+
+    def metrics(self, step: str) -> dict:
+        """The metrics of a finished test step, else ``{}``."""
+        if self.done(step) is None or not osp.exists(self.metrics_path(step)):
+            return {}
+        with open(self.metrics_path(step)) as f:
+            return json.load(f)
+
+    def step_seconds(self) -> dict:
+        """Wall time of every finished step, from its marker."""
+        return {
+            step: self.done(step)['seconds']
+            for step in ('data', ) + STEPS if self.done(step) is not None
+        }
+
     def test(self, step: str, config: str, checkpoint: str,
-             options: List[str], out: Optional[str] = None) -> dict:
-        """Test; returns the metrics."""
-        metrics = osp.join(self.work_dir, step, 'metrics.json')
+             options: List[str], out: Optional[str] = None) -> None:
+        """Test; the metrics go to ``STEP/metrics.json``."""
+        metrics = self.metrics_path(step)
         cmd = [self.python, 'tools/test.py', config, checkpoint,
                '--work-dir', osp.join(self.work_dir, step),
                '--metrics-json', metrics]
@@ -131,18 +145,24 @@ class Pipeline:
         if options:
             cmd += ['--cfg-options'] + options
         self.run(step, cmd)
-        with open(metrics) as f:
-            return json.load(f)
 
 
 def last_checkpoint(work_dir: str) -> str:
-    """The checkpoint named in mmengine's ``last_checkpoint`` file."""
+    """The checkpoint named in mmengine's ``last_checkpoint`` file.
+
+    mmengine records an absolute path; when the work dir has been moved
+    since, the checkpoint of the same name inside ``work_dir`` is used.
+    """
     path = osp.join(work_dir, 'last_checkpoint')
     if not osp.exists(path):
         raise StepFailed(f'{work_dir} has no last_checkpoint: the training '
                          'step wrote no checkpoint')
     with open(path) as f:
-        return f.read().strip()
+        recorded = f.read().strip()
+    moved = osp.join(work_dir, osp.basename(recorded))
+    if not osp.exists(recorded) and osp.exists(moved):
+        return moved
+    return recorded
 
 
 def pick(metrics: dict, *names: str) -> Optional[float]:
@@ -190,7 +210,6 @@ def main():
     seed = [f'randomness.seed={args.seed}']
 
     start = time.time()
-    pseudo = val = val_crf = {}
     try:
         if not osp.isdir(root) or not os.listdir(root):
             if 'synthvoc' not in cfg1.train_dataloader.dataset.type.lower():
@@ -213,7 +232,7 @@ def main():
             # OAA: the CAMs are the maps accumulated during training.
             store = osp.join(pipe.work_dir, 'stage1', 'oaa_store')
             opts1 = opts1 + [f'model.test_cfg.oaa_store={store}']
-        pseudo = pipe.test('pseudo', args.stage1, ckpt1, opts1,
+        pipe.test('pseudo', args.stage1, ckpt1, opts1,
                            out=pseudo_dir)
         if args.until == 'pseudo':
             raise StopPipeline
@@ -222,16 +241,20 @@ def main():
                            opts2 + seed + [f'{PSEUDO_LABEL_KEY}={labels}'])
         if args.until == 'stage2':
             raise StopPipeline
-        val = pipe.test('val', args.stage2, ckpt2,
+        pipe.test('val', args.stage2, ckpt2,
                         opts2 + ['model.test_cfg.crf=None'])
         if args.until != 'val':
-            val_crf = pipe.test('val_crf', args.stage2, ckpt2, opts2)
+            pipe.test('val_crf', args.stage2, ckpt2, opts2)
     except StopPipeline:
         pass
     except StepFailed as err:
         print(f'[pipeline] stopped: {err}', file=sys.stderr)
         sys.exit(1)
 
+    # Read back from disk: a re-run with an earlier --until keeps the
+    # numbers of the steps that finished before.
+    pseudo, val, val_crf = (pipe.metrics(s) for s in ('pseudo', 'val',
+                                                      'val_crf'))
     summary = dict(
         stage1_config=args.stage1,
         stage2_config=args.stage2,
@@ -242,7 +265,7 @@ def main():
         pseudo_label_coverage=pick(pseudo, 'coverage'),
         seg_val_miou=pick(val, 'mIoU'),
         seg_val_miou_crf=pick(val_crf, 'mIoU'),
-        step_seconds=pipe.times,
+        step_seconds=pipe.step_seconds(),
         total_seconds=time.time() - start)
     write_json_atomic(osp.join(pipe.work_dir, 'summary.json'), summary)
     print(json.dumps(summary, indent=2))

@@ -53,6 +53,17 @@ def test_stage1_and_pseudo_labels_then_skip_on_rerun(tiny_synthvoc,
     again = run_tool(args)
     assert 'stage1: done before, skipped' in again
     assert 'pseudo: done before, skipped' in again
+    # A moved work dir resumes; an earlier --until keeps later numbers.
+    moved = tmp_path / 'moved'
+    work.rename(moved)
+    until = args.index('--until') + 1
+    out = run_tool(args[:5] + [moved] + args[6:until] + ['stage1'] +
+                   args[until + 1:])
+    assert 'stage1: done before, skipped' in out
+    resumed = json.loads((moved / 'summary.json').read_text())
+    assert resumed['pseudo_label_miou_full'] == \
+        summary['pseudo_label_miou_full']
+    assert set(resumed['step_seconds']) == {'stage1', 'pseudo'}
 
 
 def test_a_failing_step_is_named_with_its_log(tiny_synthvoc, tmp_path):
@@ -66,3 +77,20 @@ def test_a_failing_step_is_named_with_its_log(tiny_synthvoc, tmp_path):
     assert 'step "stage1" failed' in out
     assert str(work / 'logs' / 'stage1.log') in out
     assert 'gate_treshold' in out
+
+
+def test_last_checkpoint_follows_a_moved_work_dir(tmp_path):
+    import importlib.util
+    from tests.conftest import REPO
+    spec = importlib.util.spec_from_file_location(
+        'run_pipeline', f'{REPO}/tools/run_pipeline.py')
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    (tmp_path / 'epoch_8.pth').write_bytes(b'')
+    (tmp_path / 'last_checkpoint').write_text('/gone/stage1/epoch_8.pth')
+    assert mod.last_checkpoint(str(tmp_path)) == str(tmp_path / 'epoch_8.pth')
+    (tmp_path / 'last_checkpoint').write_text('/gone/stage1/epoch_9.pth')
+    assert mod.last_checkpoint(str(tmp_path)) == '/gone/stage1/epoch_9.pth'
+    (tmp_path / 'last_checkpoint').unlink()
+    with pytest.raises(mod.StepFailed, match='no last_checkpoint'):
+        mod.last_checkpoint(str(tmp_path))

@@ -38,3 +38,41 @@ def test_table_reports_mean_and_sample_std(tmp_path, monkeypatch):
     # mean 42, sample std of (40, 44) = 2.83
     assert '| cam | 42.00 ± 2.83 | 43.00 ± 2.83 | 90.00 ± 0.00 |' in text
     assert (tmp_path / 'table.png').stat().st_size > 1000
+
+
+def test_a_run_short_of_until_is_resumed_and_missing_columns_dashed(
+        tmp_path, monkeypatch):
+    mod = _module()
+    partial = dict(_summary(50.0), seg_val_miou=None, seg_val_miou_crf=None)
+    for seed in (0, 1):
+        work = tmp_path / f'eps_seed{seed}'
+        work.mkdir()
+        (work / 'summary.json').write_text(json.dumps(partial))
+    calls = []
+
+    def fake_run(cmd, cwd, check):
+        calls.append(cmd)
+        work = cmd[cmd.index('--work-dir') + 1]
+        done = dict(partial, seg_val_miou=60.0)
+        with open(osp.join(work, 'summary.json'), 'w') as f:
+            json.dump(done, f)
+
+    monkeypatch.setattr(mod.subprocess, 'run', fake_run)
+    argv = ['synthvoc_table.py', '--work-dir', str(tmp_path), '--methods',
+            'eps', '--seeds', '0', '1']
+    # --until pseudo: both runs have their pseudo labels, nothing runs
+    monkeypatch.setattr('sys.argv', argv + ['--until', 'pseudo'])
+    mod.main()
+    assert calls == []
+    text = (tmp_path / 'table.md').read_text()
+    assert '| eps | 50.00 ± 0.00 | 51.00 ± 0.00 | 90.00 ± 0.00 | — | — |' \
+        in text
+    assert '- eps: 50.00, 50.00; —' in text
+    # --until val: each run is resumed by its pipeline, up to val
+    monkeypatch.setattr('sys.argv', argv + ['--until', 'val'])
+    mod.main()
+    assert len(calls) == 2
+    assert calls[0][calls[0].index('--until') + 1] == 'val'
+    assert calls[0][calls[0].index('--seed') + 1] == '0'
+    text = (tmp_path / 'table.md').read_text()
+    assert '| 60.00 ± 0.00 | — |' in text

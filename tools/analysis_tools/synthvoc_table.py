@@ -3,10 +3,12 @@
 #
 #   python tools/analysis_tools/synthvoc_table.py --work-dir work_dirs/table
 #       [--methods cam oaa eps rca-rsc rca-rsa rca rca-oaa rca-eps]
-#       [--seeds 0 1 2] [--stage2-cfg-options ...]
+#       [--seeds 0 1 2] [--until pseudo|val|val_crf] [--stage2-cfg-options ...]
 #
 # Each (method, seed) run is resumable (its pipeline skips finished steps),
-# so the command can be re-run after an interruption. Writes WORK_DIR/table.md
+# so the command can be re-run after an interruption; `--until pseudo` fills
+# the pseudo-label columns only (stage 1 of every run), and a later run
+# without it adds the segmentation columns. Writes WORK_DIR/table.md
 # (the Markdown table, with the command) and WORK_DIR/table.png.
 import argparse
 import json
@@ -30,17 +32,21 @@ COLUMNS = (('pseudo_label_miou_full', 'pseudo mIoU (full)'),
            ('pseudo_label_coverage', 'coverage'),
            ('seg_val_miou', 'seg val mIoU'),
            ('seg_val_miou_crf', 'seg val mIoU + CRF'))
+# The summary value that shows a run has reached each --until step.
+REACHED = dict(pseudo='pseudo_label_miou_full', val='seg_val_miou',
+               val_crf='seg_val_miou_crf')
 
 
 def run_one(method: str, seed: int, args) -> dict:
     """The summary of one pipeline run (running it if needed)."""
     work = osp.join(args.work_dir, f'{method}_seed{seed}')
     summary = osp.join(work, 'summary.json')
-    if not osp.exists(summary):
+    if not osp.exists(summary) or _load(summary).get(
+            REACHED[args.until]) is None:
         cmd = [
             sys.executable, 'tools/run_pipeline.py',
             STAGE1.format(method), STAGE2, '--work-dir', work, '--seed',
-            str(seed)
+            str(seed), '--until', args.until
         ]
         if args.data_root:
             cmd += ['--data-root', args.data_root]
@@ -50,8 +56,16 @@ def run_one(method: str, seed: int, args) -> dict:
             cmd += ['--stage2-cfg-options'] + args.stage2_cfg_options
         print(f'[table] {method} seed {seed}', flush=True)
         subprocess.run(cmd, cwd=REPO, check=True)
-    with open(summary) as f:
+    return _load(summary)
+
+
+def _load(path: str) -> dict:
+    with open(path) as f:
         return json.load(f)
+
+
+def _values(runs, key: str) -> np.ndarray:
+    return np.array([r[key] for r in runs if r.get(key) is not None])
 
 
 def table(results: dict, seeds) -> str:
@@ -61,12 +75,18 @@ def table(results: dict, seeds) -> str:
     for method, runs in results.items():
         cells = []
         for key, _ in COLUMNS:
-            values = np.array([r[key] for r in runs if r.get(key) is not None])
+            values = _values(runs, key)
             cells.append(f'{values.mean():.2f} ± {values.std(ddof=1):.2f}'
                          if len(values) > 1 else
                          (f'{values[0]:.2f}' if len(values) else '—'))
         lines.append(f'| {method} | ' + ' | '.join(cells) + ' |')
-    return '\n'.join(lines) + f'\n\nSeeds: {list(seeds)}.\n'
+    lines += ['', f'Seeds: {list(seeds)}. Per seed (pseudo mIoU full; '
+              'seg val mIoU):', '']
+    for method, runs in results.items():
+        full = ', '.join(f'{v:.2f}' for v in _values(runs, COLUMNS[0][0]))
+        seg = ', '.join(f'{v:.2f}' for v in _values(runs, COLUMNS[3][0]))
+        lines.append(f'- {method}: {full}; {seg or "—"}')
+    return '\n'.join(lines) + '\n'
 
 
 def plot(results: dict, path: str) -> None:
@@ -78,9 +98,10 @@ def plot(results: dict, path: str) -> None:
     width = 0.8 / len(keys)
     x = np.arange(len(results))
     for i, (key, name) in enumerate(keys):
-        vals = [[r[key] for r in runs] for runs in results.values()]
-        ax.bar(x + i * width, [np.mean(v) for v in vals], width,
-               yerr=[np.std(v) for v in vals], label=name)
+        vals = [_values(runs, key) for runs in results.values()]
+        ax.bar(x + i * width, [v.mean() if len(v) else 0 for v in vals],
+               width, yerr=[v.std(ddof=1) if len(v) > 1 else 0 for v in vals],
+               label=name)
     ax.set_xticks(x + width)
     ax.set_xticklabels(list(results))
     ax.set_ylabel('mIoU (%)')
@@ -97,6 +118,8 @@ def main():
                         choices=METHODS)
     parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
     parser.add_argument('--data-root')
+    parser.add_argument('--until', choices=tuple(REACHED), default='val_crf',
+                        help='last pipeline step of every run')
     parser.add_argument('--stage1-cfg-options', nargs='+', default=[])
     parser.add_argument('--stage2-cfg-options', nargs='+', default=[])
     args = parser.parse_args()
