@@ -14,8 +14,15 @@ max_iters = 100000
 crop_size = (321, 321)
 model = dict(
     data_preprocessor=dict(size=crop_size), decode_head=dict(num_classes=81))
+# deeplab-pytorch's groups: head weights x10, head biases x20 without weight
+# decay (BiasRuleOptimWrapperConstructor applies the bias rule inside the
+# custom key; ResNet's convs have no biases and its BN is frozen).
 optim_wrapper = dict(
-    paramwise_cfg=dict(custom_keys={'decode_head': dict(lr_mult=10.)}))
+    constructor='BiasRuleOptimWrapperConstructor',
+    paramwise_cfg=dict(
+        custom_keys={'decode_head': dict(lr_mult=10.)},
+        bias_lr_mult=2.0,
+        bias_decay_mult=0.0))
 param_scheduler = [
     dict(
         type='PolyLR',

@@ -14,5 +14,12 @@ _base_ = [
 crop_size = (321, 321)
 model = dict(
     data_preprocessor=dict(size=crop_size), decode_head=dict(num_classes=21))
+# deeplab-pytorch's groups: head weights x10, head biases x20 without weight
+# decay (BiasRuleOptimWrapperConstructor applies the bias rule inside the
+# custom key; ResNet's convs have no biases and its BN is frozen).
 optim_wrapper = dict(
-    paramwise_cfg=dict(custom_keys={'decode_head': dict(lr_mult=10.)}))
+    constructor='BiasRuleOptimWrapperConstructor',
+    paramwise_cfg=dict(
+        custom_keys={'decode_head': dict(lr_mult=10.)},
+        bias_lr_mult=2.0,
+        bias_decay_mult=0.0))

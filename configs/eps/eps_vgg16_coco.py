@@ -44,7 +44,10 @@ train_pipeline = [
 ]
 train_dataloader = dict(
     batch_size=4, dataset=dict(pipeline=train_pipeline))
+# PSA/EPS's four groups: biases x2 without weight decay, also inside the
+# head's x10 (so x20 there; BiasRuleOptimWrapperConstructor).
 optim_wrapper = dict(
+    constructor='BiasRuleOptimWrapperConstructor',
     optimizer=dict(lr=0.01),
     paramwise_cfg=dict(bias_lr_mult=2.0, bias_decay_mult=0.0))
 param_scheduler = [

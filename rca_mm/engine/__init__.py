@@ -4,5 +4,5 @@
 # rca_mm.registry's `locations` lead.
 import mmseg.engine  # noqa: F401
 
-from . import hooks  # noqa: F401
+from . import hooks, optimizers  # noqa: F401
 from .atomic_local_backend import AtomicLocalBackend  # noqa: F401

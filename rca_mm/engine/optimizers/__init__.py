@@ -1,0 +1,4 @@
+"""Optimizer wrapper constructors."""
+from .bias_rule_constructor import BiasRuleOptimWrapperConstructor
+
+__all__ = ['BiasRuleOptimWrapperConstructor']
