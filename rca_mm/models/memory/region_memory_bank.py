@@ -20,7 +20,7 @@ is saved in ``state_dict`` and resumes without shape mismatches. The lookup
 ``slot_class`` and ``slot_image`` and rebuilt after loading, so it is not
 saved.
 """
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 import torch.distributed as dist
@@ -32,6 +32,34 @@ from rca_mm.registry import MODELS
 _DTYPES = {'float32': torch.float32, 'float16': torch.float16}
 _PERSISTENT = ('feats', 'written', 'slot_class', 'slot_image', 'last_update',
                'step', 'class_offset', 'num_images')
+_PER_SLOT = ('feats', 'written', 'slot_class', 'slot_image', 'last_update')
+
+
+def empty_bank_state(state_dict: Dict[str, Tensor]) -> Dict[str, Tensor]:
+    """A state dict whose every region memory bank is unallocated.
+
+    Inference needs no bank (the O maps use the prototypes only), so a
+    released checkpoint can drop the entries: each ``...memory_bank.<buffer>``
+    becomes that of a freshly built bank (no slots, zero counters). The keys
+    stay, so the file loads strictly into the same model; a bank that
+    allocates for training refuses it as another layout.
+
+    Args:
+        state_dict (dict[str, Tensor]): a model's state dict.
+
+    Returns:
+        dict[str, Tensor]: the same dict with emptied bank buffers.
+    """
+    out = {}
+    for key, value in state_dict.items():
+        prefix, _, name = key.rpartition('.')
+        if not prefix.endswith('memory_bank') or name not in _PERSISTENT:
+            out[key] = value
+        elif name in _PER_SLOT:
+            out[key] = value[:0].clone()
+        else:
+            out[key] = torch.zeros_like(value)
+    return out
 
 
 def all_gather_regions(feats: Tensor, classes: Tensor, image_ids: Tensor,
