@@ -41,8 +41,8 @@ def empty_bank_state(state_dict: Dict[str, Tensor]) -> Dict[str, Tensor]:
     Inference needs no bank (the O maps use the prototypes only), so a
     released checkpoint can drop the entries: each ``...memory_bank.<buffer>``
     becomes that of a freshly built bank (no slots, zero counters). The keys
-    stay, so the file loads strictly into the same model; a bank that
-    allocates for training refuses it as another layout.
+    stay, so the file loads strictly into the same model; a bank already
+    allocated for training keeps its empty slots.
 
     Args:
         state_dict (dict[str, Tensor]): a model's state dict.
@@ -271,6 +271,10 @@ class RegionMemoryBank(BaseModule):
                     f'RegionMemoryBank ({prefix}): the checkpoint holds '
                     f'entries of shape {tuple(saved.shape)}, this bank has '
                     f'feat_dim={self.feat_dim}')
+            if self.is_allocated and saved.shape[0] == 0:
+                # A released file (empty_bank_state) into a bank allocated
+                # for training: keep the allocated, unwritten bank.
+                return
             if not self.is_allocated:
                 # An unallocated bank takes the checkpoint's shapes.
                 for name in _PERSISTENT:

@@ -5,7 +5,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from rca_mm.models.memory import RegionMemoryBank
+from rca_mm.models.memory import RegionMemoryBank, empty_bank_state
 from rca_mm.registry import MODELS
 from tests.conftest import free_port
 
@@ -245,6 +245,26 @@ def test_state_dict_roundtrip_into_unallocated_bank():
     wrong_dim = RegionMemoryBank(num_classes=L, feat_dim=D + 1)
     with pytest.raises(ValueError, match='feat_dim'):
         wrong_dim.load_state_dict(sd)
+
+
+def test_released_empty_bank_loads_into_fresh_and_allocated_banks():
+    tags = _tags()
+    bank = RegionMemoryBank(num_classes=L, feat_dim=D)
+    bank.allocate(tags)
+    bank.update(*_random_batch(torch.Generator().manual_seed(1), tags, 10))
+    released = empty_bank_state(
+        {f'head.memory_bank.{k}': v for k, v in bank.state_dict().items()})
+    released = {k[len('head.memory_bank.'):]: v for k, v in released.items()}
+    assert released['feats'].shape == (0, D)
+    assert int(released['step']) == 0
+    fresh = RegionMemoryBank(num_classes=L, feat_dim=D)
+    fresh.load_state_dict(released)  # strict: every key is there
+    assert not fresh.is_allocated
+    allocated = RegionMemoryBank(num_classes=L, feat_dim=D)
+    allocated.allocate(tags)
+    allocated.load_state_dict(released)  # fine-tuning from a release file
+    assert allocated.is_allocated and not allocated.written.any()
+    assert torch.equal(allocated.class_offset, bank.class_offset)
 
 
 def _dist_worker(rank, world, port, out_dir, batches):
