@@ -16,7 +16,7 @@ from torch import Tensor
 
 from rca_mm.registry import HOOKS
 from rca_mm.utils.dist_utils import unwrap_model
-from .oaa_store import OAAStore
+from rca_mm.structures import OAAStore
 
 
 @HOOKS.register_module()

@@ -23,7 +23,7 @@ from mmseg.models.segmentors import BaseSegmentor
 from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig
 from torch import Tensor
 
-from rca_mm.engine.hooks.oaa_store import OAAStore
+from rca_mm.structures import OAAStore
 from rca_mm.registry import MODELS
 from ..heads.cam_head import gap_scores
 

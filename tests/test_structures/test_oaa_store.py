@@ -5,7 +5,7 @@ import os.path as osp
 import numpy as np
 import pytest
 
-from rca_mm.engine.hooks import OAAStore
+from rca_mm.structures import OAAStore
 
 
 def test_update_and_load_roundtrip(tmp_path):

@@ -1,0 +1,4 @@
+"""Data structures shared by models and hooks."""
+from .oaa_store import OAAEntry, OAAStore
+
+__all__ = ['OAAEntry', 'OAAStore']
