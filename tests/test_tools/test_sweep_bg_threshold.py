@@ -55,6 +55,10 @@ def test_sweep_hand_computed(cam_gt):
                                    [1, (1 / 2 + 2 / 3) / 2, 1 / 3])
         assert [r['mIoU_confident'] for r in rows] == \
             [r['mIoU_full'] for r in rows]
+        # Predicted foreground: all 3 GT pixels, then 2 of them, then 1.
+        np.testing.assert_allclose([r['fg_precision'] for r in rows], 1.0)
+        np.testing.assert_allclose([r['fg_recall'] for r in rows],
+                                   [1, 2 / 3, 1 / 3])
 
 
 def test_sweep_command_line(cam_gt):
@@ -65,9 +69,11 @@ def test_sweep_command_line(cam_gt):
     ])
     lines = out.strip().splitlines()
     assert lines[0] == '2 images'
-    assert lines[2].split() == ['0.125', '100.00', '100.00']
-    assert lines[3].split() == ['0.375', '58.33', '58.33']
-    assert lines[4].split() == ['0.625', '33.33', '33.33']
+    assert lines[1].split()[-2:] == ['fg_precision', 'fg_recall']
+    assert lines[2].split() == ['0.125', '100.00', '100.00', '100.00',
+                                '100.00']
+    assert lines[3].split() == ['0.375', '58.33', '58.33', '100.00', '66.67']
+    assert lines[4].split() == ['0.625', '33.33', '33.33', '100.00', '33.33']
     assert lines[5] == ('best threshold: 0.125 (mIoU_full 100.00, '
                         'mIoU_confident 100.00)')
 
@@ -124,3 +130,12 @@ def test_sweep_agrees_with_metric(tmp_path):
     rows = load_tool().sweep(
         str(out / 'cams'), str(gt_dir), names, [0.25], num_classes=5)
     assert round(100 * rows[0]['mIoU_full'], 2) == metrics['mIoU_full']
+
+
+def test_foreground_scores_count_background_hits():
+    tool = load_tool()
+    # rows: GT bg, GT class 1; columns: predicted bg, 1, 255
+    cm = np.array([[6, 3, 0], [1, 2, 1]])
+    scores = tool.foreground_scores(cm)
+    assert scores['fg_precision'] == pytest.approx(2 / 5)
+    assert scores['fg_recall'] == pytest.approx(2 / 4)

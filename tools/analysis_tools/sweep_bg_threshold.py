@@ -7,7 +7,11 @@ DIR`` -> ``DIR/cams/<name>.npz``) and the ground-truth PNGs, labels every
 image at every threshold with the same ``threshold_recipe`` and scores it
 with the same confusion matrix as the metric, and prints mIoU per threshold
 under both protocols (they agree here: the threshold recipe leaves no pixel
-at 255) and the best threshold.
+at 255) and the best threshold. Two class-agnostic columns say where the
+maps fire: the precision and the recall of the predicted foreground against
+the ground-truth foreground (low precision at a foreground share close to
+the ground truth's means the maps cover the background, e.g. co-occurring
+context such as water for boats).
 
 Usage::
 
@@ -77,6 +81,25 @@ def image_matrices(cam_file: str, gt_file: str, thresholds: Sequence[float],
     ])
 
 
+def foreground_scores(cm: np.ndarray) -> dict:
+    """Class-agnostic precision and recall of the predicted foreground.
+
+    Args:
+        cm (np.ndarray): ``(C, C + 1)`` confusion matrix (rows: ground
+            truth, 0 = background; the last column: predicted 255).
+
+    Returns:
+        dict: ``fg_precision``, ``fg_recall`` (fractions, NaN when empty).
+    """
+    num_classes = cm.shape[0]
+    hit = cm[1:, 1:num_classes].sum()
+    predicted = cm[:, 1:num_classes].sum()
+    actual = cm[1:, :].sum()
+    with np.errstate(invalid='ignore', divide='ignore'):
+        return dict(fg_precision=np.float64(hit) / predicted,
+                    fg_recall=np.float64(hit) / actual)
+
+
 def _job(args: tuple) -> np.ndarray:
     return image_matrices(*args)
 
@@ -99,7 +122,7 @@ def sweep(cam_dir: str,
 
     Returns:
         list[dict]: per threshold, ``threshold``, ``mIoU_full``,
-        ``mIoU_confident`` (fractions).
+        ``mIoU_confident``, ``fg_precision``, ``fg_recall`` (fractions).
     """
     jobs = [(osp.join(cam_dir, n + '.npz'), osp.join(gt_dir, n + '.png'),
              list(thresholds), num_classes) for n in names]
@@ -123,7 +146,8 @@ def sweep(cam_dir: str,
             dict(
                 threshold=threshold,
                 mIoU_full=scores['mIoU_full'],
-                mIoU_confident=scores['mIoU_confident']))
+                mIoU_confident=scores['mIoU_confident'],
+                **foreground_scores(cm)))
     return rows
 
 
@@ -152,10 +176,13 @@ def main() -> None:
     except (OSError, ValueError) as err:
         parser.error(str(err))
     print(f'{len(names)} images')
-    print(f'{"threshold":>9}  {"mIoU_full":>9}  {"mIoU_confident":>14}')
+    print(f'{"threshold":>9}  {"mIoU_full":>9}  {"mIoU_confident":>14}  '
+          f'{"fg_precision":>12}  {"fg_recall":>9}')
     for row in rows:
         print(f'{row["threshold"]:>9.3f}  {100 * row["mIoU_full"]:>9.2f}  '
-              f'{100 * row["mIoU_confident"]:>14.2f}')
+              f'{100 * row["mIoU_confident"]:>14.2f}  '
+              f'{100 * row["fg_precision"]:>12.2f}  '
+              f'{100 * row["fg_recall"]:>9.2f}')
     best = max(rows, key=lambda r: np.nan_to_num(r['mIoU_full'], nan=-1.))
     print(f'best threshold: {best["threshold"]:.3f} '
           f'(mIoU_full {100 * best["mIoU_full"]:.2f}, '
