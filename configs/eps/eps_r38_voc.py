@@ -59,7 +59,9 @@ param_scheduler = [
         convert_to_iter_based=True)
 ]
 train_cfg = dict(max_epochs=max_epochs, val_interval=5)
-# Pseudo labels as EPS infer.py: background = the constant 0.2 (--thr 0.20)
-# against the max-normalised foreground CAMs. The classifier's own
-# background map instead: --cfg-options test_evaluator.bg_source=map.
+# Pseudo labels as EPS infer.py: a softmax over the L+1 maps at each scale,
+# the foreground maps summed and max-normalised, background = the constant
+# 0.2 (--thr 0.20). The classifier's own background map instead:
+# --cfg-options test_evaluator.bg_source=map.
+model = dict(test_cfg=dict(activation='softmax'))
 test_evaluator = dict(recipe='threshold', bg_threshold=0.2)

@@ -63,5 +63,7 @@ param_scheduler = [
 train_cfg = dict(max_epochs=max_epochs, val_interval=10)
 # Pseudo labels as EPS infer.py (--thr 0.20), scored on every listed
 # train2014 image with a label map.
+# EPS infer.py: softmax over the L+1 maps, background = the constant 0.2.
+model = dict(test_cfg=dict(activation='softmax'))
 test_evaluator = dict(
     type='PseudoLabelMetric', recipe='threshold', bg_threshold=0.2)

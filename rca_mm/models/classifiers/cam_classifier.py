@@ -57,6 +57,11 @@ class CAMClassifier(BaseSegmentor):
               ``'pred'`` keeps classes scored above ``score_thr``.
               Default: ``'gt'``.
             - ``score_thr`` (float): default 0.5.
+            - ``activation`` (str): how each scale's raw maps become CAMs:
+              ``'relu'`` (CAM, PSA, IRN, OAA, RCA) or ``'softmax'`` over
+              the L+1 maps before resizing (EPS's ``infer.py`` for its own
+              network; needs ``model.head.with_background``). Default:
+              ``'relu'``.
             - ``oaa_store`` (str, optional): take the CAMs from the maps that
               ``OAAAccumulationHook`` accumulated in this directory during
               training (OAA+) instead of running the network on scales.
@@ -87,10 +92,22 @@ class CAMClassifier(BaseSegmentor):
         self.tags: str = test_cfg.pop('tags', 'gt')
         self.score_thr: float = test_cfg.pop('score_thr', 0.5)
         self.oaa_store: Optional[str] = test_cfg.pop('oaa_store', None)
+        self.activation: str = test_cfg.pop('activation', 'relu')
         if test_cfg:
             raise ValueError(
                 f'model.test_cfg has unknown keys {sorted(test_cfg)}; '
-                'expected scales, flip, tags, score_thr, oaa_store')
+                'expected scales, flip, tags, score_thr, oaa_store, '
+                'activation')
+        if self.activation not in ('relu', 'softmax'):
+            raise ValueError(
+                "model.test_cfg.activation must be 'relu' or 'softmax', got "
+                f'{self.activation!r}')
+        if self.activation == 'softmax' and not getattr(
+                self.head, 'with_background', False):
+            raise ValueError(
+                "model.test_cfg.activation='softmax' needs "
+                'model.head.with_background=True (a softmax over the L+1 '
+                'maps, as EPS)')
         if self.tags not in ('gt', 'pred'):
             raise ValueError(
                 f"model.test_cfg.tags must be 'gt' or 'pred', got "
@@ -124,7 +141,7 @@ class CAMClassifier(BaseSegmentor):
         return self.head.predict_cams(self.extract_feat(inputs))
 
     def multiscale_cams(self, inputs: Tensor) -> Tuple[Tensor, Tensor]:
-        """ReLU'd maps summed over scales and flips, at input size.
+        """Activated maps summed over scales and flips, at input size.
 
         All flips of a scale go through the network as one batch; the image
         scores come from the scale-1, unflipped maps of the same pass (a
@@ -146,7 +163,8 @@ class CAMClassifier(BaseSegmentor):
             raw = self.head.predict_cams(self.extract_feat(x))
             if scale == 1.0:
                 scores = gap_scores(raw[:n], self.num_classes)
-            cams = F.relu(raw)
+            cams = raw.softmax(dim=1) if self.activation == 'softmax' \
+                else F.relu(raw)
             cams = F.interpolate(
                 cams, size=size, mode='bilinear', align_corners=False)
             if self.flip:

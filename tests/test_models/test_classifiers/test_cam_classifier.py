@@ -100,6 +100,24 @@ def test_predict_multiscale_sums_scales_and_background_map():
     assert out.pred_score.shape == (2, )
 
 
+def test_predict_softmax_activation_as_eps_infer():
+    model = _model(with_background=True, scales=(1.0, 0.5),
+                   activation='softmax').eval()
+    x = torch.randn(1, 3, 8, 8)
+    out = model.predict(x, [_sample([1, 0])])[0]
+    # EPS infer.py: softmax over the L+1 maps per scale, then resize and sum.
+    half = F.interpolate(x, scale_factor=0.5, mode='bilinear')
+    total = x.softmax(1) + F.interpolate(half.softmax(1), size=(8, 8),
+                                         mode='bilinear')
+    expected = total[0, 0] / total[0, 0].max()
+    assert torch.allclose(out.pred_cams.data[0], expected, atol=1e-6)
+    assert out.pred_cams.data[1].abs().max() == 0  # not tagged
+    with pytest.raises(ValueError, match='with_background'):
+        _model(activation='softmax')
+    with pytest.raises(ValueError, match="'relu' or 'softmax'"):
+        _model(with_background=True, activation='sigmoid')
+
+
 def test_predict_pred_tags_and_bad_test_cfg():
     model = _model(tags='pred', score_thr=0.5).eval()
     x = torch.zeros(1, 3, 4, 4)
