@@ -17,6 +17,8 @@ crop_size = (448, 448)
 max_epochs = 15
 model = dict(
     data_preprocessor=dict(size=crop_size),
+    # CAM export as EPS infer.py: a softmax over the L+1 maps per scale.
+    test_cfg=dict(activation='softmax'),
     head=dict(
         dropout_ratio=0.0,
         with_background=True,
@@ -59,9 +61,8 @@ param_scheduler = [
         convert_to_iter_based=True)
 ]
 train_cfg = dict(max_epochs=max_epochs, val_interval=5)
-# Pseudo labels as EPS infer.py: a softmax over the L+1 maps at each scale,
-# the foreground maps summed and max-normalised, background = the constant
+# Pseudo labels as EPS infer.py (softmax CAMs, model.test_cfg above): the
+# foreground maps summed and max-normalised, background = the constant
 # 0.2 (--thr 0.20). The classifier's own background map instead:
 # --cfg-options test_evaluator.bg_source=map.
-model = dict(test_cfg=dict(activation='softmax'))
 test_evaluator = dict(recipe='threshold', bg_threshold=0.2)

@@ -18,6 +18,8 @@ crop_size = {{_base_.crop_size}}
 max_epochs = 50
 model = dict(
     data_preprocessor=dict(size=crop_size),
+    # CAM export as EPS infer.py: a softmax over the L+1 maps per scale.
+    test_cfg=dict(activation='softmax'),
     head=dict(
         num_classes=80,
         with_background=True,
@@ -63,7 +65,6 @@ param_scheduler = [
 train_cfg = dict(max_epochs=max_epochs, val_interval=10)
 # Pseudo labels as EPS infer.py (--thr 0.20), scored on every listed
 # train2014 image with a label map.
-# EPS infer.py: softmax over the L+1 maps, background = the constant 0.2.
-model = dict(test_cfg=dict(activation='softmax'))
+# EPS infer.py: background = the constant 0.2 against the softmax CAMs.
 test_evaluator = dict(
     type='PseudoLabelMetric', recipe='threshold', bg_threshold=0.2)

@@ -47,13 +47,19 @@ model = dict(
             use_sigmoid=False,
             loss_weight=1.0,
             avg_non_ignore=True)),
-    train_cfg=dict(),
+    # DeepLabV2's multi-scale input training (deeplab-pytorch's
+    # DeepLabV2_ResNet101_MSC: scales 0.5 and 0.75 besides 1, loss on each and
+    # on their max). Off: --cfg-options model.train_cfg.msc_scales=[].
+    train_cfg=dict(msc_scales=(0.5, 0.75)),
     # Dense CRF: deeplab-pytorch's configs (also EPS's and OAA's DeepLabV2
     # test): 10 iterations, Gaussian xy 1 weight 3, bilateral xy 67 rgb 3
     # weight 4. Off: --cfg-options model.test_cfg.crf=None. The CRFs of a test
-    # batch run in `crf_workers` processes.
+    # batch run in `crf_workers` processes. The prediction is the MSC max over
+    # scales 1, 0.75, 0.5 (deeplab-pytorch's test); single-scale:
+    # --cfg-options model.test_cfg.msc_scales=[].
     test_cfg=dict(
         mode='whole',
+        msc_scales=(0.5, 0.75),
         crf=dict(
             num_iters=10,
             gaussian_sxy=1.,

@@ -1,4 +1,5 @@
-"""mmseg's EncoderDecoder with an optional dense-CRF refinement at test time.
+"""mmseg's EncoderDecoder with DeepLabV2's extras: dense CRF at test time and
+multi-scale input (MSC) training.
 
 Stage 2 of weakly supervised segmentation (DeepLabV2 trained on pseudo
 labels) is scored, in EPS, OAA, RCA and most WSSS papers, after DeepLabV2's
@@ -18,6 +19,13 @@ network output (at the original size), so ``tools/test.py --out`` writes the
 CRF labels. mIoU without the CRF is the same run with
 ``--cfg-options model.test_cfg.crf=None`` (docs/deeplabv2.md).
 
+With ``train_cfg.msc_scales`` (DeepLabV2's MSC, deeplab-pytorch's
+``MSC``), a training step also runs the network on the input rescaled by
+each scale, and the loss is the sum of the decode head's loss on every
+scale's logits and on their element-wise max (the smaller logits resized to
+the full-scale ones). With ``test_cfg.msc_scales`` the prediction is that
+max, as deeplab-pytorch tests.
+
 .. code:: text
 
     test_step(data):
@@ -30,10 +38,13 @@ CRF labels. mIoU without the CRF is the same run with
 from typing import Dict, List, Optional
 
 import torch
+import torch.nn.functional as F
 from mmengine.config import ConfigDict
 from mmengine.structures import PixelData
 from mmseg.models.segmentors import EncoderDecoder
-from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig, SampleList
+from mmseg.models.utils import resize
+from mmseg.utils import (ConfigType, OptConfigType, OptMultiConfig,
+                         SampleList, add_prefix)
 from torch import Tensor
 
 from rca_mm.registry import MODELS
@@ -46,9 +57,12 @@ class CRFEncoderDecoder(EncoderDecoder):
     """EncoderDecoder whose test-time prediction can be refined by dense CRF.
 
     Args:
-        backbone, decode_head, neck, auxiliary_head, train_cfg,
-        data_preprocessor, pretrained, init_cfg: as in mmseg's
-            :class:`EncoderDecoder`.
+        backbone, decode_head, neck, auxiliary_head, data_preprocessor,
+        pretrained, init_cfg: as in mmseg's :class:`EncoderDecoder`.
+        train_cfg (dict, optional): ``msc_scales`` (Sequence[float]): the
+            extra input scales of MSC training (deeplab-pytorch's VOC and
+            COCO recipes: ``(0.5, 0.75)``); empty or absent: mmseg's
+            single-scale loss. Default: None.
         test_cfg (dict, optional): mmseg's test settings (``mode='whole'`` or
             ``'slide'`` with ``crop_size``/``stride``) plus
 
@@ -57,6 +71,9 @@ class CRFEncoderDecoder(EncoderDecoder):
               values (``DEEPLABV2_CRF_PARAMS``: 10 iterations, Gaussian xy 1
               weight 3, bilateral xy 67 rgb 3 weight 4; deeplab-pytorch, as
               used by EPS and OAA). None: no CRF. Default: None.
+            - ``msc_scales`` (Sequence[float]): predict the max of the
+              logits of the full input and of the input at these scales
+              (deeplab-pytorch tests so, with ``(0.5, 0.75)``). Default: ().
             - ``crf_workers`` (int): processes that run the CRFs of a test
               batch in parallel (0: in this process). Parallelism is over
               the images of a batch, so set the test dataloader's
@@ -88,11 +105,21 @@ class CRFEncoderDecoder(EncoderDecoder):
             data_preprocessor=data_preprocessor,
             pretrained=pretrained,
             init_cfg=init_cfg)
+        self.msc_scales = self._parse_msc(train_cfg, 'train_cfg')
+        self.test_msc_scales = self._parse_msc(test_cfg, 'test_cfg')
         self.crf_params = self._parse_crf(test_cfg.get('crf'))
         self.crf_workers = int(test_cfg.get('crf_workers', 0))
         if self.crf_workers < 0:
             raise ValueError('model.test_cfg.crf_workers must be >= 0, got '
                              f'{self.crf_workers}')
+
+    @staticmethod
+    def _parse_msc(cfg: Optional[dict], name: str) -> tuple:
+        scales = tuple((cfg or {}).get('msc_scales', ()))
+        if any(not 0 < s < 1 for s in scales):
+            raise ValueError(f'model.{name}.msc_scales must lie in (0, 1) '
+                             f'(the full scale is always used), got {scales}')
+        return scales
 
     @staticmethod
     def _parse_crf(crf: Optional[dict]) -> Optional[Dict[str, float]]:
@@ -115,6 +142,62 @@ class CRFEncoderDecoder(EncoderDecoder):
                               '(`--cfg-options model.test_cfg.crf=None` '
                               'tests without it)') from err
         return {**DEEPLABV2_CRF_PARAMS, **crf}
+
+    def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
+        """mmseg's loss, or with ``msc_scales`` the MSC loss.
+
+        MSC: the decode head's loss on the logits of the full-scale input,
+        of each rescaled input, and of their element-wise max, summed
+        (prefixes ``decode.s1.0``, ``decode.s<scale>``, ``decode.max``).
+        mmseg's head resizes the logits to the labels (deeplab-pytorch
+        resizes the labels to the logits instead). An auxiliary head sees
+        the full-scale features only.
+        """
+        if not self.msc_scales:
+            return super().loss(inputs, data_samples)
+        feats = self.extract_feat(inputs)
+        outputs = self.msc_logits(inputs, self.msc_scales, feats)
+        losses = {}
+        for key, logits in outputs.items():
+            losses.update(add_prefix(
+                self.decode_head.loss_by_feat(logits, data_samples),
+                f'decode.{key}'))
+        if self.with_auxiliary_head:
+            losses.update(self._auxiliary_head_forward_train(
+                feats, data_samples))
+        return losses
+
+    def msc_logits(self, inputs: Tensor, scales: tuple,
+                   feats: Optional[List[Tensor]] = None) -> Dict[str, Tensor]:
+        """The logits of every input scale and their max (DeepLabV2 MSC).
+
+        Returns:
+            dict[str, Tensor]: ``s1.0`` (full scale), ``s<scale>`` for each
+            of ``scales`` (at their own size) and ``max``, the element-wise
+            max at the full-scale size.
+        """
+        if feats is None:
+            feats = self.extract_feat(inputs)
+        outputs = {'s1.0': self.decode_head(feats)}
+        for scale in scales:
+            small = F.interpolate(inputs, scale_factor=scale,
+                                  mode='bilinear', align_corners=False)
+            outputs[f's{scale}'] = self.decode_head(self.extract_feat(small))
+        full = outputs['s1.0']
+        outputs['max'] = torch.stack([full] + [
+            resize(logits, size=full.shape[2:], mode='bilinear',
+                   align_corners=False)
+            for key, logits in outputs.items() if key != 's1.0'
+        ]).amax(dim=0)
+        return outputs
+
+    def encode_decode(self, inputs: Tensor,
+                      batch_img_metas: List[dict]) -> Tensor:
+        """mmseg's, or with ``test_cfg.msc_scales`` the MSC max."""
+        if not self.test_msc_scales:
+            return super().encode_decode(inputs, batch_img_metas)
+        fused = self.msc_logits(inputs, self.test_msc_scales)['max']
+        return self.decode_head.predict_by_feat(fused, batch_img_metas)
 
     def test_step(self, data: dict) -> SampleList:
         """Predict a test batch image by image, then apply the CRF if set.

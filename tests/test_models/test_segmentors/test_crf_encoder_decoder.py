@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from mmengine.registry import init_default_scope
 from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
@@ -21,7 +22,7 @@ SYNTHVOC_CONFIG = ('configs/synthvoc/'
                    'deeplabv2_r18-w32-d8_1k_synthvoc-112x112.py')
 
 
-def model_cfg(crf=None, crf_workers=0):
+def model_cfg(crf=None, crf_workers=0, train_cfg=None, msc_scales=()):
     return dict(
         type='CRFEncoderDecoder',
         data_preprocessor=dict(
@@ -43,7 +44,9 @@ def model_cfg(crf=None, crf_workers=0):
             in_index=0,
             dilations=(1, 2, 3, 4),
             num_classes=3),
-        test_cfg=dict(mode='whole', crf=crf, crf_workers=crf_workers))
+        train_cfg=train_cfg,
+        test_cfg=dict(mode='whole', crf=crf, crf_workers=crf_workers,
+                      msc_scales=msc_scales))
 
 
 def build(**kwargs):
@@ -211,3 +214,68 @@ def test_synthvoc_config_trains_and_tests_with_and_without_crf(
     }
     # The CRF changed at least one pixel of the raw predictions.
     assert any((a != b).any() for a, b in zip(preds['crf'], preds['raw']))
+
+
+def _seg_samples(n, hw):
+    samples = []
+    for i in range(n):
+        sample = SegDataSample(metainfo=dict(img_shape=hw, pad_shape=hw))
+        sample.gt_sem_seg = PixelData(
+            data=torch.randint(0, 3, (1, ) + hw, generator=torch.Generator(
+            ).manual_seed(i)))
+        samples.append(sample)
+    return samples
+
+
+def test_msc_loss_sums_every_scale_and_the_max():
+    model = build(train_cfg=dict(msc_scales=(0.5, 0.75))).train()
+    inputs = torch.randn(2, 3, 32, 32)
+    samples = _seg_samples(2, (32, 32))
+    losses = model.loss(inputs, samples)
+    head = model.decode_head
+    full = head(model.extract_feat(inputs))
+    smalls = [
+        head(model.extract_feat(
+            F.interpolate(inputs, scale_factor=s, mode='bilinear')))
+        for s in (0.5, 0.75)
+    ]
+    assert smalls[0].shape[-1] < smalls[1].shape[-1] < full.shape[-1]
+    fused = torch.stack([full] + [
+        F.interpolate(x, size=full.shape[2:], mode='bilinear')
+        for x in smalls
+    ]).amax(0)
+    for key, logits in zip(('s1.0', 's0.5', 's0.75', 'max'),
+                           [full] + smalls + [fused]):
+        expected = head.loss_by_feat(logits, samples)['loss_ce']
+        assert torch.allclose(losses[f'decode.{key}.loss_ce'], expected,
+                              atol=1e-6), key
+    assert sorted(k for k in losses if 'loss' in k) == [
+        'decode.max.loss_ce', 'decode.s0.5.loss_ce', 'decode.s0.75.loss_ce',
+        'decode.s1.0.loss_ce'
+    ]
+    # Without msc_scales: mmseg's single-scale loss.
+    plain = build().train().loss(inputs, samples)
+    assert torch.allclose(plain['decode.loss_ce'],
+                          losses['decode.s1.0.loss_ce'], atol=1e-6)
+    with pytest.raises(ValueError, match='msc_scales'):
+        build(train_cfg=dict(msc_scales=(1.0, )))
+
+
+def test_msc_test_predicts_the_max_over_scales():
+    model = build(msc_scales=(0.5, ))
+    inputs = torch.randn(1, 3, 32, 32)
+    metas = [dict(img_shape=(32, 32), pad_shape=(32, 32))]
+    with torch.no_grad():
+        got = model.encode_decode(inputs, metas)
+        head = model.decode_head
+        full = head(model.extract_feat(inputs))
+        half = head(model.extract_feat(
+            F.interpolate(inputs, scale_factor=0.5, mode='bilinear')))
+        fused = torch.maximum(
+            full, F.interpolate(half, size=full.shape[2:], mode='bilinear'))
+        expected = F.interpolate(fused, size=(32, 32), mode='bilinear')
+        assert torch.allclose(got, expected, atol=1e-6)
+        single = build().encode_decode(inputs, metas)
+        assert not torch.allclose(got, single)
+    with pytest.raises(ValueError, match='test_cfg.msc_scales'):
+        build(msc_scales=(2.0, ))
