@@ -76,3 +76,9 @@ def test_a_run_short_of_until_is_resumed_and_missing_columns_dashed(
     assert calls[0][calls[0].index('--seed') + 1] == '0'
     text = (tmp_path / 'table.md').read_text()
     assert '| 60.00 ± 0.00 | — |' in text
+    # A column that only some seeds reached says how many.
+    (tmp_path / 'eps_seed1' / 'summary.json').write_text(json.dumps(partial))
+    monkeypatch.setattr('sys.argv', argv + ['--until', 'pseudo'])
+    mod.main()
+    text = (tmp_path / 'table.md').read_text()
+    assert '| 60.00 (n=1) | — |' in text

@@ -76,9 +76,12 @@ def table(results: dict, seeds) -> str:
         cells = []
         for key, _ in COLUMNS:
             values = _values(runs, key)
-            cells.append(f'{values.mean():.2f} ± {values.std(ddof=1):.2f}'
-                         if len(values) > 1 else
-                         (f'{values[0]:.2f}' if len(values) else '—'))
+            cell = (f'{values.mean():.2f} ± {values.std(ddof=1):.2f}'
+                    if len(values) > 1 else
+                    (f'{values[0]:.2f}' if len(values) else '—'))
+            if 0 < len(values) < len(runs):
+                cell += f' (n={len(values)})'  # seeds not run this far
+            cells.append(cell)
         lines.append(f'| {method} | ' + ' | '.join(cells) + ' |')
     lines += ['', f'Seeds: {list(seeds)}. Per seed (pseudo mIoU full; '
               'seg val mIoU):', '']
