@@ -82,3 +82,23 @@ def test_a_run_short_of_until_is_resumed_and_missing_columns_dashed(
     mod.main()
     text = (tmp_path / 'table.md').read_text()
     assert '| 60.00 (n=1) | — |' in text
+
+
+def test_paired_differences_per_seed(tmp_path, monkeypatch):
+    mod = _module()
+    for method, values in (('eps', (50.0, 54.0, 52.0)),
+                           ('rca-eps', (53.0, 55.0, 56.0))):
+        for seed, v in enumerate(values):
+            work = tmp_path / f'{method}_seed{seed}'
+            work.mkdir()
+            (work / 'summary.json').write_text(json.dumps(_summary(v)))
+    monkeypatch.setattr('sys.argv', [
+        'synthvoc_table.py', '--work-dir', str(tmp_path), '--methods', 'eps',
+        'rca-eps', '--until', 'pseudo'
+    ])
+    mod.main()
+    text = (tmp_path / 'table.md').read_text()
+    # differences 3, 1, 4: mean 2.67, sample std 1.53, all three positive
+    assert ('| rca-eps − eps | +2.67 ± 1.53 (3/3 seeds > 0) | '
+            '+2.67 ± 1.53 (3/3 seeds > 0) | +2.67 ± 1.53 (3/3 seeds > 0) |'
+            ) in text
