@@ -23,12 +23,17 @@ def _summary(v):
         seg_val_miou_crf=v + 3)
 
 
+def _write_runs(root, method, summaries):
+    """Finished runs ``<method>_seed<i>`` with the given summaries."""
+    for seed, summary in enumerate(summaries):
+        work = root / f'{method}_seed{seed}'
+        work.mkdir()
+        (work / 'summary.json').write_text(json.dumps(summary))
+
+
 def test_table_reports_mean_and_sample_std(tmp_path, monkeypatch):
     mod = _module()
-    for seed, v in enumerate((40.0, 44.0)):
-        work = tmp_path / f'cam_seed{seed}'
-        work.mkdir()
-        (work / 'summary.json').write_text(json.dumps(_summary(v)))
+    _write_runs(tmp_path, 'cam', [_summary(v) for v in (40.0, 44.0)])
     monkeypatch.setattr('sys.argv', [
         'synthvoc_table.py', '--work-dir', str(tmp_path), '--methods', 'cam',
         '--seeds', '0', '1'
@@ -44,10 +49,7 @@ def test_a_run_short_of_until_is_resumed_and_missing_columns_dashed(
         tmp_path, monkeypatch):
     mod = _module()
     partial = dict(_summary(50.0), seg_val_miou=None, seg_val_miou_crf=None)
-    for seed in (0, 1):
-        work = tmp_path / f'eps_seed{seed}'
-        work.mkdir()
-        (work / 'summary.json').write_text(json.dumps(partial))
+    _write_runs(tmp_path, 'eps', [partial, partial])
     calls = []
 
     def fake_run(cmd, cwd, check):
@@ -86,12 +88,9 @@ def test_a_run_short_of_until_is_resumed_and_missing_columns_dashed(
 
 def test_paired_differences_per_seed(tmp_path, monkeypatch):
     mod = _module()
-    for method, values in (('eps', (50.0, 54.0, 52.0)),
-                           ('rca-eps', (53.0, 55.0, 56.0))):
-        for seed, v in enumerate(values):
-            work = tmp_path / f'{method}_seed{seed}'
-            work.mkdir()
-            (work / 'summary.json').write_text(json.dumps(_summary(v)))
+    _write_runs(tmp_path, 'eps', [_summary(v) for v in (50.0, 54.0, 52.0)])
+    _write_runs(tmp_path, 'rca-eps',
+                [_summary(v) for v in (53.0, 55.0, 56.0)])
     monkeypatch.setattr('sys.argv', [
         'synthvoc_table.py', '--work-dir', str(tmp_path), '--methods', 'eps',
         'rca-eps', '--until', 'pseudo'
