@@ -54,7 +54,7 @@ from ..postprocess.dense_crf import (DEEPLABV2_CRF_PARAMS, dense_crf_batch,
 
 @MODELS.register_module()
 class CRFEncoderDecoder(EncoderDecoder):
-    """EncoderDecoder whose test-time prediction can be refined by dense CRF.
+    """EncoderDecoder with dense-CRF refinement and MSC (DeepLabV2).
 
     Args:
         backbone, decode_head, neck, auxiliary_head, data_preprocessor,
