@@ -128,9 +128,10 @@ class Pipeline:
 
     def step_seconds(self) -> dict:
         """Wall time of every finished step, from its marker."""
+        records = {step: self.done(step) for step in ('data', ) + STEPS}
         return {
-            step: self.done(step)['seconds']
-            for step in ('data', ) + STEPS if self.done(step) is not None
+            step: record['seconds']
+            for step, record in records.items() if record is not None
         }
 
     def test(self, step: str, config: str, checkpoint: str,
