@@ -284,8 +284,9 @@ def run_steps(args, device: torch.device) -> None:
             k: statistics.median(t[clock] for t in v)
             for k, v in times.items()
         }
+        num_written = int((bank.entries()[1] >= 0).sum())
         print(f'step: backbone {args.backbone} (D={bank.feat_dim}), bank '
-              f'{bank_name} ({int(bank.written.sum())} entries, '
+              f'{bank_name} ({num_written} entries, '
               f'{bank.nbytes / 2**20:.1f} MiB float32, entries alone '
               f'{bank.feats.numel() * 2 / 2**20:.1f} MiB as float16), batch '
               f'{args.batch}, input {args.input_size}x{args.input_size}, '
@@ -333,9 +334,9 @@ def bank_op_time(num_entries: int, dim: int, regions: int,
         f = feats.clone().requires_grad_()
         sync(device)
         start = clock()
-        bank_feats, bank_classes = bank.written_entries()
+        bank_feats, bank_classes = bank.entries()  # as RCAHead.loss
         loss(f, classes, image_ids, bank_feats, bank_classes).backward()
-        bank.update(f.detach(), classes, image_ids)
+        bank.update(f.detach(), classes, image_ids, defer=True)
         sync(device)
         if i:
             times.append(clock() - start)

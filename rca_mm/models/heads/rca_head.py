@@ -160,13 +160,15 @@ class RCAHead(CAMHead):
             losses.update(
                 self.map_losses(final, labels, data_samples, 'o',
                                 self.loss_weight_o))
-        # Eq. 3: after the loss is formed, write the gated regions.
+        # Eq. 3: after the loss is formed, write the gated regions. The write
+        # is deferred to the bank's next read: the RSC loss holds the bank's
+        # buffer (no copy) for its backward pass.
         gate_cams = cams_p if self.gate_score == 'p' else final
         scores = gap_scores(gate_cams.detach(), self.num_classes)
         gate = scores[region_idx, region_classes].sigmoid() > \
             self.gate_threshold
-        self.memory_bank.update(region_feats.detach(), region_classes,
-                                image_ids, gate)
+        self.memory_bank.update(
+            region_feats.detach(), region_classes, image_ids, gate, defer=True)
         return losses, self.train_outputs(final)
 
     def rsc_loss(self, region_feats: Tensor, region_classes: Tensor,
@@ -174,7 +176,7 @@ class RCAHead(CAMHead):
         """alpha_1 * L_RM against the bank (Eq. 4-6); 0 in the warm-up."""
         if not self.rsc_active:
             return region_feats.sum() * 0.0
-        bank_feats, bank_classes = self.memory_bank.written_entries()
+        bank_feats, bank_classes = self.memory_bank.entries()
         return self.contrast_loss(region_feats, region_classes, image_ids,
                                   bank_feats, bank_classes)
 

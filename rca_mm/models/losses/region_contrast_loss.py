@@ -8,7 +8,8 @@
         mean over positives --------------> L_NCE(f^, l)              Eq. 4
     w L_NCE(f^, l) + (1-w) L_NCE(f^, l-) --> L_RM                     Eq. 6
 
-The bank (written memory entries, detached) is only read: the similarity is
+The bank (memory entries, detached; entries of class -1 are ignored, so the
+bank's buffer can be passed in place) is only read: the similarity is
 one ``(R, S)`` matrix product computed in chunks of ``chunk_size`` bank rows
 by an autograd function that keeps the bank in its storage dtype (a float16
 bank is never copied to float32 as a whole, also not for the backward).
@@ -77,21 +78,23 @@ def nce_per_query(logits: Tensor, query_classes: Tensor,
 
     ``L_NCE(f, l) = mean_{m+ in M_l} -log(e^{a+} / (e^{a+} + sum_{m-} e^{a-}))
     = mean_{m+} softplus(logsumexp_{m-}(a-) - a+)`` with ``a = sim / tau``;
-    positives are the entries of class l, negatives those of other classes.
+    positives are the entries of class l, negatives those of other classes;
+    entries of class -1 (slots not written yet) are neither.
 
     Args:
         logits (Tensor): ``(Q, S)`` similarities over temperature.
         query_classes (Tensor): ``(Q,)`` the class l of each query.
-        bank_classes (Tensor): ``(S,)`` the class of each entry.
+        bank_classes (Tensor): ``(S,)`` the class of each entry, -1 for none.
 
     Returns:
         tuple[Tensor, Tensor]: the loss ``(Q,)`` (0 where undefined) and
         ``valid (Q,)``: the class has at least one positive and one negative.
     """
     pos = bank_classes[None, :] == query_classes[:, None]
+    neg = (bank_classes[None, :] >= 0) & ~pos
     num_pos = pos.sum(dim=1)
-    valid = (num_pos > 0) & (num_pos < bank_classes.numel())
-    neg_lse = logits.masked_fill(pos, float('-inf')).logsumexp(dim=1)
+    valid = (num_pos > 0) & neg.any(dim=1)
+    neg_lse = logits.masked_fill(~neg, float('-inf')).logsumexp(dim=1)
     neg_lse = torch.where(valid, neg_lse, torch.zeros_like(neg_lse))
     # Eq. 4: -log(e^{a+} / (e^{a+} + sum e^{a-})) for every positive a+.
     per_pos = F.softplus(neg_lse[:, None] - logits)
@@ -230,8 +233,8 @@ class RegionContrastLoss(nn.Module):
             region_classes (Tensor): ``(R,)``.
             partner (Tensor): ``(R,)`` index of each region's partner.
             omega (Tensor): ``(R,)`` mixing weights in [0, 1].
-            bank_feats (Tensor): ``(S, D)`` written memory entries.
-            bank_classes (Tensor): ``(S,)`` their classes.
+            bank_feats (Tensor): ``(S, D)`` memory entries.
+            bank_classes (Tensor): ``(S,)`` their classes, -1 to ignore one.
 
         Returns:
             Tensor: the scalar loss.
@@ -273,9 +276,11 @@ class RegionContrastLoss(nn.Module):
             region_classes (Tensor): ``(R,)`` class of each region.
             region_images (Tensor): ``(R,)`` image of each region (any ids
                 that tell images apart, e.g. the index in the batch).
-            bank_feats (Tensor): written memory entries ``(S, D)``, any
-                float dtype; no gradient flows into them.
-            bank_classes (Tensor): ``(S,)`` their classes.
+            bank_feats (Tensor): memory entries ``(S, D)``, any float
+                dtype, e.g. ``RegionMemoryBank.entries()``; no gradient flows
+                into them.
+            bank_classes (Tensor): ``(S,)`` their classes; -1 marks an entry
+                to ignore (a slot not written yet).
             generator (torch.Generator, optional): random source of the
                 mixup draws.
 

@@ -6,11 +6,15 @@
         class l owns slots [class_offset[l], class_offset[l + 1])
     update(f (R, D), classes, image_ids, gate)   after each step
         all_gather over ranks (rank order) -> the same update everywhere
+        defer=True: the write waits for the next read (flush), so a loss
+        that read the bank in place keeps it unchanged for its backward
         (image, class) resident   ->  m <- gamma m + (1 - gamma) f    Eq. 3
         not resident, free slot   ->  m <- f   (first write initialises)
         not resident, class full  ->  evict the least recently updated
                                       entry of the class, m <- f
-    written_entries() -> (feats (W, D), classes (W,))      for Eq. 4-6
+    entries() -> (feats (S, D) in place, classes (S,), -1 = unwritten)
+                                                            for Eq. 4-6
+    written_entries() -> a copy of the written rows (W, D), classes (W,)
     per_class_entries() -> (L, max_slots, D), mask          for Eq. 7
 
 Every piece of state is a tensor buffer, so the bank moves with the module,
@@ -161,6 +165,8 @@ class RegionMemoryBank(BaseModule):
         self.momentum = momentum
         self.capacity_per_class = capacity_per_class
         self.storage_dtype = _DTYPES[storage_dtype]
+        # Gathered regions whose write waits for the next read (defer=True).
+        self._staged: Optional[Tuple[Tensor, Tensor, Tensor]] = None
         self._register_empty()
 
     def _register_empty(self) -> None:
@@ -237,6 +243,7 @@ class RegionMemoryBank(BaseModule):
                 f'{self.feats.shape[0]} slots) than the given tags '
                 f'({num_images} images, {int(offset[-1])} slots)')
         total = int(offset[-1])
+        self._staged = None
         self.feats = torch.zeros(
             total, self.feat_dim, dtype=self.storage_dtype, device=device)
         self.written = torch.zeros(total, dtype=torch.bool, device=device)
@@ -262,8 +269,13 @@ class RegionMemoryBank(BaseModule):
         self.lookup[self.slot_class[used],
                     self.slot_image[used]] = used.to(torch.int32)
 
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        self.flush()
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict,
                               missing_keys, unexpected_keys, error_msgs):
+        self._staged = None  # the loaded state replaces any pending write
         saved = state_dict.get(prefix + 'feats')
         if saved is not None:
             if saved.dim() != 2 or saved.shape[1] != self.feat_dim:
@@ -305,16 +317,31 @@ class RegionMemoryBank(BaseModule):
         self._rebuild_lookup()
 
     # ---------------------------------------------------------------- access
+    def entries(self) -> Tuple[Tensor, Tensor]:
+        """Every slot, in place, and its class (for Eq. 4-6).
+
+        No copy of the entries is made (at COCO's 40,000 x 4,096 a copy costs
+        more than the loss, docs/performance.md). A loss that keeps them for
+        its backward pass needs the step's own update to be deferred
+        (``update(..., defer=True)``) until after that pass.
+
+        Returns:
+            tuple[Tensor, Tensor]: ``feats (S, D)``, the bank's own buffer in
+            the storage dtype, and ``classes (S,)`` int64, -1 for slots not
+            written yet.
+        """
+        self.flush()
+        return self.feats, torch.where(self.written, self.slot_class,
+                                       torch.full_like(self.slot_class, -1))
+
     def written_entries(self) -> Tuple[Tensor, Tensor]:
-        """The written entries and their classes (for Eq. 4-6).
+        """A copy of the written entries and their classes.
 
         Returns:
             tuple[Tensor, Tensor]: ``feats (W, D)`` in the storage dtype and
             ``classes (W,)`` int64.
         """
-        # Always a copy: the contrast loss keeps these rows for its backward
-        # pass, which runs after the same step's update has changed the bank
-        # in place.
+        self.flush()
         idx = self.written.nonzero()[:, 0]
         return self.feats[idx], self.slot_class[idx]
 
@@ -326,6 +353,7 @@ class RegionMemoryBank(BaseModule):
             dtype; padding rows are zeros) and ``mask (L, max_slots)``: the
             written entries.
         """
+        self.flush()
         if not self.is_allocated:
             return (self.feats.new_zeros(self.num_classes, 1, self.feat_dim),
                     torch.zeros(
@@ -348,12 +376,19 @@ class RegionMemoryBank(BaseModule):
                feats: Tensor,
                classes: Tensor,
                image_ids: Tensor,
-               gate: Optional[Tensor] = None) -> None:
+               gate: Optional[Tensor] = None,
+               defer: bool = False) -> None:
         """Write a batch of regions (Eq. 3), identically on every process.
 
         The regions of all processes are first gathered in rank order, so
         every process applies the same update. Regions are applied as if
         one by one in order; each applied region gets the next step number.
+
+        With ``defer``, the regions are gathered and checked now and written
+        by :meth:`flush`, which every reader of the bank (the accessors,
+        ``state_dict``, the next ``update``) calls first. The result is the
+        same as writing now; only the buffers change later, after the
+        backward pass of a loss that read them in place (:meth:`entries`).
 
         Args:
             feats (Tensor): region features ``(R, D)`` (detached here).
@@ -361,6 +396,8 @@ class RegionMemoryBank(BaseModule):
             image_ids (Tensor): ``(R,)`` their images' ``sample_idx``.
             gate (Tensor, optional): ``(R,)`` bool, the regions to write
                 (paper: tagged and ``sigmoid(p_l) > 0.7``). Default: all.
+            defer (bool): write at the next read instead of now.
+                Default: False.
 
         Raises:
             RuntimeError: the bank is not allocated.
@@ -370,6 +407,7 @@ class RegionMemoryBank(BaseModule):
             raise RuntimeError(
                 'RegionMemoryBank.update before allocate(): call '
                 'allocate(image_labels) with the training set\'s tags first')
+        self.flush()
         if gate is None:
             gate = torch.ones(
                 classes.shape, dtype=torch.bool, device=classes.device)
@@ -403,8 +441,20 @@ class RegionMemoryBank(BaseModule):
         if bool((self.capacities[classes] == 0).any()):
             raise ValueError('RegionMemoryBank.update: a class that no image '
                              'of the allocated tags has was given')
-        times = self.step + 1 + torch.arange(keep.numel(), device=device)
-        self.step += keep.numel()
+        self._staged = (feats, classes, image_ids)
+        if not defer:
+            self.flush()
+
+    @torch.no_grad()
+    def flush(self) -> None:
+        """Write the regions of a deferred :meth:`update` (Eq. 3), if any."""
+        if self._staged is None:
+            return
+        feats, classes, image_ids = self._staged
+        self._staged = None
+        times = self.step + 1 + torch.arange(
+            classes.numel(), device=classes.device)
+        self.step += classes.numel()
         for part in self._duplicate_free_runs(classes, image_ids):
             self._write_run(feats[part], classes[part], image_ids[part],
                             times[part])

@@ -1,3 +1,5 @@
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -59,10 +61,14 @@ def test_losses_follow_eq11_and_gate_writes_bank():
     assert losses['loss_rsc'] > 0
 
 
+def num_written(head) -> int:
+    return int((head.memory_bank.entries()[1] >= 0).sum())
+
+
 def test_gate_keeps_low_scoring_regions_out():
     head, tags = _head(gate_threshold=0.99)
     head.loss(torch.randn(3, 4, 6, 6), _samples(tags.float().tolist()))
-    assert head.memory_bank.written.sum() == 0
+    assert num_written(head) == 0
 
 
 def test_warmup_and_ablations():
@@ -118,20 +124,37 @@ def test_gate_score_o_uses_the_final_classifier():
     head.classifier_o.weight.data.zero_()
     head.classifier_o.weight.data[:, :4] = 1.0  # o scores high
     head.loss(feats, _samples(tags.float().tolist()))
-    assert head.memory_bank.written.sum() == 6
+    assert num_written(head) == 6
     with pytest.raises(ValueError, match='gate_score'):
         _head(gate_score='o', use_rsa=False)
 
 
-def test_backward_after_the_bank_update_of_the_same_step():
-    """The step's Eq. 3 update runs before backward; with every slot written
-    the contrast loss must not see the bank change under it."""
+def test_bank_write_waits_for_the_backward_pass():
+    """The RSC loss reads the bank's buffer in place, so the step's Eq. 3
+    write is deferred: the buffer is unchanged until the backward pass has
+    run, then the next read writes it, exactly as an immediate update."""
     head, tags = _head(gate_threshold=0.0)
     feats = torch.randn(3, 4, 6, 6)
     samples = _samples(tags.float().tolist())
     head.loss(feats, samples)
-    assert bool(head.memory_bank.written.all())
-    x = feats.clone().requires_grad_()
+    assert num_written(head) == 6  # the read flushed the first write
+    bank = head.memory_bank
+    before = bank.feats.clone()
+    # A copy whose update writes at once (the order before deferral).
+    reference = copy.deepcopy(head)
+    write_now = reference.memory_bank.update
+    reference.memory_bank.update = \
+        lambda *args, defer: write_now(*args)
+    x = (feats + 0.5 * torch.randn_like(feats)).requires_grad_()
+    torch.manual_seed(1)
     losses, _ = head.loss(x, samples)
-    sum(losses.values()).backward()
+    torch.manual_seed(1)
+    ref_losses, _ = reference.loss(x.detach(), samples)
+    assert torch.equal(bank.feats, before) and int(bank.step) == 6
+    sum(losses.values()).backward()  # would fail had the buffer changed
     assert x.grad is not None and torch.isfinite(x.grad).all()
+    for key, value in losses.items():
+        torch.testing.assert_close(value, ref_losses[key])
+    bank.flush()
+    assert int(bank.step) == 12 and not torch.equal(bank.feats, before)
+    torch.testing.assert_close(bank.feats, reference.memory_bank.feats)

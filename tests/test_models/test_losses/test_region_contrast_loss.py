@@ -190,6 +190,30 @@ def test_missing_positives_or_negatives():
                                           bank_cls)) == 0.0
 
 
+def test_entries_of_class_minus_one_are_ignored():
+    """A bank passed in place (unwritten slots of class -1, zero rows) gives
+    the loss and gradient of its written rows alone."""
+    feats, classes, images, bank, bank_cls = _data(seed=7, r=8)
+    unwritten = torch.arange(40) % 3 == 0
+    in_place_cls = torch.where(unwritten, -1, bank_cls)
+    in_place = bank.masked_fill(unwritten[:, None], 0.0)
+    loss = RegionContrastLoss(chunk_size=16)
+    outs = []
+    for b, c in ((in_place, in_place_cls), (bank[~unwritten],
+                                             bank_cls[~unwritten])):
+        f = feats.clone().requires_grad_()
+        g = torch.Generator().manual_seed(3)
+        out = loss(f, classes, images, b, c, generator=g)
+        out.backward()
+        outs.append((out, f.grad))
+    torch.testing.assert_close(outs[0][0], outs[1][0])
+    torch.testing.assert_close(outs[0][1], outs[1][1])
+    # Only unwritten slots: no term.
+    out = loss(feats, classes, images, in_place,
+               torch.full_like(bank_cls, -1))
+    assert float(out) == 0.0
+
+
 def test_gradient_only_into_region_feats_and_loss_weight():
     feats, classes, images, bank, bank_cls = _data(seed=6)
     f = feats.float().requires_grad_()

@@ -247,6 +247,44 @@ def test_state_dict_roundtrip_into_unallocated_bank():
         wrong_dim.load_state_dict(sd)
 
 
+def test_deferred_update_is_written_at_the_next_read():
+    """update(defer=True) leaves the buffers alone until a reader (entries,
+    per_class_entries, state_dict, the next update) flushes it; the result
+    equals the immediate update."""
+    tags = _tags()
+    g = torch.Generator().manual_seed(6)
+    batches = [_random_batch(g, tags, 10) for _ in range(3)]
+    now, later = (RegionMemoryBank(
+        num_classes=L, feat_dim=D, capacity_per_class=2) for _ in range(2))
+    now.allocate(tags)
+    later.allocate(tags)
+    now.update(*batches[0])
+    later.update(*batches[0], defer=True)
+    assert not later.written.any() and int(later.step) == 0
+    feats, classes = later.entries()
+    assert feats is later.feats  # in place, no copy
+    assert torch.equal(classes, torch.where(now.written, now.slot_class, -1))
+    _assert_state(later, {k: getattr(now, k) for k in (
+        'feats', 'written', 'slot_image', 'last_update', 'step')})
+    now.update(*batches[1])
+    later.update(*batches[1], defer=True)
+    # state_dict flushes: a checkpoint holds the write.
+    sd = {k: v.clone() for k, v in later.state_dict().items()}
+    assert torch.equal(sd['feats'], now.feats)
+    now.update(*batches[2])
+    later.update(*batches[2], defer=True)
+    later.update(*batches[0])  # the staged write goes first
+    now.update(*batches[0])
+    assert torch.equal(later.feats, now.feats)
+    later.update(*batches[1], defer=True)
+    later.load_state_dict(sd)  # the loaded state replaces a pending write
+    later.flush()
+    assert torch.equal(later.feats, sd['feats'])
+    with pytest.raises(ValueError, match='classes must be in'):
+        later.update(*batches[0][:1], torch.full((10, ), L),
+                     batches[0][2], defer=True)  # checked when staged
+
+
 def test_released_empty_bank_loads_into_fresh_and_allocated_banks():
     tags = _tags()
     bank = RegionMemoryBank(num_classes=L, feat_dim=D)
