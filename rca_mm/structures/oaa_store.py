@@ -26,6 +26,7 @@ from typing import Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
+from rca_mm.utils.class_maps_io import load_class_maps
 from rca_mm.utils.fileio import atomic_open
 
 
@@ -101,18 +102,10 @@ class OAAStore:
                 f'OAAStore: no accumulated maps for image {img_name!r} '
                 f'({path!r} does not exist); was it trained with '
                 'OAAAccumulationHook into this store_dir?')
-        try:
-            with np.load(path) as data:
-                class_ids = data['class_ids'].astype(np.int64)
-                maps = data['maps'].astype(np.float32)
-                ori_shape = tuple(int(v) for v in data['ori_shape']) \
-                    if data['ori_shape'].size == 2 else None
-        except (OSError, KeyError, ValueError) as exc:
-            raise ValueError(f'OAAStore: {path!r} is not a valid OAA store '
-                             f'entry ({exc})') from None
-        if maps.ndim != 3 or len(class_ids) != len(maps):
-            raise ValueError(f'OAAStore: {path!r} holds {len(class_ids)} '
-                             f'class ids but maps of shape {maps.shape}')
+        class_ids, maps, extra = load_class_maps(path, 'maps', 'OAAStore',
+                                                 ('ori_shape', ))
+        ori_shape = tuple(int(v) for v in extra['ori_shape']) \
+            if extra['ori_shape'].size == 2 else None
         return OAAEntry(class_ids, maps, ori_shape)
 
     def update(self,

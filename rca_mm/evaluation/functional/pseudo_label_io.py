@@ -19,6 +19,7 @@ from typing import Tuple
 import numpy as np
 from PIL import Image
 
+from rca_mm.utils.class_maps_io import load_class_maps
 from rca_mm.utils.fileio import atomic_write  # noqa: F401 (re-exported)
 
 
@@ -54,16 +55,7 @@ def load_cam_npz(path: str) -> Tuple[np.ndarray, np.ndarray]:
     """
     if not osp.isfile(path):
         raise FileNotFoundError(f'CAM file {path!r} does not exist')
-    try:
-        with np.load(path) as archive:
-            class_ids = archive['class_ids'].astype(np.int64)
-            cams = archive['cams'].astype(np.float32)
-    except (OSError, KeyError, ValueError) as err:
-        raise ValueError(f'CAM file {path!r} is not an .npz with `class_ids` '
-                         f'and `cams`: {err}') from err
-    if cams.ndim != 3 or len(cams) != len(class_ids):
-        raise ValueError(f'CAM file {path!r}: cams of shape {cams.shape} for '
-                         f'{len(class_ids)} class ids')
+    class_ids, cams, _ = load_class_maps(path, 'cams', 'CAM file')
     return class_ids, cams
 
 
