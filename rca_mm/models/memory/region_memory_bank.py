@@ -113,9 +113,11 @@ class RegionMemoryBank(BaseModule):
 
     An entry belongs to one (image, class) pair of the training set. Its
     first observation initialises it (``m = f``); later ones blend
-    ``m <- gamma m + (1 - gamma) f`` (Eq. 3). Entries never written are
-    excluded from every accessor (the released code instead starts from
-    random entries). The caller gates the update (paper: ``y_l = 1`` and
+    ``m <- gamma m + (1 - gamma) f`` (Eq. 3). Entries never written take
+    no part in the loss or the clustering: every accessor leaves them out
+    or marks them (class -1 in :meth:`entries`, ``mask`` in
+    :meth:`per_class_entries`); the released code instead starts from
+    random entries. The caller gates the update (paper: ``y_l = 1`` and
     ``sigmoid(p_l) > 0.7``).
 
     Sizing (``capacity_per_class``): None is the paper's "adaptive" size,
