@@ -284,9 +284,8 @@ def run_steps(args, device: torch.device) -> None:
             k: statistics.median(t[clock] for t in v)
             for k, v in times.items()
         }
-        num_written = int((bank.entries()[1] >= 0).sum())
         print(f'step: backbone {args.backbone} (D={bank.feat_dim}), bank '
-              f'{bank_name} ({num_written} entries, '
+              f'{bank_name} ({bank.num_written()} entries, '
               f'{bank.nbytes / 2**20:.1f} MiB float32, entries alone '
               f'{bank.feats.numel() * 2 / 2**20:.1f} MiB as float16), batch '
               f'{args.batch}, input {args.input_size}x{args.input_size}, '

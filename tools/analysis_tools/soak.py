@@ -105,7 +105,7 @@ class SoakProbeHook(Hook):
             rss_mib=round(rss_mib(), 2),
             bank_nbytes=bank.nbytes,
             bank_slots=int(bank.feats.shape[0]),
-            bank_written=int((bank.entries()[1] >= 0).sum()))
+            bank_written=bank.num_written())
         record.update(live_tensors())
         record['tensor_mib'] = round(record['tensor_mib'], 3)
         self.records.append(record)

@@ -32,9 +32,11 @@ COLUMNS = (('pseudo_label_miou_full', 'pseudo mIoU (full)'),
            ('pseudo_label_coverage', 'coverage'),
            ('seg_val_miou', 'seg val mIoU'),
            ('seg_val_miou_crf', 'seg val mIoU + CRF'))
-# Each RCA variant and the baseline it is added to (the paired comparison).
+# Each RCA variant and the baseline it is added to (the paired comparison),
+# and the columns compared.
 BASELINES = {'rca-rsc': 'cam', 'rca-rsa': 'cam', 'rca': 'cam',
              'rca-oaa': 'oaa', 'rca-eps': 'eps'}
+PAIRED_COLUMNS = (COLUMNS[0], COLUMNS[1], COLUMNS[3])
 # The summary value that shows a run has reached each --until step.
 REACHED = dict(pseudo='pseudo_label_miou_full', val='seg_val_miou',
                val_crf='seg_val_miou_crf')
@@ -103,13 +105,13 @@ def paired(results: dict) -> str:
     that the two separate means carry.
     """
     lines = ['| RCA variant − baseline | ' + ' | '.join(
-        f'Δ {name}' for _, name in (COLUMNS[0], COLUMNS[1], COLUMNS[3])) +
+        f'Δ {name}' for _, name in PAIRED_COLUMNS) +
              ' |', '| --- | --- | --- | --- |']
     for method, base in BASELINES.items():
         if method not in results or base not in results:
             continue
         cells = []
-        for key, _ in (COLUMNS[0], COLUMNS[1], COLUMNS[3]):
+        for key, _ in PAIRED_COLUMNS:
             diffs = np.array([
                 a[key] - b[key]
                 for a, b in zip(results[method], results[base])

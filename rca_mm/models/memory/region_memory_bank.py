@@ -15,6 +15,7 @@
     entries() -> (feats (S, D) in place, classes (S,), -1 = unwritten)
                                                             for Eq. 4-6
     written_entries() -> a copy of the written rows (W, D), classes (W,)
+    num_written() -> slots written so far
     per_class_entries() -> (L, max_slots, D), mask          for Eq. 7
 
 Every piece of state is a tensor buffer, so the bank moves with the module,
@@ -333,8 +334,12 @@ class RegionMemoryBank(BaseModule):
             written yet.
         """
         self.flush()
-        return self.feats, torch.where(self.written, self.slot_class,
-                                       torch.full_like(self.slot_class, -1))
+        return self.feats, self.slot_class.masked_fill(~self.written, -1)
+
+    def num_written(self) -> int:
+        """Slots written so far, a deferred update included."""
+        self.flush()
+        return int(self.written.sum())
 
     def written_entries(self) -> Tuple[Tensor, Tensor]:
         """A copy of the written entries and their classes.

@@ -38,7 +38,6 @@ max, as deeplab-pytorch tests.
 from typing import Dict, List, Optional
 
 import torch
-import torch.nn.functional as F
 from mmengine.config import ConfigDict
 from mmengine.structures import PixelData
 from mmseg.models.segmentors import EncoderDecoder
@@ -180,8 +179,8 @@ class CRFEncoderDecoder(EncoderDecoder):
             feats = self.extract_feat(inputs)
         outputs = {'s1.0': self.decode_head(feats)}
         for scale in scales:
-            small = F.interpolate(inputs, scale_factor=scale,
-                                  mode='bilinear', align_corners=False)
+            small = resize(inputs, scale_factor=scale, mode='bilinear',
+                           align_corners=False)
             outputs[f's{scale}'] = self.decode_head(self.extract_feat(small))
         full = outputs['s1.0']
         outputs['max'] = torch.stack([full] + [

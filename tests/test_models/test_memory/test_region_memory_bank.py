@@ -264,6 +264,7 @@ def test_deferred_update_is_written_at_the_next_read():
     feats, classes = later.entries()
     assert feats is later.feats  # in place, no copy
     assert torch.equal(classes, torch.where(now.written, now.slot_class, -1))
+    assert later.num_written() == int(now.written.sum()) > 0
     _assert_state(later, {k: getattr(now, k) for k in (
         'feats', 'written', 'slot_image', 'last_update', 'step')})
     now.update(*batches[1])
