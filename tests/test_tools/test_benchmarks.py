@@ -24,7 +24,8 @@ def check_machine(out: str) -> None:
 
 def test_benchmark_step_quick():
     out = run_tool(
-        ['python', f'{TOOLS}/benchmark_step.py', '--quick', '--fp16'])
+        ['python', f'{TOOLS}/benchmark_step.py', '--quick', '--fp16',
+         '--profile', '3'])
     check_machine(out)
     assert 'torch threads 1' in out
     assert re.search(r'bank tiny \(\d+ entries, [\d.]+ MiB float32', out)
@@ -37,6 +38,10 @@ def test_benchmark_step_quick():
     # float16 storage changes the RSC loss by a rounding error only.
     effect = re.search(r'relative change of the RSC loss (\S+)', out)
     assert effect and float(effect.group(1)) < 1e-2, out
+    # --profile 3: one profiled step per variant, its 3 costliest ops.
+    for name in ('cam', 'rca', 'rca_fp16'):
+        assert f'profile of one {name} step, operators by self CPU' in out
+    assert out.count('Self CPU time total') == 3, out
 
 
 def test_benchmark_step_sweep_quick():

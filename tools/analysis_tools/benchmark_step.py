@@ -302,6 +302,8 @@ def run_steps(args, device: torch.device) -> None:
                   f'({100 * extra / med["cam"]:+.1f}%, {1000 * extra:+.0f} '
                   f'ms/step {kind}; wall ratio '
                   f'{wall[name] / wall["cam"]:.3f})')
+        if args.profile:
+            profile_steps(fns, args.profile)
         if args.fp16:
             stored, updated = fp16_loss_effect(rca, device, args.seed)
             print(f'  float16 bank: relative change of the RSC loss '
@@ -309,6 +311,19 @@ def run_steps(args, device: torch.device) -> None:
                   'momentum updates of 12 entries')
         print(machine_line(device))
         del cam, rca, fns
+
+
+def profile_steps(fns: Dict[str, Callable[[], Tuple[float, float]]],
+                  top: int) -> None:
+    """One more step of each variant under ``torch.profiler``; prints its
+    ``top`` operators by self CPU time (where RCA's extra time goes)."""
+    from torch.profiler import ProfilerActivity, profile
+    for name, fn in fns.items():
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            fn()
+        print(f'  profile of one {name} step, operators by self CPU time:')
+        print(prof.key_averages().table(
+            sort_by='self_cpu_time_total', row_limit=top))
 
 
 def bank_op_time(num_entries: int, dim: int, regions: int,
@@ -418,6 +433,13 @@ def parse_args() -> argparse.Namespace:
         'other jobs use 1: multi-threaded ops then wait for busy cores and '
         'the timings scatter by 10x')
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument(
+        '--profile',
+        type=int,
+        default=0,
+        metavar='N',
+        help='after the timing, profile one more step of each variant and '
+        'print its N most expensive operators')
     parser.add_argument(
         '--sweep',
         action='store_true',
