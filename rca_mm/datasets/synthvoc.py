@@ -14,34 +14,21 @@ atomically and resumably, so the VOC dataset classes load the result. See
     OUT/classes.txt                         background first
     OUT/synthvoc.json                       arguments, counts, completeness
 """
-import json
 import os
 import os.path as osp
-from multiprocessing import Pool
 from typing import Dict, Sequence, Tuple
 
 import numpy as np
-from mmengine.utils import track_parallel_progress, track_progress
 from PIL import Image
 
+from rca_mm.datasets.generated import (is_complete, map_jobs, write_meta,
+                                       write_text)
 from rca_mm.datasets.synthvoc_render import (FORMAT_VERSION, build_world,
                                              render_sample)
 from rca_mm.testing.voc_layout import save_palette_png
 from rca_mm.utils.fileio import atomic_write
 
-
-def _atomic_save(save, path: str) -> None:
-    """Write through ``save(tmp_path)`` then rename, so a file is whole."""
-    atomic_write(path, save)
-
-
-def _write_text(path: str, text: str) -> None:
-
-    def save(tmp):
-        with open(tmp, 'w') as f:
-            f.write(text)
-
-    _atomic_save(save, path)
+LISTS = ('train_aug', 'train', 'val')
 
 
 def _write_image(job: Tuple[str, int, str, int, Tuple[int, int], int]):
@@ -49,47 +36,18 @@ def _write_image(job: Tuple[str, int, str, int, Tuple[int, int], int]):
     out_dir, index, name, seed, size, num_classes = job
     sample = render_sample(
         build_world(num_classes), np.random.default_rng([seed, index]), size)
-    _atomic_save(
+    atomic_write(
+        osp.join(out_dir, 'JPEGImages', name + '.jpg'),
         lambda p: Image.fromarray(sample['image']).save(
-            p, format='JPEG', quality=95),
-        osp.join(out_dir, 'JPEGImages', name + '.jpg'))
-    _atomic_save(lambda p: save_palette_png(sample['label'], p),
-                 osp.join(out_dir, 'SegmentationClassAug', name + '.png'))
-    _atomic_save(
-        lambda p: Image.fromarray(sample['saliency']).save(p, format='PNG'),
-        osp.join(out_dir, 'SaliencyMaps', name + '.png'))
+            p, format='JPEG', quality=95))
+    atomic_write(
+        osp.join(out_dir, 'SegmentationClassAug', name + '.png'),
+        lambda p: save_palette_png(sample['label'], p))
+    atomic_write(
+        osp.join(out_dir, 'SaliencyMaps', name + '.png'),
+        lambda p: Image.fromarray(sample['saliency']).save(p, format='PNG'))
     tags = np.unique(sample['label'])
     return [int(t) for t in tags if 0 < t < 255]
-
-
-def _check_out_dir(out_dir: str, meta_path: str, args: dict) -> bool:
-    """Whether ``out_dir`` already holds this exact, complete dataset.
-
-    Raises:
-        ValueError: ``out_dir`` is non-empty and holds something else.
-    """
-    if not osp.isdir(out_dir) or not os.listdir(out_dir):
-        return False
-    if not osp.isfile(meta_path):
-        raise ValueError(
-            f'{out_dir} is not empty and has no synthvoc.json: refusing to '
-            'write SynthVOC into it; choose an empty or new --out directory')
-    with open(meta_path) as f:
-        old = json.load(f)
-    diff = {
-        k: (old.get('args', {}).get(k), v)
-        for k, v in args.items() if old.get('args', {}).get(k) != v
-    }
-    if diff:
-        detail = ', '.join(f'{k}: {a!r} there, {b!r} asked'
-                           for k, (a, b) in diff.items())
-        raise ValueError(
-            f'{out_dir} holds a SynthVOC made with other arguments '
-            f'({detail}; see {meta_path}); delete it or choose another --out')
-    lists = osp.join(out_dir, 'ImageSets', 'Segmentation')
-    return old.get('complete', False) and all(
-        osp.isfile(osp.join(lists, f'{x}.txt'))
-        for x in ('train_aug', 'train', 'val'))
 
 
 def generate_synthvoc(out_dir: str,
@@ -153,37 +111,30 @@ def generate_synthvoc(out_dir: str,
         val=num_val,
         num_classes=num_classes)
     meta_path = osp.join(out_dir, 'synthvoc.json')
-    if _check_out_dir(out_dir, meta_path, args):
+    if is_complete(out_dir, meta_path, args,
+                   [f'ImageSets/Segmentation/{x}.txt' for x in LISTS]):
         return counts
     lists_dir = osp.join(out_dir, 'ImageSets', 'Segmentation')
     for sub in ('JPEGImages', 'SegmentationClassAug', 'SaliencyMaps'):
         os.makedirs(osp.join(out_dir, sub), exist_ok=True)
     os.makedirs(lists_dir, exist_ok=True)
-    for split in ('train_aug', 'train', 'val'):  # mark as incomplete
+    for split in LISTS:  # mark as incomplete
         if osp.exists(osp.join(lists_dir, split + '.txt')):
             os.remove(osp.join(lists_dir, split + '.txt'))
     meta = dict(args=args, complete=False)
-    _write_text(meta_path, json.dumps(meta, indent=1))
+    write_meta(meta_path, meta)
     names = [f'2026_{i:06d}' for i in range(num_train + num_val)]
     jobs = [(out_dir, i, n, seed, size, num_classes)
             for i, n in enumerate(names)]
-    if show_progress and nproc > 1:
-        tags = track_parallel_progress(_write_image, jobs, nproc, chunksize=16)
-    elif show_progress:
-        tags = track_progress(_write_image, jobs)
-    elif nproc > 1:
-        with Pool(nproc) as pool:
-            tags = pool.map(_write_image, jobs, chunksize=16)
-    else:
-        tags = [_write_image(job) for job in jobs]
-    _write_text(
+    tags = map_jobs(_write_image, jobs, nproc, show_progress)
+    write_text(
         osp.join(out_dir, 'classes.txt'), '\n'.join(world.names) + '\n')
     splits = dict(
         train_aug=names[:num_train],
         train=names[:num_train_subset],
         val=names[num_train:])
     for split, split_names in splits.items():
-        _write_text(
+        write_text(
             osp.join(lists_dir, split + '.txt'),
             ''.join(n + '\n' for n in split_names))
     per_class = np.zeros(num_classes + 1, int)
@@ -194,5 +145,5 @@ def generate_synthvoc(out_dir: str,
         counts=counts,
         train_aug_images_per_class=dict(
             zip(world.names[1:], per_class[1:].tolist())))
-    _write_text(meta_path, json.dumps(meta, indent=1))
+    write_meta(meta_path, meta)
     return counts

@@ -134,7 +134,7 @@ def _noise(rng, h: int, w: int, cell: float, octaves: int = 1) -> np.ndarray:
     return out / (out.std() + 1e-6)
 
 
-def _background(rng, family: int, h: int, w: int, s: float) -> np.ndarray:
+def background(rng, family: int, h: int, w: int, s: float) -> np.ndarray:
     """A textured ``(h, w, 3)`` float RGB background of one family."""
     yy, xx = _grid(h, w)
     jit = rng.uniform([-6, -25, -25], [6, 25, 25])
@@ -200,15 +200,55 @@ def _fill(h: int, w: int, pts: np.ndarray) -> np.ndarray:
     return mask.astype(bool)
 
 
-def _draw_object(rng, world: SynthVOCWorld, cls: int, h: int, w: int,
-                 s: float) -> dict:
-    """Sample one object's geometry and appearance (not yet composited)."""
-    area = rng.uniform(*np.sqrt(AREA_RANGE))**2 * h * w  # uniform side
+@dataclass(frozen=True)
+class ObjectLook:
+    """What one class of object looks like.
+
+    Attributes:
+        part_rgb (np.ndarray): ``(3,)`` the discriminative part's colour.
+        part_shape (str): one of ``PART_SHAPES``.
+        body_style (str): the body's texture, one of ``BODY_STYLES``.
+        body_hsv (np.ndarray): ``(3,)`` OpenCV HSV base of the body colour.
+    """
+    part_rgb: np.ndarray
+    part_shape: str
+    body_style: str
+    body_hsv: np.ndarray
+
+
+def class_look(world: SynthVOCWorld, cls: int) -> ObjectLook:
+    """The look of SynthVOC class ``cls`` (0-based): its own part on its
+    group's body."""
+    grp = int(world.group[cls]) % len(BODY_STYLES)
+    return ObjectLook(world.part_rgb[cls], PART_SHAPES[world.part_shape[cls]],
+                      BODY_STYLES[grp], world.body_hsv[grp])
+
+
+def draw_object(rng,
+                look: ObjectLook,
+                h: int,
+                w: int,
+                s: float,
+                area_range: Tuple[float, float] = AREA_RANGE,
+                centre_range: Tuple[float, float] = (0.1, 0.9)) -> dict:
+    """Sample one object's geometry and appearance (not yet composited).
+
+    Args:
+        rng (np.random.Generator): the image's generator.
+        look (ObjectLook): the object's class appearance.
+        h, w (int): image size.
+        s (float): texture scale (``min(h, w) / 128``).
+        area_range (tuple[float, float]): object area as a fraction of the
+            image; the side is drawn uniformly. Default: ``AREA_RANGE``.
+        centre_range (tuple[float, float]): the body centre's range, as a
+            fraction of the width and height. Default: (0.1, 0.9).
+    """
+    area = rng.uniform(*np.sqrt(area_range))**2 * h * w  # uniform side
     part_frac = rng.uniform(0.10, 0.18)
     aspect, theta = rng.uniform(1.0, 2.2), rng.uniform(0, np.pi)
     a = np.sqrt(area * (1 - part_frac) * aspect / np.pi)
     b = a / aspect
-    cx, cy = rng.uniform(0.1, 0.9) * w, rng.uniform(0.1, 0.9) * h
+    cx, cy = rng.uniform(*centre_range) * w, rng.uniform(*centre_range) * h
     phi = np.linspace(0, 2 * np.pi, 48, endpoint=False)
     wobble = 1 + sum(
         rng.uniform(-0.06, 0.06) * np.sin(k * phi + rng.uniform(0, 6))
@@ -225,17 +265,15 @@ def _draw_object(rng, world: SynthVOCWorld, cls: int, h: int, w: int,
     py = cy + side * 0.9 * a * np.sin(theta)
     part = _fill(
         h, w,
-        _polygon(PART_SHAPES[world.part_shape[cls]], px, py, part_frac * area,
+        _polygon(look.part_shape, px, py, part_frac * area,
                  theta + rng.uniform(-0.3, 0.3)))
     # Appearance: the body's texture family is the group's, shared.
     yy, xx = _grid(h, w)
     xr = (xx - cx) * np.cos(theta) + (yy - cy) * np.sin(theta)
     yr = -(xx - cx) * np.sin(theta) + (yy - cy) * np.cos(theta)
     shade = np.clip(1.1 - 0.45 * ((xr / a)**2 + (yr / b)**2), 0.55, 1.1)
-    grp = int(world.group[cls])
-    base = _hsv2rgb(world.body_hsv[grp % 3] +
-                    rng.uniform([-5, -25, -30], [5, 25, 30]))
-    style = BODY_STYLES[grp % 3]
+    base = _hsv2rgb(look.body_hsv + rng.uniform([-5, -25, -30], [5, 25, 30]))
+    style = look.body_style
     if style == 'spots':
         tex = np.where(_noise(rng, h, w, 5 * s) > 0.9, 0.5, 1.0)
     elif style == 'mottled':
@@ -244,15 +282,34 @@ def _draw_object(rng, world: SynthVOCWorld, cls: int, h: int, w: int,
         period = rng.uniform(5, 9) * s
         tex = 1 + 0.2 * np.sign(np.sin(2 * np.pi * yr / period))
     body_rgb = base * (shade * tex)[..., None]
-    part_rgb = world.part_rgb[cls] * rng.uniform(
+    part_rgb = look.part_rgb * rng.uniform(
         0.85, 1.05) * (1 + 0.05 * _noise(rng, h, w, 2 * s))[..., None]
     return dict(
-        cls=int(cls),
         body=body,
         part=part,
         mask=body | part,
         body_rgb=body_rgb,
         part_rgb=part_rgb)
+
+
+def composite(image: np.ndarray, obj: dict, s: float) -> np.ndarray:
+    """Paint an object of :func:`draw_object` over ``image`` (soft edges)."""
+    for key in ('body', 'part'):
+        alpha = cv2.GaussianBlur(obj[key].astype(np.float32), (0, 0),
+                                 0.6 * s)[..., None]
+        image = image * (1 - alpha) + obj[key + '_rgb'] * alpha
+    return image
+
+
+def light_and_noise(rng, image: np.ndarray) -> np.ndarray:
+    """A lighting gradient and sensor noise; the uint8 RGB image."""
+    h, w = image.shape[:2]
+    yy, xx = _grid(h, w)
+    ang = rng.uniform(0, 2 * np.pi)
+    light = 1 + 0.12 * ((xx / w - 0.5) * np.cos(ang) +
+                        (yy / h - 0.5) * np.sin(ang))
+    image = image * light[..., None] + rng.normal(0, 3, (h, w, 3))
+    return np.clip(image + 0.5, 0, 255).astype(np.uint8)
 
 
 def _ignore_border(label: np.ndarray) -> np.ndarray:
@@ -338,12 +395,13 @@ def render_sample(
     h, w = size
     s = min(h, w) / 128.0
     classes, bg = _sample_classes(rng, world)
-    image = _background(rng, bg, h, w, s)
+    image = background(rng, bg, h, w, s)
     inst = np.zeros((h, w), np.uint8)  # 1-based index of the visible object
     objects = []
     for cls in classes:
         for _ in range(6):  # re-place until every object stays visible
-            obj = _draw_object(rng, world, cls, h, w, s)
+            obj = dict(draw_object(rng, class_look(world, cls), h, w, s),
+                       cls=cls)
             trial = np.where(obj['mask'], len(objects) + 1, inst)
             inner = ~_ignore_border(trial.astype(np.uint8))
             kept = [((trial == k + 1) & inner).sum()
@@ -357,17 +415,8 @@ def render_sample(
                 continue
         objects.append(obj)
         inst = trial.astype(np.uint8)
-        for key in ('body', 'part'):
-            alpha = cv2.GaussianBlur(obj[key].astype(np.float32), (0, 0),
-                                     0.6 * s)[..., None]
-            image = image * (1 - alpha) + obj[key + '_rgb'] * alpha
-    # Lighting gradient, sensor noise.
-    yy, xx = _grid(h, w)
-    ang = rng.uniform(0, 2 * np.pi)
-    light = 1 + 0.12 * ((xx / w - 0.5) * np.cos(ang) +
-                        (yy / h - 0.5) * np.sin(ang))
-    image = image * light[..., None] + rng.normal(0, 3, (h, w, 3))
-    image = np.clip(image + 0.5, 0, 255).astype(np.uint8)
+        image = composite(image, obj, s)
+    image = light_and_noise(rng, image)
     cls_lut = np.array([0] + [o['cls'] + 1 for o in objects], np.uint8)
     label = cls_lut[inst]
     border = _ignore_border(label)

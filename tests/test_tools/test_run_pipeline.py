@@ -8,7 +8,7 @@ from rca_mm.datasets.synthvoc import generate_synthvoc
 from tests.conftest import run_tool
 
 STAGE1 = 'configs/synthvoc/rca_r18-w16_8e_synthvoc-112x112.py'
-STAGE2 = 'configs/synthvoc/deeplabv2_r18-w32-d8_1k_synthvoc-112x112.py'
+STAGE2 = 'configs/synthvoc/deeplabv2_r18-w16-d8_1k_synthvoc-112x112.py'
 FAST = [
     'train_cfg.max_epochs=2', 'train_cfg.val_interval=2',
     'train_dataloader.batch_size=8'

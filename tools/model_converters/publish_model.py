@@ -12,6 +12,9 @@ SHA-256, as mmseg's release files::
         work_dirs/rca_eps_r38_voc/epoch_15.pth rca_eps_r38_voc.pth
     # -> rca_eps_r38_voc-<sha256[:8]>.pth
 
+``--no-sha`` writes ``OUT.pth`` as named, for a file that configs name, such
+as the SynthNet-pretrained backbone the SynthVOC configs start from.
+
 The input is read with ``torch.load(weights_only=True)`` and the allow-list
 of ``rca_mm.utils.safe_checkpoint``; the output holds tensors and plain data
 only and is written atomically.
@@ -56,9 +59,12 @@ def main():
     parser = argparse.ArgumentParser(
         description='Strip a checkpoint to its weights for release')
     parser.add_argument('in_file', help='training checkpoint')
-    parser.add_argument('out_file', help='output .pth (sha256 is appended)')
+    parser.add_argument(
+        'out_file', help='output .pth (sha256 appended unless --no-sha)')
     parser.add_argument('--keep-bank', action='store_true',
                         help='keep the memory bank entries')
+    parser.add_argument('--no-sha', action='store_true',
+                        help='write out_file as named (no sha256 suffix)')
     args = parser.parse_args()
     if not args.out_file.endswith('.pth'):
         parser.error(f'out_file {args.out_file!r} must end with .pth')
@@ -66,13 +72,18 @@ def main():
         parser.error(f'in_file {args.in_file!r} does not exist')
     released = publish(safe_torch_load(args.in_file, map_location='cpu'),
                        args.keep_bank)
-    tmp = args.out_file + '.unhashed'
-    with atomic_open(tmp, 'wb') as f:
-        torch.save(released, f)
-    with open(tmp, 'rb') as f:
-        sha = hashlib.sha256(f.read()).hexdigest()
-    final = f'{args.out_file[:-len(".pth")]}-{sha[:8]}.pth'
-    os.replace(tmp, final)
+    if args.no_sha:
+        final = args.out_file
+        with atomic_open(final, 'wb') as f:
+            torch.save(released, f)
+    else:
+        tmp = args.out_file + '.unhashed'
+        with atomic_open(tmp, 'wb') as f:
+            torch.save(released, f)
+        with open(tmp, 'rb') as f:
+            sha = hashlib.sha256(f.read()).hexdigest()
+        final = f'{args.out_file[:-len(".pth")]}-{sha[:8]}.pth'
+        os.replace(tmp, final)
     print(f'{args.in_file} ({osp.getsize(args.in_file) / 2**20:.1f} MiB) '
           f'-> {final} ({osp.getsize(final) / 2**20:.1f} MiB)')
 

@@ -19,7 +19,7 @@ from rca_mm.registry import MODELS
 from ...conftest import run_tool
 
 SYNTHVOC_CONFIG = ('configs/synthvoc/'
-                   'deeplabv2_r18-w32-d8_1k_synthvoc-112x112.py')
+                   'deeplabv2_r18-w16-d8_1k_synthvoc-112x112.py')
 
 
 def model_cfg(crf=None, crf_workers=0, train_cfg=None, msc_scales=()):
