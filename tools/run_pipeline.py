@@ -3,6 +3,11 @@
 #   python tools/run_pipeline.py STAGE1_CONFIG STAGE2_CONFIG --work-dir DIR
 #
 #   data     SynthVOC generated when the data root is empty (SynthVOC only)
+#   (pretraining, with --pretrain PRETRAIN_CONFIG, when the file that the
+#   stage configs' backbone init_cfg names does not exist yet: SynthNet
+#   generated, tools/train.py PRETRAIN_CONFIG, its top-1 by tools/test.py,
+#   the weights written to that file by publish_model.py --no-sha; in the
+#   pretraining's own work dir, so every pipeline after it reuses the file)
 #   stage1   tools/train.py STAGE1                           -> DIR/stage1
 #   pseudo   tools/test.py STAGE1 CKPT --out DIR/pseudo      (train_aug labels,
 #                                                             scores on train)
@@ -11,21 +16,25 @@
 #   val_crf  tools/test.py STAGE2 CKPT                       (the config's CRF)
 #
 # Every step is one standard command, printed before it runs and logged to
-# DIR/logs/<step>.log, so any step can be re-run alone. A finished step
-# leaves DIR/steps/<step>.json and is skipped on the next run (resumable); a
-# stage-1/2 training that was killed resumes from its last checkpoint. A
-# failing step stops the pipeline with its name and log. DIR/summary.json
+# DIR/logs/<step>.log, so any step can be re-run alone; the terminal shows
+# its progress (the logger's lines, at most one every few seconds). A
+# finished step leaves DIR/steps/<step>.json and is skipped on the next run
+# (resumable); a training that was killed resumes from its last checkpoint.
+# A failing step stops the pipeline with its name and log. DIR/summary.json
 # gathers the metrics and the wall time of each step. `--until pseudo` stops
 # after the pseudo labels (stage 1 only); `--gpus 4` trains through
-# tools/dist_train.sh.
+# tools/dist_train.sh. `--baseline BASELINE_STAGE1_CONFIG` then runs the same
+# steps for a baseline classifier in DIR/baseline (up to
+# `--baseline-until`), on the same seed, and the summary puts it beside.
 import argparse
 import json
 import os
 import os.path as osp
+import re
 import subprocess
 import sys
 import time
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 from mmengine.config import Config
 
@@ -39,6 +48,13 @@ PSEUDO_LABEL_KEY = 'train_dataloader.dataset.data_prefix.seg_map_path'
 
 
 STEPS = ('stage1', 'pseudo', 'stage2', 'val', 'val_crf')
+PRETRAIN_STEPS = ('synthnet', 'pretrain', 'pretrain_val', 'pretrain_export')
+# What the terminal shows of a step's output: mmengine's logger lines
+# (condensed to the loop, position, eta and loss) and progress bars.
+_LOGGER = re.compile(
+    r'- INFO - ((?:Epoch|Iter)\((\w+)\)\s*(?:\[[^\]]*\])+)(.*)')
+_BAR = re.compile(r'^\[[> ]*\] \d+/\d+')
+PROGRESS_EVERY = 10.0  # seconds between two progress lines of a step
 
 
 class StepFailed(RuntimeError):
@@ -87,16 +103,13 @@ class Pipeline:
         print(f'[pipeline] {step}: {" ".join(cmd)}\n'
               f'[pipeline]   log: {log}', flush=True)
         start = time.time()
-        with open(log, 'w') as f:
-            proc = subprocess.run(
-                cmd, cwd=REPO, stdout=f, stderr=subprocess.STDOUT,
-                env=dict(os.environ, PYTHON=self.python))
+        returncode = _run_logged(step, cmd, log, self.python)
         seconds = time.time() - start
-        if proc.returncode != 0:
+        if returncode != 0:
             with open(log) as f:
                 tail = f.read()[-3000:]
             raise StepFailed(
-                f'step "{step}" failed (exit {proc.returncode}) after '
+                f'step "{step}" failed (exit {returncode}) after '
                 f'{seconds:.0f} s; log: {log}\n--- last lines ---\n{tail}')
         result = dict(record or {}, seconds=seconds, command=cmd)
         write_json_atomic(self.marker(step), result)
@@ -126,9 +139,9 @@ class Pipeline:
         with open(self.metrics_path(step)) as f:
             return json.load(f)
 
-    def step_seconds(self) -> dict:
+    def step_seconds(self, steps=('data', ) + STEPS) -> dict:
         """Wall time of every finished step, from its marker."""
-        records = {step: self.done(step) for step in ('data', ) + STEPS}
+        records = {step: self.done(step) for step in steps}
         return {
             step: record['seconds']
             for step, record in records.items() if record is not None
@@ -146,6 +159,48 @@ class Pipeline:
         if options:
             cmd += ['--cfg-options'] + options
         self.run(step, cmd)
+
+
+def condense(line: str) -> Optional[str]:
+    """What the terminal shows of one output line of a step, or None.
+
+    A logger line keeps its loop and position (``Epoch(train) [2][25/125]``)
+    with the eta and the loss, or, for a validation or test result, all its
+    metrics; a progress bar is kept as it is.
+    """
+    match = _LOGGER.search(line)
+    if match:
+        where, mode, rest = match.groups()
+        keep = re.findall(r'\b(eta|loss): (\S+)', rest)
+        if mode != 'train' and 'eta:' not in rest:
+            return f'{where} {rest.strip()}'
+        return ' '.join([where] + [f'{k} {v}' for k, v in keep])
+    if _BAR.match(line.strip()):
+        return line.strip()
+    return None
+
+
+def _run_logged(step: str, cmd: List[str], log: str, python: str) -> int:
+    """Run ``cmd``, writing its output to ``log`` and its progress (one
+    condensed line every ``PROGRESS_EVERY`` seconds, every result line) to
+    the terminal; returns the exit code."""
+    last = 0.0
+    with open(log, 'w') as f:
+        proc = subprocess.Popen(
+            cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            env=dict(os.environ, PYTHON=python, PYTHONUNBUFFERED='1'),
+            text=True, errors='replace')
+        for line in proc.stdout:  # universal newlines: '\r' ends a line too
+            f.write(line if line.endswith('\n') else line + '\n')
+            shown = condense(line)
+            if shown is None:
+                continue
+            result = 'eta ' not in shown and not _BAR.match(shown) and (
+                'Epoch(train)' not in shown and 'Iter(train)' not in shown)
+            if result or time.time() - last >= PROGRESS_EVERY:
+                print(f'[pipeline]   {step} | {shown}', flush=True)
+                last = time.time()
+    return proc.wait()
 
 
 def last_checkpoint(work_dir: str) -> str:
@@ -175,6 +230,172 @@ def pick(metrics: dict, *names: str) -> Optional[float]:
     return None
 
 
+def option_value(options: List[str], key: str) -> Optional[str]:
+    """The value that ``--cfg-options``-style ``key=value`` strings give
+    ``key`` (the last one wins, as in mmengine), else None."""
+    found = None
+    for option in options:
+        name, _, value = option.partition('=')
+        if name == key:
+            found = value
+    return found
+
+
+def backbone_checkpoint(config: str, options: List[str]) -> Optional[str]:
+    """The local file the config's ``model.backbone.init_cfg`` loads (after
+    ``options``), if any."""
+    given = option_value(options, 'model.backbone.init_cfg.checkpoint')
+    if given is not None:
+        return given
+    if option_value(options, 'model.backbone.init_cfg') == 'None':
+        return None
+    init = Config.fromfile(config).model.get('backbone', {}).get('init_cfg')
+    for entry in ([init] if isinstance(init, dict) else init or []):
+        path = entry.get('checkpoint')
+        if entry.get('type') == 'Pretrained' and path and '://' not in path:
+            return path
+    return None
+
+
+def data_options(root: str) -> List[str]:
+    """``--cfg-options`` that point every dataloader at ``root``."""
+    return [
+        f'{loader}.dataset.data_root={root}'
+        for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')
+    ]
+
+
+def nproc() -> List[str]:
+    return ['--nproc', str(min(4, os.cpu_count() or 1))]
+
+
+def pretrain(config: str, work_dir: Optional[str], weights: str,
+             options: List[str]) -> dict:
+    """Make ``weights`` with the pretraining ``config`` unless it exists.
+
+    SynthNet is generated when the config's data root is empty; the
+    training, its top-1 test and the export are steps of their own in the
+    pretraining's work dir (default ``work_dirs/<config name>``), so a
+    killed pretraining resumes and every pipeline reuses the result.
+
+    Returns:
+        dict: ``config``, ``weights``, ``reused`` (the file existed),
+        ``top1``/``top5`` (when this work dir tested it) and
+        ``step_seconds``.
+    """
+    cfg = Config.fromfile(config)
+    work_dir = work_dir or osp.join(
+        REPO, 'work_dirs', osp.splitext(osp.basename(config))[0])
+    pipe = Pipeline(work_dir, sys.executable, 1)
+    weights = osp.join(REPO, weights)
+    reused = osp.isfile(weights)
+    if reused:
+        print(f'[pipeline] pretrained weights {weights} exist: reused')
+    else:
+        root = osp.join(
+            REPO,
+            option_value(options, 'train_dataloader.dataset.data_root')
+            or cfg.train_dataloader.dataset.data_root)
+        if not osp.isdir(root) or not os.listdir(root):
+            pipe.run('synthnet', [
+                sys.executable, 'tools/dataset_converters/synthnet.py',
+                '--out', root
+            ] + nproc())
+        options = data_options(root) + options
+        ckpt = pipe.train('pretrain', config, options)
+        pipe.test('pretrain_val', config, ckpt, options)
+        # Always exported again: the file is what was missing.
+        if osp.exists(pipe.marker('pretrain_export')):
+            os.remove(pipe.marker('pretrain_export'))
+        pipe.run('pretrain_export', [
+            sys.executable, 'tools/model_converters/publish_model.py',
+            '--no-sha', ckpt, weights
+        ])
+    metrics = pipe.metrics('pretrain_val')
+    return dict(
+        config=config,
+        weights=weights,
+        reused=reused,
+        top1=pick(metrics, 'top1'),
+        top5=pick(metrics, 'top5'),
+        step_seconds=pipe.step_seconds(PRETRAIN_STEPS))
+
+
+def run_stages(pipe: Pipeline, stage1: str, stage2: str, root: str,
+               seed: int, until: str, stage1_options: List[str],
+               stage2_options: List[str]) -> dict:
+    """Stage 1, pseudo labels, stage 2 and its tests, up to ``until``;
+    returns the summary (the metrics of every step finished so far)."""
+    cfg1 = Config.fromfile(stage1)
+    opts1 = data_options(root) + stage1_options
+    opts2 = data_options(root) + stage2_options
+    seed_opt = [f'randomness.seed={seed}']
+    try:
+        ckpt1 = pipe.train('stage1', stage1, opts1 + seed_opt)
+        if until == 'stage1':
+            raise StopPipeline
+        pseudo_dir = osp.join(pipe.work_dir, 'pseudo')
+        if cfg1.get('custom_hooks') and any(
+                h.get('type') == 'OAAAccumulationHook'
+                for h in cfg1.custom_hooks):
+            # OAA: the CAMs are the maps accumulated during training.
+            store = osp.join(pipe.work_dir, 'stage1', 'oaa_store')
+            opts1 = opts1 + [f'model.test_cfg.oaa_store={store}']
+        pipe.test('pseudo', stage1, ckpt1, opts1, out=pseudo_dir)
+        if until == 'pseudo':
+            raise StopPipeline
+        labels = osp.join(pseudo_dir, 'pseudo_labels')
+        ckpt2 = pipe.train('stage2', stage2,
+                           opts2 + seed_opt + [f'{PSEUDO_LABEL_KEY}={labels}'])
+        if until == 'stage2':
+            raise StopPipeline
+        pipe.test('val', stage2, ckpt2, opts2 + ['model.test_cfg.crf=None'])
+        if until != 'val':
+            pipe.test('val_crf', stage2, ckpt2, opts2)
+    except StopPipeline:
+        pass
+    # Read back from disk: a re-run with an earlier --until keeps the
+    # numbers of the steps that finished before.
+    pseudo, val, val_crf = (pipe.metrics(s) for s in ('pseudo', 'val',
+                                                      'val_crf'))
+    return dict(
+        stage1_config=stage1,
+        stage2_config=stage2,
+        data_root=root,
+        seed=seed,
+        pseudo_label_miou_full=pick(pseudo, 'mIoU_full'),
+        pseudo_label_miou_confident=pick(pseudo, 'mIoU_confident'),
+        pseudo_label_coverage=pick(pseudo, 'coverage'),
+        seg_val_miou=pick(val, 'mIoU'),
+        seg_val_miou_crf=pick(val_crf, 'mIoU'),
+        step_seconds=pipe.step_seconds())
+
+
+# The rows of the side-by-side table: summary key, label.
+TABLE_ROWS = (('pseudo_label_miou_full', 'pseudo-label mIoU (full)'),
+              ('pseudo_label_miou_confident', 'pseudo-label mIoU (confident)'),
+              ('pseudo_label_coverage', 'pseudo-label coverage (%)'),
+              ('seg_val_miou', 'seg val mIoU'),
+              ('seg_val_miou_crf', 'seg val mIoU + CRF'))
+
+
+def side_by_side(summary: dict) -> str:
+    """The run and its baseline as a small table (``-``: not run)."""
+    base = summary['baseline']
+    names = (osp.basename(summary['stage1_config']).split('_')[0],
+             osp.basename(base['stage1_config']).split('_')[0])
+    lines = [f'{"seed " + str(summary["seed"]):<30} {names[0]:>10} '
+             f'{names[1]:>10} {"difference":>11}']
+    for key, label in TABLE_ROWS:
+        a, b = summary.get(key), base.get(key)
+        diff = f'{a - b:+11.2f}' if a is not None and b is not None \
+            else f'{"-":>11}'
+        cells = [f'{v:10.2f}' if v is not None else f'{"-":>10}'
+                 for v in (a, b)]
+        lines.append(f'{label:<30} {cells[0]} {cells[1]} {diff}')
+    return '\n'.join(lines)
+
+
 def parse_args():
     parser = argparse.ArgumentParser(
         description='Stage 1 -> pseudo labels -> stage 2, resumable')
@@ -192,8 +413,25 @@ def parse_args():
         '--until', choices=STEPS, default=STEPS[-1],
         help='stop after this step (e.g. pseudo: stage 1 only)')
     parser.add_argument(
+        '--pretrain',
+        help='pretraining config that makes the backbone file the stage '
+        'configs start from, when that file does not exist')
+    parser.add_argument(
+        '--pretrain-work-dir',
+        help='work dir of the pretraining (default: work_dirs/<its name>)')
+    parser.add_argument(
+        '--pretrain-cfg-options', nargs='+', default=[],
+        help='extra key=value overrides of the pretraining steps')
+    parser.add_argument(
+        '--baseline',
+        help='a baseline stage-1 config to run beside, in WORK_DIR/baseline')
+    parser.add_argument(
+        '--baseline-until', choices=STEPS, default=STEPS[-1],
+        help='stop the baseline after this step')
+    parser.add_argument(
         '--stage1-cfg-options', nargs='+', default=[],
-        help='extra key=value overrides of the stage-1 steps')
+        help='extra key=value overrides of the stage-1 steps (the baseline\'s '
+        'too)')
     parser.add_argument(
         '--stage2-cfg-options', nargs='+', default=[],
         help='extra key=value overrides of the stage-2 steps')
@@ -205,11 +443,6 @@ def main():
     pipe = Pipeline(args.work_dir, sys.executable, args.gpus)
     cfg1 = Config.fromfile(args.stage1)
     root = osp.abspath(args.data_root or cfg1.train_dataloader.dataset.data_root)
-    data_opts = []
-    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        data_opts.append(f'{loader}.dataset.data_root={root}')
-    seed = [f'randomness.seed={args.seed}']
-
     start = time.time()
     try:
         if not osp.isdir(root) or not os.listdir(root):
@@ -220,56 +453,46 @@ def main():
             pipe.run('data', [
                 sys.executable, 'tools/dataset_converters/synthvoc.py',
                 '--out', root, '--seed', '0'
-            ])
-        opts1 = data_opts + args.stage1_cfg_options
-        opts2 = data_opts + args.stage2_cfg_options
-        ckpt1 = pipe.train('stage1', args.stage1, opts1 + seed)
-        if args.until == 'stage1':
-            raise StopPipeline
-        pseudo_dir = osp.join(pipe.work_dir, 'pseudo')
-        if cfg1.get('custom_hooks') and any(
-                h.get('type') == 'OAAAccumulationHook'
-                for h in cfg1.custom_hooks):
-            # OAA: the CAMs are the maps accumulated during training.
-            store = osp.join(pipe.work_dir, 'stage1', 'oaa_store')
-            opts1 = opts1 + [f'model.test_cfg.oaa_store={store}']
-        pipe.test('pseudo', args.stage1, ckpt1, opts1,
-                           out=pseudo_dir)
-        if args.until == 'pseudo':
-            raise StopPipeline
-        labels = osp.join(pseudo_dir, 'pseudo_labels')
-        ckpt2 = pipe.train('stage2', args.stage2,
-                           opts2 + seed + [f'{PSEUDO_LABEL_KEY}={labels}'])
-        if args.until == 'stage2':
-            raise StopPipeline
-        pipe.test('val', args.stage2, ckpt2,
-                        opts2 + ['model.test_cfg.crf=None'])
-        if args.until != 'val':
-            pipe.test('val_crf', args.stage2, ckpt2, opts2)
-    except StopPipeline:
-        pass
+            ] + nproc())
+        pretrained = None
+        if args.pretrain:
+            stages = ((args.stage1, args.stage1_cfg_options),
+                      (args.stage2, args.stage2_cfg_options),
+                      (args.baseline, args.stage1_cfg_options))
+            weights = {
+                backbone_checkpoint(c, o)
+                for c, o in stages if c
+            } - {None}
+            if len(weights) != 1:
+                raise StepFailed(
+                    '--pretrain needs the stage configs to start from one '
+                    'local file (model.backbone.init_cfg.checkpoint); they '
+                    f'name {sorted(weights) or "none"}')
+            pretrained = pretrain(args.pretrain, args.pretrain_work_dir,
+                                  weights.pop(), args.pretrain_cfg_options)
+        summary = run_stages(pipe, args.stage1, args.stage2, root, args.seed,
+                             args.until, args.stage1_cfg_options,
+                             args.stage2_cfg_options)
+        if args.baseline:
+            print(f'[pipeline] baseline {args.baseline}, up to '
+                  f'{args.baseline_until}', flush=True)
+            summary['baseline'] = run_stages(
+                Pipeline(osp.join(pipe.work_dir, 'baseline'), sys.executable,
+                         args.gpus), args.baseline, args.stage2, root,
+                args.seed, args.baseline_until, args.stage1_cfg_options,
+                args.stage2_cfg_options)
     except StepFailed as err:
         print(f'[pipeline] stopped: {err}', file=sys.stderr)
         sys.exit(1)
-
-    # Read back from disk: a re-run with an earlier --until keeps the
-    # numbers of the steps that finished before.
-    pseudo, val, val_crf = (pipe.metrics(s) for s in ('pseudo', 'val',
-                                                      'val_crf'))
-    summary = dict(
-        stage1_config=args.stage1,
-        stage2_config=args.stage2,
-        data_root=root,
-        seed=args.seed,
-        pseudo_label_miou_full=pick(pseudo, 'mIoU_full'),
-        pseudo_label_miou_confident=pick(pseudo, 'mIoU_confident'),
-        pseudo_label_coverage=pick(pseudo, 'coverage'),
-        seg_val_miou=pick(val, 'mIoU'),
-        seg_val_miou_crf=pick(val_crf, 'mIoU'),
-        step_seconds=pipe.step_seconds(),
-        total_seconds=time.time() - start)
-    write_json_atomic(osp.join(pipe.work_dir, 'summary.json'), summary)
+    if pretrained is not None:
+        summary['pretrain'] = pretrained
+    summary['total_seconds'] = time.time() - start
+    path = osp.join(pipe.work_dir, 'summary.json')
+    write_json_atomic(path, summary)
     print(json.dumps(summary, indent=2))
+    if 'baseline' in summary:
+        print(side_by_side(summary))
+    print(f'[pipeline] summary: {path} ({summary["total_seconds"]:.0f} s)')
 
 
 if __name__ == '__main__':
