@@ -52,7 +52,7 @@ class RCAHead(CAMHead):
             0.99 in the paper).
         contrast_loss (dict): ``RegionContrastLoss`` config (Eq. 4-6); its
             ``loss_weight`` is alpha_1 = 0.01 (paper).
-        aggregation (dict): ``PrototypeAggregation`` config (Eq. 8-9).
+        aggregation (dict): ``PrototypeAggregation`` config (Eq. 7-8).
         gate_threshold (float): nu of Eq. 3: a region is written to the bank
             only when ``sigmoid(score_l) > nu``. Default: 0.7 (paper).
         gate_score (str): the score of that gate: ``'p'``, the coarse
@@ -122,7 +122,7 @@ class RCAHead(CAMHead):
         self.rsc_active = True
 
     def classify_o(self, x: Tensor) -> Tensor:
-        """``O = conv1x1([F, S Q])`` of ``F`` (Eq. 8-10)."""
+        """``O = conv1x1([F, S Q])`` of ``F`` (Eq. 7-10)."""
         fused = torch.cat([x, self.aggregation(x)], dim=1)  # Eq. 9
         return self.classifier_o(self.dropout(fused))
 
