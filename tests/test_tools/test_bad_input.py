@@ -1,4 +1,4 @@
-"""Bad input everywhere (issue #10.4): every case in one place.
+"""Bad input everywhere: every case in one place.
 
 Each case must fail with a message that names the file or config key and
 says what is wrong. Cases already covered next to their module are pulled
