@@ -13,8 +13,8 @@ from rca_mm.registry import MODELS
 
 L, D = 3, 4
 # Tags of the five dataset images; row i is the image with sample_idx i.
-TAGS = torch.tensor(
-    [[1, 0, 0], [0, 1, 1], [1, 1, 0], [1, 0, 1], [1, 1, 0]], dtype=torch.bool)
+TAGS = torch.tensor([[1, 0, 0], [0, 1, 1], [1, 1, 0], [1, 0, 1], [1, 1, 0]],
+                    dtype=torch.bool)
 BATCH = [4, 1, 3]
 
 
@@ -62,8 +62,8 @@ def test_loss_rsc_is_alpha1_times_region_contrast_on_the_same_draws():
     feats = torch.randn(3, D, 5, 5)
     torch.manual_seed(7)
     losses, _ = head.loss(feats, samples)
-    region_feats, classes, images = _regions_by_hand(
-        feats, head.classifier(feats))
+    region_feats, classes, images = _regions_by_hand(feats,
+                                                     head.classifier(feats))
     reference = MODELS.build(
         dict(type='RegionContrastLoss', temperature=0.07, mixup_beta=8.0))
     torch.manual_seed(7)
@@ -106,13 +106,15 @@ def test_regions_are_written_under_their_sample_idx():
     head = _head(gate_threshold=0.0)
     feats = torch.randn(3, D, 5, 5)
     head.loss(feats, _samples())
-    region_feats, classes, images = _regions_by_hand(
-        feats, head.classifier(feats))
+    region_feats, classes, images = _regions_by_hand(feats,
+                                                     head.classifier(feats))
     bank = head.memory_bank
     bank.flush()
     written = bank.written.nonzero()[:, 0]
-    got = {(int(bank.slot_class[s]), int(bank.slot_image[s])): bank.feats[s]
-           for s in written}
+    got = {
+        (int(bank.slot_class[s]), int(bank.slot_image[s])): bank.feats[s]
+        for s in written
+    }
     assert sorted(got) == sorted(zip(classes.tolist(), images.tolist()))
     for f, c, i in zip(region_feats, classes.tolist(), images.tolist()):
         torch.testing.assert_close(got[(c, i)], f)
@@ -171,8 +173,8 @@ def test_eps_saliency_losses_on_p_and_o_by_hand():
     cams_p = head.classifier(feats)
     # Salient where class 0 scores high: class 0 joins the foreground map,
     # the other tagged classes mostly the background map.
-    saliency = (cams_p[:, :1].sigmoid() +
-                0.2 * torch.rand(3, 1, 6, 6)).clamp(0, 1)
+    saliency = (cams_p[:, :1].sigmoid() + 0.2 * torch.rand(3, 1, 6, 6)).clamp(
+        0, 1)
     losses, _ = head.loss(feats, _samples(saliency))
     # F' = S Q by hand (Eq. 7-8), then O on [F, F'] (Eq. 9-10).
     pixels = feats.flatten(2).transpose(1, 2)

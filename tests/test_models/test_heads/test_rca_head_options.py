@@ -3,25 +3,16 @@ import torch
 import torch.nn.functional as F
 
 from rca_mm.registry import MODELS
-from .test_rca_head_loss import BATCH, TAGS, _regions_by_hand, _samples
-
-L, D = 3, 4
-
-
-def _head(**kwargs):
-    head = MODELS.build(
-        dict(type='RCAHead', in_channels=D, num_classes=L, **kwargs))
-    head.init_weights()
-    head.memory_bank.allocate(TAGS)
-    return head
+from .test_rca_head_loss import BATCH, D, L, _head, _regions_by_hand, _samples
 
 
 def test_classifier_bias_is_zero_initialised_and_trained():
     plain = _head()
     assert plain.classifier.bias is None and plain.classifier_o.bias is None
     bare = MODELS.build(
-        dict(type='RCAHead', in_channels=D, num_classes=L,
-             classifier_bias=True))  # zero before init_weights too
+        dict(
+            type='RCAHead', in_channels=D, num_classes=L,
+            classifier_bias=True))  # zero before init_weights too
     head = _head(classifier_bias=True)
     for conv in (bare.classifier, bare.classifier_o, head.classifier,
                  head.classifier_o):
@@ -58,9 +49,10 @@ def test_regions_and_gate_from_undropped_maps():
         bank = head.memory_bank
         bank.flush()
         slots = bank.written.nonzero()[:, 0]
-        written[flag] = {(int(bank.slot_class[s]), int(bank.slot_image[s])):
-                         bank.feats[s]
-                         for s in slots}
+        written[flag] = {
+            (int(bank.slot_class[s]), int(bank.slot_image[s])): bank.feats[s]
+            for s in slots
+        }
         torch.manual_seed(1)
         dropped = head.dropout(feats)  # the draw of the step's P
         maps = head.classifier(dropped if flag else feats).detach()
@@ -68,9 +60,11 @@ def test_regions_and_gate_from_undropped_maps():
         n = torch.tensor([BATCH.index(i) for i in images.tolist()])
         gate = maps.mean((2, 3))[n, classes].sigmoid() > 0.5
         assert 0 < int(gate.sum()) < len(gate)
-        expected = {(c, i): f
-                    for f, c, i, g in zip(region_feats, classes.tolist(),
-                                          images.tolist(), gate) if g}
+        expected = {
+            (c, i): f
+            for f, c, i, g in zip(region_feats, classes.tolist(),
+                                  images.tolist(), gate) if g
+        }
         assert sorted(written[flag]) == sorted(expected)
         for key, f in expected.items():
             torch.testing.assert_close(written[flag][key], f)
@@ -86,7 +80,9 @@ def test_undropped_gate_of_o():
     written = {}
     for flag in (True, False):
         head = _head(
-            dropout_ratio=0.5, dropout_in_regions=flag, gate_score='o',
+            dropout_ratio=0.5,
+            dropout_in_regions=flag,
+            gate_score='o',
             gate_threshold=0.7)
         head.classifier.weight.data.fill_(-1.0)  # p scores low
         head.classifier_o.weight.data.zero_()
