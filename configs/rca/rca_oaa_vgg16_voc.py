@@ -4,8 +4,8 @@
 # The baseline (oaa/oaa_vgg16_voc.py) plus the RCA head and its hooks:
 # region memory bank (Eq. 3; one entry per (image, class), gamma 0.99),
 # regional semantic contrast with region mixup (Eq. 4-6, alpha_1 0.01 after
-# one warm-up epoch), K = 10 prototypes per class (Eq. 7) aggregated into O
-# (Eq. 8-10); the OAA hook accumulates O. Every value is the paper's
+# one warm-up epoch), K = 10 k-means prototypes per class aggregated into O
+# (Eq. 7-10); the OAA hook accumulates O. Every value is the paper's
 # (docs/rca.md). The ablations of Sec. 4.2 inherit this file
 # (configs/rca/ablations/).
 #   bash tools/dist_train.sh configs/rca/rca_oaa_vgg16_voc.py 4 \

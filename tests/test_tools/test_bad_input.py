@@ -1,8 +1,8 @@
-"""Bad input everywhere (issue #10.4): every case in one place.
+"""Bad input everywhere: every case in one place.
 
 Each case must fail with a message that names the file or config key and
-says what is wrong. Cases already covered next to their module are pulled
-in by import, so pytest runs them again here and the list stays complete:
+says what is wrong. Cases already covered next to their module run there
+once; the table names that file:
 
 ==========================================  ===================================
 input                                       where
@@ -32,17 +32,8 @@ import rca_mm.evaluation.metrics.pseudo_label_metric as plm
 from rca_mm.registry import MODELS
 from rca_mm.utils.safe_checkpoint import UnsafeCheckpointError
 from rca_mm.utils.tool_utils import check_checkpoint_fits, load_config
-from ..test_datasets.test_pseudo_label_dataset import (  # noqa: F401
-    pseudo_dir, test_missing_directory_or_list_fails_at_init,
-    test_missing_label_names_the_file)
-from ..test_datasets.test_transforms.test_loading import \
-    test_saliency_map  # noqa: F401
-from ..test_engine.test_hooks.test_nan_guard_hook import (  # noqa: F401
-    test_nan_before_any_checkpoint_says_so,
-    test_stops_at_the_nan_iteration_and_keeps_the_last_good_checkpoint)
 from ..test_evaluation.test_metrics.test_pseudo_label_metric import (  # noqa: F401,E501
-    dataset, log_messages, run_metric,
-    test_saliency_recipe_both_protocols_and_missing_saliency)
+    dataset, log_messages, run_metric)
 from ..test_utils.test_safe_checkpoint import _CreatesFile
 
 CONFIG = 'configs/synthvoc/rca_r18-w16_8e_synthvoc-112x112.py'

@@ -1,4 +1,4 @@
-"""2-process CAM export (issue #10.3): ``tools/dist_test.sh CONFIG CKPT 2
+"""2-process CAM export: ``tools/dist_test.sh CONFIG CKPT 2
 --out DIR`` on an odd number of images.
 
 mmengine's DefaultSampler pads the 15 images to 16: rank 1's last image is

@@ -1,4 +1,4 @@
-"""Distributed agreement (issue #10.3): tools/dist_train.sh with 2 CPU
+"""Distributed agreement: tools/dist_train.sh with 2 CPU
 processes (gloo) keeps RCA's memory bank and prototypes identical on both
 ranks, only rank 0 writes checkpoints, and a 2-process run equals a
 1-process run of the same global batch.

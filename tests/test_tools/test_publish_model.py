@@ -34,7 +34,12 @@ def trained(tmp_path_factory):
     bank.allocate(labels)
     bank.update(torch.randn(6, bank.feat_dim), torch.arange(6) %
                 head.num_classes, torch.arange(6))
-    head.aggregation.prototypes.normal_()
+    # Valid prototypes (all but the last of each class), so that F' != 0
+    # and the CAMs depend on them.
+    protos = torch.randn_like(head.aggregation.prototypes)
+    valid = torch.ones(protos.shape[:2], dtype=torch.bool)
+    valid[:, -1] = False
+    head.aggregation.set_prototypes(protos, valid)
     state = model.state_dict()
     path = str(tmp_path_factory.mktemp('ckpt') / 'epoch_8.pth')
     torch.save(
@@ -83,6 +88,16 @@ def test_release_loads_strictly_and_gives_the_same_cams(trained, tmp_path):
     with torch.no_grad():
         assert torch.equal(fresh(inputs, mode='tensor'),
                            model(inputs, mode='tensor'))
+    aggregation = fresh.head.aggregation
+    assert torch.equal(aggregation.prototype_valid,
+                       model.head.aggregation.prototype_valid)
+    assert aggregation.prototype_valid.sum() == aggregation.prototypes.shape[
+        0] * (aggregation.prototypes.shape[1] - 1)
+    # The prototypes matter: zeroed, F' = S 0 = 0 and the CAMs change.
+    aggregation.prototypes.zero_()
+    with torch.no_grad():
+        assert not torch.allclose(fresh(inputs, mode='tensor'),
+                                  model(inputs, mode='tensor'))
 
 
 def test_keep_bank_and_bad_paths(trained, tmp_path):

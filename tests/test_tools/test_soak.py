@@ -1,4 +1,4 @@
-"""tools/analysis_tools/soak.py (issue #10.5): the ``--quick`` run's records
+"""tools/analysis_tools/soak.py: the ``--quick`` run's records
 and the growth verdict. The long run's figures are in docs/reliability.md.
 """
 import importlib.util

@@ -6,7 +6,7 @@ of Eq. 3 inside the head) of ``CAMClassifier`` with ``CAMHead`` and with
 interleaved in one run (the order alternates each round), after warm-up
 steps; medians of the timed steps. The RCA head holds a bank of the stated
 size: allocated from synthetic tags and filled with random entries written by
-``update`` (gate True), prototypes from one k-means (Eq. 7).
+``update`` (gate True), prototypes from one k-means.
 
 Banks (``--bank``): ``voc`` is one entry per (image, tag) of 10,582 images
 with about 1.5 tags each (20 classes); ``coco`` is 80 classes x 500 entries

@@ -1,4 +1,4 @@
-"""Soak test of RCA training memory (issue #10.5).
+"""Soak test of RCA training memory: no growth over many epochs.
 
 Trains the full RCA classifier (region memory bank with an LRU cap, RSC
 loss with region mixup, per-epoch k-means, prototype aggregation, atomic

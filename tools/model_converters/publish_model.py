@@ -3,7 +3,7 @@
 Keeps the weights (``state_dict``) and ``meta``; drops the optimizer, the
 schedulers, the message hub and the RNG states, which only ``--resume``
 needs. RCA's region memory bank is emptied as well (inference uses only the
-prototypes, Eq. 8-10): on VOC with WideResNet-38 the bank is about 250 MiB
+prototypes, Eq. 7-10): on VOC with WideResNet-38 the bank is about 250 MiB
 of the file (docs/performance.md). ``--keep-bank`` keeps it, for a file
 meant for fine-tuning. The output name gets the first 8 hex digits of its
 SHA-256, as mmseg's release files::

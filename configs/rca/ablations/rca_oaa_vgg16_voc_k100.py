@@ -1,4 +1,4 @@
-# RCA ablation (paper Sec. 4.2): K = 100 prototypes per class (Eq. 7; paper:
+# RCA ablation (paper Sec. 4.2): K = 100 prototypes per class (k-means; paper:
 # 10, the parent config). custom_hooks is a list, so it is restated whole.
 _base_ = ['../rca_oaa_vgg16_voc.py']
 custom_hooks = [

@@ -1,9 +1,9 @@
-"""Epoch-level events of RCA's memory: sizing the bank and k-means (Eq. 7).
+"""Epoch-level events of RCA's memory: sizing the bank and k-means (Sec. 3.3).
 
 .. code:: text
 
     before_run:          bank.allocate(tags of every training image)
-    before_train_epoch:  Q_l = k-means_K(written entries of class l)  (Eq. 7)
+    before_train_epoch:  Q_l = k-means_K(written entries of class l)
                          -> head.aggregation.set_prototypes(Q, valid)
 """
 from typing import Optional
@@ -37,7 +37,7 @@ def dataset_tags(dataset, num_classes: int) -> torch.Tensor:
 
 @HOOKS.register_module()
 class RegionMemoryHook(Hook):
-    """Sizes RCA's region memory bank and clusters it each epoch (Eq. 7).
+    """Sizes RCA's region memory bank and clusters it each epoch (k-means).
 
     The bank gets one slot per (training image, tag) pair, or the per-class
     cap (COCO), before the checkpoint is resumed, so a resumed bank loads
@@ -48,7 +48,7 @@ class RegionMemoryHook(Hook):
     same prototypes.
 
     Args:
-        num_prototypes (int): K of Eq. 7. ``None`` keeps every written entry
+        num_prototypes (int): K, the k-means clusters per class. ``None`` keeps every written entry
             as a prototype (the "all" ablation). Default: 10 (paper).
         num_iters (int): Lloyd iterations. Default: 50.
         num_init (int): k-means++ restarts, the best kept. Default: 3.

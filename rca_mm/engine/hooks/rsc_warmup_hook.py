@@ -13,8 +13,8 @@ class RSCWarmupHook(Hook):
     entries to compare against when it starts.
 
     Args:
-        warmup_epochs (int): epochs with alpha_1 = 0. Default: 1 (issue;
-            the released code waits two epochs).
+        warmup_epochs (int): epochs with alpha_1 = 0. Default: 1 (the
+            paper's warm-up; the released code waits two epochs).
     """
 
     def __init__(self, warmup_epochs: int = 1) -> None:

@@ -72,6 +72,9 @@ class CAMHead(BaseModule):
         saliency_loss (dict, optional): config of a saliency loss, e.g.
             ``dict(type='EPSSaliencyLoss')``, computed on the L+1 maps.
             Needs ``with_background``. Default: None.
+        classifier_bias (bool): give the class-aware 1x1 conv a bias,
+            zero-initialised and trained, as OAA's and the released RCA
+            code's classifiers. Default: False (none).
         init_cfg (dict, optional): initialisation. Default: normal(0, 0.01),
             as the OAA and EPS classifiers.
     """
@@ -86,6 +89,7 @@ class CAMHead(BaseModule):
                  with_background: bool = False,
                  loss_weight: float = 1.0,
                  saliency_loss: OptConfigType = None,
+                 classifier_bias: bool = False,
                  init_cfg: OptConfigType = dict(
                      type='Normal', layer='Conv2d', std=0.01)) -> None:
         super().__init__(init_cfg=init_cfg)
@@ -97,6 +101,7 @@ class CAMHead(BaseModule):
         self.num_classes = num_classes
         self.with_background = with_background
         self.loss_weight = loss_weight
+        self.classifier_bias = classifier_bias
         self.num_maps = num_classes + int(with_background)
         layers = []
         for i in range(num_convs):
@@ -110,10 +115,17 @@ class CAMHead(BaseModule):
         self.dropout = nn.Dropout2d(dropout_ratio) if dropout_ratio > 0 \
             else nn.Identity()
         # Eq. 1: the class-aware 1x1 convolution.
-        self.classifier = nn.Conv2d(
-            self.feat_channels, self.num_maps, 1, bias=False)
+        self.classifier = self.class_conv(self.feat_channels)
         self.saliency_loss = (
             MODELS.build(saliency_loss) if saliency_loss is not None else None)
+
+    def class_conv(self, in_channels: int) -> nn.Conv2d:
+        """A class-aware 1x1 conv to the maps, its bias (if any) zero."""
+        conv = nn.Conv2d(
+            in_channels, self.num_maps, 1, bias=self.classifier_bias)
+        if conv.bias is not None:
+            nn.init.zeros_(conv.bias)
+        return conv
 
     def features(self, feats: Tensor) -> Tensor:
         """``F``: the backbone map through the head's own conv layers."""

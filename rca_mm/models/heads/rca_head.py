@@ -52,7 +52,7 @@ class RCAHead(CAMHead):
             0.99 in the paper).
         contrast_loss (dict): ``RegionContrastLoss`` config (Eq. 4-6); its
             ``loss_weight`` is alpha_1 = 0.01 (paper).
-        aggregation (dict): ``PrototypeAggregation`` config (Eq. 8-9).
+        aggregation (dict): ``PrototypeAggregation`` config (Eq. 7-8).
         gate_threshold (float): nu of Eq. 3: a region is written to the bank
             only when ``sigmoid(score_l) > nu``. Default: 0.7 (paper).
         gate_score (str): the score of that gate: ``'p'``, the coarse
@@ -61,6 +61,13 @@ class RCAHead(CAMHead):
         use_rsc (bool): compute the contrast loss. Default: True.
         use_rsa (bool): aggregate prototypes and classify with O. Without it
             the final CAMs are P. Default: True.
+        classifier_bias (bool): a zero-initialised, trained bias in both
+            class-aware 1x1 convs (P and O), as OAA's and the released
+            code's classifiers. Default: False (none).
+        dropout_in_regions (bool): with dropout, whether the Eq. 2 masks
+            and the Eq. 3 gate read the maps of the dropped-out features
+            (the maps of the training losses, True) or maps of the undropped
+            F, computed once more without gradient (False). Default: True.
         init_cfg (dict, optional): initialisation.
     """
 
@@ -83,6 +90,8 @@ class RCAHead(CAMHead):
                  gate_score: str = 'p',
                  use_rsc: bool = True,
                  use_rsa: bool = True,
+                 classifier_bias: bool = False,
+                 dropout_in_regions: bool = True,
                  init_cfg: OptConfigType = dict(
                      type='Normal', layer='Conv2d', std=0.01)) -> None:
         super().__init__(
@@ -94,6 +103,7 @@ class RCAHead(CAMHead):
             with_background=with_background,
             loss_weight=loss_weight,
             saliency_loss=saliency_loss,
+            classifier_bias=classifier_bias,
             init_cfg=init_cfg)
         if not (use_rsc or use_rsa):
             raise ValueError(
@@ -108,6 +118,7 @@ class RCAHead(CAMHead):
         self.gate_score = gate_score
         self.use_rsc = use_rsc
         self.use_rsa = use_rsa
+        self.dropout_in_regions = dropout_in_regions
         dim = self.feat_channels
         self.memory_bank = MODELS.build(
             dict(memory_bank, num_classes=num_classes, feat_dim=dim))
@@ -116,15 +127,20 @@ class RCAHead(CAMHead):
             self.aggregation = MODELS.build(
                 dict(aggregation, num_classes=num_classes, channels=dim))
             # Eq. 10: a second, independent class-aware 1x1 conv on [F, F'].
-            self.classifier_o = nn.Conv2d(
-                2 * dim, self.num_maps, 1, bias=False)
+            self.classifier_o = self.class_conv(2 * dim)
         # Switched off in the warm-up epoch by RSCWarmupHook (alpha_1 = 0).
         self.rsc_active = True
 
-    def classify_o(self, x: Tensor) -> Tensor:
-        """``O = conv1x1([F, S Q])`` of ``F`` (Eq. 8-10)."""
+    def classify_o(self, x: Tensor, dropout: bool = True) -> Tensor:
+        """``O = conv1x1([F, S Q])`` of ``F`` (Eq. 7-10).
+
+        Args:
+            x (Tensor): F, ``(N, D, h, w)``.
+            dropout (bool): apply the head's dropout to ``[F, F']``.
+                Default: True.
+        """
         fused = torch.cat([x, self.aggregation(x)], dim=1)  # Eq. 9
-        return self.classifier_o(self.dropout(fused))
+        return self.classifier_o(self.dropout(fused) if dropout else fused)
 
     def predict_cams(self, feats: Tensor) -> Tensor:
         """The final CAMs: O (P when RSA is off)."""
@@ -145,9 +161,16 @@ class RCAHead(CAMHead):
         cams_p = self.classify(feats)  # Eq. 1
         losses = self.map_losses(cams_p, labels, data_samples, 'p',
                                  self.loss_weight)
+        # The maps of the Eq. 2 masks and of the Eq. 3 gate.
+        region_cams = cams_p.detach()
+        undropped = not (self.dropout_in_regions
+                         or isinstance(self.dropout, nn.Identity))
+        if undropped:
+            with torch.no_grad():
+                region_cams = self.classifier(feats)
         # Eq. 2: one region per (image, tag), pooled from F under P's mask.
         region_feats, region_classes, region_idx = masked_region_features(
-            feats, cams_p[:, :self.num_classes].detach(), labels)
+            feats, region_cams[:, :self.num_classes], labels)
         image_ids = torch.tensor(
             [ds.metainfo['sample_idx'] for ds in data_samples],
             device=feats.device)[region_idx]
@@ -163,8 +186,13 @@ class RCAHead(CAMHead):
         # Eq. 3: after the loss is formed, write the gated regions. The write
         # is deferred to the bank's next read: the RSC loss holds the bank's
         # buffer (no copy) for its backward pass.
-        gate_cams = cams_p if self.gate_score == 'p' else final
-        scores = gap_scores(gate_cams.detach(), self.num_classes)
+        gate_cams = region_cams
+        if self.gate_score == 'o':
+            gate_cams = final.detach()
+            if undropped:
+                with torch.no_grad():
+                    gate_cams = self.classify_o(feats, dropout=False)
+        scores = gap_scores(gate_cams, self.num_classes)
         gate = scores[region_idx, region_classes].sigmoid() > \
             self.gate_threshold
         self.memory_bank.update(

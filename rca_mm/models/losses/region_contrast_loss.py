@@ -123,7 +123,10 @@ class RegionContrastLoss(nn.Module):
       unmixed ``L_NCE(f_l, l)``;
     - a class with no written positive, or a bank with no negative: that
       ``L_NCE`` term is skipped; under mixup the other term still counts
-      with its weight (``1 - w`` or ``w``, not renormalised);
+      with its weight (``1 - w`` or ``w``, not renormalised). A bank with
+      no negative for a class holds that class only, so every term Eq. 4
+      defines is 0 and skipping those terms instead of counting them gives
+      the same loss, 0;
     - reduction ``'mean'`` averages over the regions that have at least one
       term, ``'sum'`` sums them; with no term at all the loss is
       ``0 * sum(region_feats)``, which keeps the graph connected.

@@ -1,4 +1,4 @@
-"""The pseudo-region memory bank (Eq. 3), k-means and prototype aggregation (Eq. 7-9)."""
+"""The pseudo-region memory bank (Eq. 3), k-means and prototype aggregation (Eq. 7-8)."""
 from .kmeans import batched_kmeans  # noqa: F401
 from .prototype_aggregation import PrototypeAggregation  # noqa: F401
 from .pseudo_regions import masked_region_features  # noqa: F401

@@ -1,4 +1,4 @@
-"""Batched k-means of every class's memory entries at once (Eq. 7).
+"""Batched k-means of every class's memory entries at once (Sec. 3.3).
 
 .. code:: text
 
@@ -170,7 +170,7 @@ def batched_kmeans(
         init: str = 'k-means++',
         n_init: int = 5,
         chunk_bytes: Optional[int] = None) -> Tuple[Tensor, Tensor, Tensor]:
-    """K-means with k clusters of each of L point sets at once (Eq. 7).
+    """K-means with k clusters of each of L point sets at once.
 
     Args:
         x (Tensor): points ``(L, N, D)`` (any float dtype; computed in

@@ -1,13 +1,13 @@
-"""Non-parametric aggregation of features with class prototypes (Eq. 8-9).
+"""Non-parametric aggregation of features with class prototypes (Eq. 7-8).
 
 .. code:: text
 
     F (N, D, h, w) --pixels--> (N, hw, D)
     Q (L, K, D) --flatten--> (L*K, D), valid (L*K,)
-    S = softmax_row(scale * F Q^T) over the valid prototypes     (Eq. 8)
-    F' = S Q  --> (N, D, h, w)                                  (Eq. 9)
+    S = softmax_row(scale * F Q^T) over the valid prototypes     (Eq. 7)
+    F' = S Q  --> (N, D, h, w)                                  (Eq. 8)
 
-The prototypes Q come from k-means of each class's memory entries (Eq. 7,
+The prototypes Q come from k-means of each class's memory entries (Sec. 3.3,
 :func:`rca_mm.models.memory.kmeans.batched_kmeans`) and are set with
 :meth:`PrototypeAggregation.set_prototypes`. They are persistent buffers, so
 they are saved in checkpoints and restored on resume.
@@ -23,10 +23,10 @@ from rca_mm.registry import MODELS
 
 @MODELS.register_module()
 class PrototypeAggregation(BaseModule):
-    """Attention of every pixel over the class prototypes (Eq. 8-9).
+    """Attention of every pixel over the class prototypes (Eq. 7-8).
 
     ``S = softmax_row(scale * F Q^T)`` over the valid prototypes of all
-    classes (Eq. 8) and ``F' = S Q`` (Eq. 9); there are no learned
+    classes (Eq. 7) and ``F' = S Q`` (Eq. 8); there are no learned
     projections, so the gradient reaches F through S only.
 
     Before prototypes are set (no valid prototype at all, e.g. before the
@@ -70,7 +70,7 @@ class PrototypeAggregation(BaseModule):
 
     @torch.no_grad()
     def set_prototypes(self, prototypes: Tensor, valid: Tensor) -> None:
-        """Replace the prototypes Q (Eq. 7's output).
+        """Replace the prototypes Q (the k-means centres).
 
         The buffers take the given shapes (they may differ from the current
         ones) and stay on this module's device.
@@ -113,7 +113,7 @@ class PrototypeAggregation(BaseModule):
         feats: Tensor,
         return_weights: bool = False
     ) -> Union[Tensor, Tuple[Tensor, Optional[Tensor]]]:
-        """Aggregate the prototypes for every pixel (Eq. 8-9).
+        """Aggregate the prototypes for every pixel (Eq. 7-8).
 
         Args:
             feats (Tensor): F, ``(N, D, h, w)``.
@@ -141,7 +141,7 @@ class PrototypeAggregation(BaseModule):
         pixels = feats.flatten(2).transpose(1, 2)  # (N, hw, D)
         logits = self.scale * (pixels @ protos.t())  # (N, hw, L*K)
         logits = logits.masked_fill(~valid, float('-inf'))
-        weights = logits.softmax(dim=-1)  # Eq. 8: S = softmax_row(F Q^T)
-        out = weights @ protos  # Eq. 9: F' = S Q
+        weights = logits.softmax(dim=-1)  # Eq. 7: S = softmax_row(F Q^T)
+        out = weights @ protos  # Eq. 8: F' = S Q
         out = out.transpose(1, 2).reshape(n, d, h, w)
         return (out, weights) if return_weights else out

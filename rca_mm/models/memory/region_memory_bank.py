@@ -16,7 +16,7 @@
                                                             for Eq. 4-6
     written_entries() -> a copy of the written rows (W, D), classes (W,)
     num_written() -> slots written so far
-    per_class_entries() -> (L, max_slots, D), mask          for Eq. 7
+    per_class_entries() -> (L, max_slots, D), mask          for k-means
 
 Every piece of state is a tensor buffer, so the bank moves with the module,
 is saved in ``state_dict`` and resumes without shape mismatches. The lookup
@@ -353,7 +353,7 @@ class RegionMemoryBank(BaseModule):
         return self.feats[idx], self.slot_class[idx]
 
     def per_class_entries(self) -> Tuple[Tensor, Tensor]:
-        """A padded per-class view of the entries (for Eq. 7).
+        """A padded per-class view of the entries (for k-means).
 
         Returns:
             tuple[Tensor, Tensor]: ``feats (L, max_slots, D)`` (storage

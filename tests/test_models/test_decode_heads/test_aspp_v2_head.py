@@ -68,12 +68,36 @@ def test_loss_and_predict_through_base_head():
         torch.log(torch.tensor(4.)).item(), abs=0.1)  # near-zero init: uniform
 
 
+def _branch_sum(head, x):
+    """The four default dilated 3x3 convs of ``x``, added by hand."""
+    return sum(
+        F.conv2d(x, conv.weight, conv.bias, padding=d, dilation=d)
+        for conv, d in zip(head.aspp_convs, (6, 12, 18, 24)))
+
+
 def test_dropout_and_bad_arguments():
+    torch.manual_seed(0)
     head = make_head(dropout_ratio=0.5)
     assert isinstance(head.dropout, torch.nn.Dropout2d)
+    for conv in head.aspp_convs:
+        torch.nn.init.normal_(conv.bias)
     head.eval()
-    x = torch.randn(1, 6, 5, 5)
+    x = torch.randn(2, 6, 5, 5)
     torch.testing.assert_close(head([x]), head([x]))
+    # Eval: no dropout, the plain sum of the branches.
+    torch.testing.assert_close(head([x]), _branch_sum(head, x))
+    # Train: one channel mask (Dropout2d) on the input, shared by all four
+    # branches; the same seed draws the same mask.
+    head.train()
+    torch.manual_seed(1)
+    dropped = head.dropout(x)
+    zeroed = (dropped == 0).all(dim=(2, 3))
+    assert zeroed.any() and not zeroed.all()
+    torch.testing.assert_close(dropped[~zeroed], 2 * x[~zeroed])
+    torch.manual_seed(1)
+    out = head([x])
+    torch.testing.assert_close(out, _branch_sum(head, dropped))
+    assert not torch.allclose(out, _branch_sum(head, x))
     with pytest.raises(TypeError, match='channels'):
         make_head(channels=8)
     with pytest.raises(ValueError, match='dilations'):

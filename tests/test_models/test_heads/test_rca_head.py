@@ -92,7 +92,7 @@ def test_prototypes_shape_final_cams():
     head.aggregation.set_prototypes(q, torch.ones(3, 2, dtype=torch.bool))
     feats = torch.randn(2, 4, 5, 5)
     fp = head.aggregation(feats)
-    # Eq. 8-9: S = softmax over the 6 prototypes, F' = S Q.
+    # Eq. 7-8: S = softmax over the 6 prototypes, F' = S Q.
     flat = feats.flatten(2).transpose(1, 2)
     s = torch.softmax(flat @ q.reshape(6, 4).T, dim=-1)
     assert torch.allclose(fp.flatten(2).transpose(1, 2), s @ q.reshape(6, 4),

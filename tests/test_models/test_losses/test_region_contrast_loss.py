@@ -190,6 +190,23 @@ def test_missing_positives_or_negatives():
                                           bank_cls)) == 0.0
 
 
+def test_no_negative_readings_agree():
+    """A region with positives but no negative: Eq. 4 read literally (an
+    empty sum of negatives) gives -log(e^a / e^a) = 0 per positive; the loss
+    leaves the term out. Both give L_RM = 0 with a zero gradient, with and
+    without mixup, because such a bank holds one class only."""
+    feats, classes, images, bank, _ = _data(seed=6)
+    one_class = torch.full((40, ), int(classes[0]))
+    assert (classes == classes[0]).sum() < len(classes)  # other classes too
+    for use_mixup in (True, False):
+        f = feats.clone().requires_grad_()
+        out = RegionContrastLoss(use_mixup=use_mixup)(f, classes, images,
+                                                      bank, one_class)
+        out.backward()
+        assert float(out.detach()) == 0.0
+        assert torch.equal(f.grad, torch.zeros_like(f))
+
+
 def test_entries_of_class_minus_one_are_ignored():
     """A bank passed in place (unwritten slots of class -1, zero rows) gives
     the loss and gradient of its written rows alone."""

@@ -26,7 +26,7 @@ def test_zero_before_prototypes_are_set():
     assert torch.equal(out, torch.zeros_like(feats)) and weights is None
 
 
-def test_eq8_eq9_against_per_pixel_reference():
+def test_eq7_eq8_against_per_pixel_reference():
     q, valid = _protos()
     agg = PrototypeAggregation(scale=0.5)
     agg.set_prototypes(q, valid)
@@ -45,8 +45,8 @@ def test_eq8_eq9_against_per_pixel_reference():
                     0.5 * float(f @ flat_q[p]) if flat_v[p] else -1e30
                     for p in range(12)
                 ])
-                w = torch.softmax(logits, 0)  # Eq. 8
-                expected = (w[:, None] * flat_q).sum(0)  # Eq. 9
+                w = torch.softmax(logits, 0)  # Eq. 7
+                expected = (w[:, None] * flat_q).sum(0)  # Eq. 8
                 torch.testing.assert_close(
                     out[n, :, y, x].detach(), expected, rtol=1e-5, atol=1e-6)
     out.sum().backward()

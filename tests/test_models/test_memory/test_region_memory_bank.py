@@ -349,3 +349,11 @@ def test_module_to_moves_the_bank():
     bank = bank.to(torch.device('cpu'))
     bank.update(torch.randn(1, D), torch.tensor([0]), torch.tensor([0]))
     assert int(bank.written.sum()) == 1
+    # Another device shows that every buffer follows the module, the
+    # lookup table (not saved) included; 'meta' keeps shapes and dtypes.
+    before = {n: (b.shape, b.dtype) for n, b in bank.named_buffers()}
+    assert 'lookup' in before and before['lookup'][0] == (L, 12)
+    bank.to('meta')
+    after = {n: (b.shape, b.dtype) for n, b in bank.named_buffers()}
+    assert after == before
+    assert {b.device.type for b in bank.buffers()} == {'meta'}
