@@ -192,6 +192,7 @@ def _run_logged(step: str, cmd: List[str], log: str, python: str) -> int:
             text=True, errors='replace')
         for line in proc.stdout:  # universal newlines: '\r' ends a line too
             f.write(line if line.endswith('\n') else line + '\n')
+            f.flush()
             shown = condense(line)
             if shown is None:
                 continue

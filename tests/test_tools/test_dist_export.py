@@ -58,6 +58,7 @@ def setup(tmp_path_factory):
     cfg.write_text(textwrap.dedent(f'''
         _base_ = ['{BASE}']
         custom_imports = dict(imports=['count_writes'])
+        model = dict(backbone=dict(init_cfg=None))
         test_dataloader = dict(
             batch_size=1, num_workers=0, persistent_workers=False,
             dataset=dict(data_root='{root}'))

@@ -105,6 +105,7 @@ def config(tmp_path_factory):
             batch_size=4, num_workers=0, persistent_workers=False,
             dataset=dict(data_root='{root}'))
         model = dict(data_preprocessor=dict(size=(64, 64)),
+                     backbone=dict(init_cfg=None),
                      head=dict(gate_threshold=0.0))
         train_cfg = dict(max_epochs=2, val_interval=100)
         ''') + NO_VAL)
@@ -148,7 +149,7 @@ def fair_configs(tmp):
             imports=['dump_bank_hook', 'gathered_order_sampler'])
         model = dict(
             data_preprocessor=dict(size=(64, 64)),
-            backbone=dict(norm_eval=True),
+            backbone=dict(norm_eval=True, init_cfg=None),
             head=dict(gate_threshold=0.0, use_rsc=False))
         custom_hooks = [
             dict(type='OAAAccumulationHook', start_epoch=0),

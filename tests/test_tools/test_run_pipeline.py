@@ -8,15 +8,19 @@ from rca_mm.datasets.synthvoc import generate_synthvoc
 from tests.conftest import run_tool
 
 STAGE1 = 'configs/synthvoc/rca_r18-w16_8e_synthvoc-112x112.py'
+BASELINE = 'configs/synthvoc/cam_r18-w16_8e_synthvoc-112x112.py'
 STAGE2 = 'configs/synthvoc/deeplabv2_r18-w16-d8_1k_synthvoc-112x112.py'
-FAST = [
-    'train_cfg.max_epochs=2', 'train_cfg.val_interval=2',
-    'train_dataloader.batch_size=8'
-] + [
+PRETRAIN = 'configs/pretrain/resnet18-w16-d8_6e_synthnet-96x96.py'
+LOADERS = [
     f'{loader}.{key}'
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')
     for key in ('num_workers=0', 'persistent_workers=False')
 ]
+FAST = [
+    'train_cfg.max_epochs=2', 'train_cfg.val_interval=2',
+    'train_dataloader.batch_size=8'
+] + LOADERS
+SCRATCH = ['model.backbone.init_cfg=None']
 
 
 @pytest.fixture(scope='module')
@@ -34,7 +38,7 @@ def test_stage1_and_pseudo_labels_then_skip_on_rerun(tiny_synthvoc,
         'python', 'tools/run_pipeline.py', STAGE1, STAGE2, '--work-dir',
         work, '--data-root', tiny_synthvoc, '--until', 'pseudo',
         '--stage1-cfg-options'
-    ] + FAST
+    ] + FAST + SCRATCH
     out = run_tool(args)
     assert 'tools/train.py ' + STAGE1 in out
     assert '--out ' + str(work / 'pseudo') in out
@@ -72,7 +76,7 @@ def test_a_failing_step_is_named_with_its_log(tiny_synthvoc, tmp_path):
         'python', 'tools/run_pipeline.py', STAGE1, STAGE2, '--work-dir',
         work, '--data-root', tiny_synthvoc, '--stage1-cfg-options',
         'model.head.gate_treshold=0.5'
-    ], check=False)
+    ] + SCRATCH, check=False)
     assert rc == 1
     assert 'step "stage1" failed' in out
     assert str(work / 'logs' / 'stage1.log') in out
@@ -94,3 +98,91 @@ def test_last_checkpoint_follows_a_moved_work_dir(tmp_path):
     (tmp_path / 'last_checkpoint').unlink()
     with pytest.raises(mod.StepFailed, match='no last_checkpoint'):
         mod.last_checkpoint(str(tmp_path))
+
+
+def test_pretraining_once_then_reused_and_a_baseline_beside(
+        tiny_synthvoc, tmp_path):
+    """--pretrain makes the file the stage configs start from, the stages
+    load it, a re-run reuses it, a lost file is exported again from the
+    finished pretraining; --baseline runs beside on the same seed."""
+    from rca_mm.datasets.synthnet import generate_synthnet
+    from rca_mm.utils.safe_checkpoint import safe_torch_load
+    net = str(tmp_path / 'synthnet')
+    generate_synthnet(net, num_classes=50, num_train_per_class=1,
+                      num_val_per_class=1, size=(48, 48), show_progress=False)
+    weights = tmp_path / 'pretrained' / 'w.pth'
+    work = tmp_path / 'work'
+    start = [f'model.backbone.init_cfg.checkpoint={weights}']
+    args = [
+        'python', 'tools/run_pipeline.py', STAGE1, STAGE2, '--work-dir',
+        work, '--data-root', tiny_synthvoc, '--until', 'pseudo', '--seed',
+        '3', '--pretrain', PRETRAIN, '--pretrain-work-dir',
+        tmp_path / 'pre', '--pretrain-cfg-options',
+        f'train_dataloader.dataset.data_root={net}',
+        'train_cfg.max_epochs=1', 'train_cfg.val_interval=1',
+        'train_dataloader.batch_size=25', 'model.head.num_classes=50',
+        'model.data_preprocessor.num_classes=50'
+    ] + LOADERS + [
+        '--baseline', BASELINE, '--baseline-until', 'pseudo',
+        '--stage1-cfg-options'
+    ] + FAST + start + ['--stage2-cfg-options'] + start
+    out = run_tool(args)
+    assert 'tools/train.py ' + PRETRAIN in out
+    assert 'publish_model.py --no-sha' in out
+    # The terminal shows each step's progress.
+    assert '[pipeline]   pretrain | Epoch(train) [1]' in out
+    assert '[pipeline]   pretrain_val | Epoch(test)' in out
+    pre = safe_torch_load(str(weights))['state_dict']
+    summary = json.loads((work / 'summary.json').read_text())
+    assert summary['pretrain']['reused'] is False
+    assert 0 <= summary['pretrain']['top1'] <= 100
+    assert set(summary['pretrain']['step_seconds']) == {
+        'pretrain', 'pretrain_val', 'pretrain_export'}
+    # Both classifiers started from the file, strictly.
+    assert any(k.startswith('backbone.') for k in pre)
+    for log in (work / 'logs' / 'stage1.log',
+                work / 'baseline' / 'logs' / 'stage1.log'):
+        assert f"StrictResNet: loaded 120 tensors of '{weights}' strictly" \
+            in log.read_text()
+    # The baseline, on the same seed, beside it.
+    base = summary['baseline']
+    assert base['stage1_config'] == BASELINE and base['seed'] == 3
+    assert 0 <= base['pseudo_label_miou_full'] <= 100
+    assert base['seg_val_miou'] is None
+    assert set(base['step_seconds']) == {'stage1', 'pseudo'}
+    assert (work / 'baseline' / 'pseudo' / 'pseudo_labels').is_dir()
+    assert 'pseudo-label mIoU (full)' in out and 'difference' in out
+    # A re-run reuses the file and every finished step.
+    again = run_tool(args)
+    assert f'pretrained weights {weights} exist: reused' in again
+    assert 'tools/train.py ' + PRETRAIN not in again
+    assert json.loads((work / 'summary.json').read_text())['pretrain'][
+        'reused'] is True
+    # A lost file is exported again; the finished pretraining is not redone.
+    weights.unlink()
+    third = run_tool(args)
+    assert 'pretrain: done before, skipped' in third
+    assert 'publish_model.py --no-sha' in third
+    for key, value in safe_torch_load(str(weights))['state_dict'].items():
+        assert (value == pre[key]).all()
+
+
+def test_condense_keeps_the_loop_eta_loss_and_results():
+    import importlib.util
+    from tests.conftest import REPO
+    spec = importlib.util.spec_from_file_location(
+        'run_pipeline', f'{REPO}/tools/run_pipeline.py')
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    train = ('12/01 22:07:41 - mmengine - INFO - Epoch(train) [1][ 75/125]  '
+             'lr: 5.0000e-02  eta: 0:00:58  time: 0.2752  data_time: 0.0185'
+             '  loss: 4.0132')
+    assert mod.condense(train) == ('Epoch(train) [1][ 75/125] eta 0:00:58 '
+                                   'loss 4.0132')
+    val = ('12/01 22:08:46 - mmengine - INFO - Epoch(val) [1][16/16]    '
+           'accuracy/top1: 19.5000  accuracy/top5: 59.4000')
+    assert mod.condense(val) == ('Epoch(val) [1][16/16] accuracy/top1: '
+                                 '19.5000  accuracy/top5: 59.4000')
+    assert mod.condense('[>>>>     ] 20/100, 5.0 task/s') is not None
+    assert mod.condense('12/01 - mmengine - WARNING - something') is None
+    assert mod.condense('Traceback (most recent call last):') is None

@@ -1,5 +1,6 @@
 import importlib.util
 import json
+import os
 import os.path as osp
 
 from tests.conftest import REPO
@@ -39,10 +40,10 @@ def test_table_reports_mean_and_sample_std(tmp_path, monkeypatch):
         '--seeds', '0', '1'
     ])
     mod.main()  # every run is done: no pipeline runs, only the table
-    text = (tmp_path / 'table.md').read_text()
+    text = (tmp_path / 'main.md').read_text()
     # mean 42, sample std of (40, 44) = 2.83
     assert '| cam | 42.00 ± 2.83 | 43.00 ± 2.83 | 90.00 ± 0.00 |' in text
-    assert (tmp_path / 'table.png').stat().st_size > 1000
+    assert (tmp_path / 'main.png').stat().st_size > 1000
 
 
 def test_a_run_short_of_until_is_resumed_and_missing_columns_dashed(
@@ -66,7 +67,7 @@ def test_a_run_short_of_until_is_resumed_and_missing_columns_dashed(
     monkeypatch.setattr('sys.argv', argv + ['--until', 'pseudo'])
     mod.main()
     assert calls == []
-    text = (tmp_path / 'table.md').read_text()
+    text = (tmp_path / 'main.md').read_text()
     assert '| eps | 50.00 ± 0.00 | 51.00 ± 0.00 | 90.00 ± 0.00 | — | — |' \
         in text
     assert '- eps: 50.00, 50.00; —' in text
@@ -76,13 +77,13 @@ def test_a_run_short_of_until_is_resumed_and_missing_columns_dashed(
     assert len(calls) == 2
     assert calls[0][calls[0].index('--until') + 1] == 'val'
     assert calls[0][calls[0].index('--seed') + 1] == '0'
-    text = (tmp_path / 'table.md').read_text()
+    text = (tmp_path / 'main.md').read_text()
     assert '| 60.00 ± 0.00 | — |' in text
     # A column that only some seeds reached says how many.
     (tmp_path / 'eps_seed1' / 'summary.json').write_text(json.dumps(partial))
     monkeypatch.setattr('sys.argv', argv + ['--until', 'pseudo'])
     mod.main()
-    text = (tmp_path / 'table.md').read_text()
+    text = (tmp_path / 'main.md').read_text()
     assert '| 60.00 (n=1) | — |' in text
 
 
@@ -96,8 +97,55 @@ def test_paired_differences_per_seed(tmp_path, monkeypatch):
         'rca-eps', '--until', 'pseudo'
     ])
     mod.main()
-    text = (tmp_path / 'table.md').read_text()
+    text = (tmp_path / 'main.md').read_text()
     # differences 3, 1, 4: mean 2.67, sample std 1.53, all three positive
     assert ('| rca-eps − eps | +2.67 ± 1.53 (3/3 seeds > 0) | '
             '+2.67 ± 1.53 (3/3 seeds > 0) | +2.67 ± 1.53 (3/3 seeds > 0) |'
             ) in text
+
+
+def test_tables_pick_rows_configs_and_the_pretrained_start(tmp_path,
+                                                         monkeypatch):
+    mod = _module()
+    calls = []
+
+    def fake_run(cmd, cwd, check):
+        calls.append(cmd)
+        work = cmd[cmd.index('--work-dir') + 1]
+        os.makedirs(work, exist_ok=True)
+        with open(osp.join(work, 'summary.json'), 'w') as f:
+            json.dump(_summary(60.0), f)
+
+    monkeypatch.setattr(mod.subprocess, 'run', fake_run)
+    monkeypatch.setattr('sys.argv', [
+        'synthvoc_table.py', '--work-dir', str(tmp_path), '--table', 'gamma',
+        '--seeds', '0'
+    ])
+    mod.main()
+    # Five rows, each one run to its pseudo labels from the pretrained
+    # start, the ablations from their own configs.
+    assert len(calls) == 5
+    assert all(c[c.index('--until') + 1] == 'pseudo' for c in calls)
+    assert all(c[c.index('--pretrain') + 1] == mod.PRETRAIN for c in calls)
+    configs = [c[2] for c in calls]
+    assert configs[3] == mod.STAGE1.format('rca-oaa')
+    assert configs[0] == ('configs/synthvoc/ablations/'
+                          'rca-oaa_r18-w16_8e_synthvoc-112x112_gamma0.py')
+    assert all(osp.isfile(osp.join(REPO, c)) for c in configs)
+    text = (tmp_path / 'gamma.md').read_text()
+    assert '| rca-oaa-gamma0 − rca-oaa |' in text
+    # --scratch: both stages from random weights, no pretraining.
+    calls.clear()
+    monkeypatch.setattr('sys.argv', [
+        'synthvoc_table.py', '--work-dir', str(tmp_path / 'scratch'),
+        '--methods', 'cam', '--seeds', '0', '--scratch'
+    ])
+    mod.main()
+    (cmd, ) = calls
+    assert '--pretrain' not in cmd
+    for flag in ('--stage1-cfg-options', '--stage2-cfg-options'):
+        assert cmd[cmd.index(flag) + 1] == 'model.backbone.init_cfg=None'
+    # Every row of every table has a config.
+    for rows, _, pairs in mod.TABLES.values():
+        for row in rows + tuple(pairs) + tuple(pairs.values()):
+            assert osp.isfile(osp.join(REPO, mod.stage1_config(row))), row

@@ -189,6 +189,7 @@ def build_config(args, data_root: str, work_dir: str) -> Config:
     size = (args.size, args.size)
     cfg.work_dir = work_dir
     cfg.model.data_preprocessor.size = size
+    cfg.model.backbone.init_cfg = None  # random weights: memory, not quality
     cfg.model.head.gate_threshold = 0.0  # write every region (untrained)
     cfg.model.head.memory_bank = dict(
         type='RegionMemoryBank', capacity_per_class=args.capacity_per_class)

@@ -8,6 +8,7 @@ and say how to get a usable file.
 import os.path as osp
 from typing import List, Optional, Tuple, Union
 
+from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import initialize
 from mmengine.runner.checkpoint import (CheckpointLoader,
@@ -71,6 +72,9 @@ def load_backbone_checkpoint(module: BaseModule, pretrained: dict,
         raise ValueError(f'{name}: shape mismatch in {path!r}: '
                          f'{"; ".join(wrong[:5])}')
     module.load_state_dict(state_dict, strict=True)
+    print_log(
+        f'{name}: loaded {len(state_dict)} tensors of {path!r} strictly',
+        logger='current')
 
 
 def split_init_cfg(

@@ -187,7 +187,7 @@ def test_synthvoc_config_trains_and_tests_with_and_without_crf(
             'SegmentationClassAug', 'train_dataloader.batch_size=4',
             'train_cfg.max_iters=4', 'train_cfg.val_interval=4',
             'default_hooks.checkpoint.interval=4',
-            'default_hooks.logger.interval=1')
+            'default_hooks.logger.interval=1', 'model.backbone.init_cfg=None')
     ])
     assert re.search(r'Iter\(train\) \[4/4\].*decode\.loss_ce', log)
     assert re.search(r'Iter\(val\).*mIoU: [\d.]+', log), log[-2000:]
