@@ -71,6 +71,13 @@ TASK_UTILS = _child('task util', MMSEG_TASK_UTILS, 'models')
 # Evaluation.
 METRICS = _child('metric', MMSEG_METRICS, 'evaluation')
 EVALUATOR = _child('evaluator', MMSEG_EVALUATOR, 'evaluation')
+# How CAMs become a pseudo label (rca_mm.evaluation.recipes). A registry of
+# its own, without a parent: mmseg and mmengine have nothing of the kind, and
+# ``TASK_UTILS`` holds the models' helpers (its ``locations`` import
+# ``rca_mm.models``, which the threshold sweep does not need). mmpretrain's
+# ``BATCH_AUGMENTS`` is a parentless registry of the same sort.
+PSEUDO_LABEL_RECIPES = Registry(
+    'pseudo-label recipe', scope=SCOPE, locations=[f'{SCOPE}.evaluation'])
 
 # Visualisation.
 VISUALIZERS = _child('visualizer', MMSEG_VISUALIZERS, 'visualization')
