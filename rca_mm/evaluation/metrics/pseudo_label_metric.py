@@ -129,7 +129,7 @@ class PseudoLabelMetric(BaseMetric):
             collect_dir=collect_dir)
         if isinstance(recipe, dict):
             if flat_recipe_cfg:
-                raise flat_key_error(sorted(flat_recipe_cfg)[0])
+                raise flat_key_error(list(flat_recipe_cfg))
         else:
             recipe, unused = recipe_from_flat_form(recipe or 'threshold',
                                                    flat_recipe_cfg)

@@ -17,7 +17,7 @@ That form keeps working: :func:`recipe_from_flat_form` turns it into
 whatever the recipe, and ignored the settings of the other recipes; so does
 the translation.
 """
-from typing import Dict, List, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 FLAT_RECIPES = ('threshold', 'saliency')
 BG_SOURCES = ('threshold', 'map')
@@ -82,8 +82,21 @@ def recipe_from_flat_form(recipe: str, flat: Dict) -> Tuple[Dict, List[str]]:
     return dict(type=recipe_type, **settings), unused
 
 
-def flat_key_error(key: str) -> ValueError:
-    """The error for a flat recipe setting beside a recipe config."""
+def flat_key_error(keys: Sequence[str]) -> Exception:
+    """The error for metric keys beside a recipe config.
+
+    Args:
+        keys (Sequence[str]): the metric's keys that are not its own.
+
+    Returns:
+        Exception: a ``TypeError`` for a key that no form knows, else a
+        ``ValueError`` naming the recipe key to set instead.
+    """
+    unknown = sorted(set(keys) - set(FLAT_KEYS))
+    if unknown:
+        return TypeError('PseudoLabelMetric got unexpected keyword arguments '
+                         f'{unknown}')
+    key = sorted(keys)[0]
     if key == 'bg_source':
         new = "`recipe.type='BackgroundMapRecipe'` (or 'ThresholdRecipe')"
     else:

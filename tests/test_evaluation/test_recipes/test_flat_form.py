@@ -56,6 +56,11 @@ def test_errors(recipe, flat, error, match):
 
 
 def test_flat_key_error_names_the_new_key():
-    assert '`recipe.cam_floor`' in str(flat_key_error('cam_floor'))
+    error = flat_key_error(['cam_floor'])
+    assert isinstance(error, ValueError)
+    assert '`recipe.cam_floor` instead' in str(error)
     assert "recipe.type='BackgroundMapRecipe'" in str(
-        flat_key_error('bg_source'))
+        flat_key_error(['bg_source']))
+    # A key of neither form is a misspelling, named as such.
+    error = flat_key_error(['crf', 'bg_thresh'])
+    assert isinstance(error, TypeError) and "['bg_thresh']" in str(error)
