@@ -8,6 +8,17 @@ named with their scope, e.g. ``type='mmpretrain.ResNet'``; mmengine imports
 
 ``locations`` make a registry import its package when it is first searched,
 so a config needs no ``custom_imports`` for rca_mm modules.
+
+One registry has no parent: ``PSEUDO_LABEL_RECIPES``, the rules that turn
+CAMs into pseudo labels (``PseudoLabelMetric(recipe=dict(type=...))`` and the
+threshold sweep build them). mmseg and mmengine have no registry of that
+kind to be a child of. ``TASK_UTILS`` was the other candidate, but in the
+OpenMMLab libraries it holds the models' helpers (assigners, samplers,
+coders), its ``locations`` import ``rca_mm.models``, which the sweep does not
+need, and its error messages would not say "pseudo-label recipe". A
+parentless registry for a concept of the library's own follows mmpretrain's
+``BATCH_AUGMENTS`` and ``TOKENIZER``; it is searched in scope ``rca_mm`` (or
+with no default scope set, as in the sweep).
 """
 from mmengine.registry import Registry
 from mmseg.registry import DATA_SAMPLERS as MMSEG_DATA_SAMPLERS
@@ -71,6 +82,10 @@ TASK_UTILS = _child('task util', MMSEG_TASK_UTILS, 'models')
 # Evaluation.
 METRICS = _child('metric', MMSEG_METRICS, 'evaluation')
 EVALUATOR = _child('evaluator', MMSEG_EVALUATOR, 'evaluation')
+# How CAMs become a pseudo label (rca_mm.evaluation.recipes); no parent, see
+# the module's docstring.
+PSEUDO_LABEL_RECIPES = Registry(
+    'pseudo-label recipe', scope=SCOPE, locations=[f'{SCOPE}.evaluation'])
 
 # Visualisation.
 VISUALIZERS = _child('visualizer', MMSEG_VISUALIZERS, 'visualization')

@@ -76,3 +76,19 @@ def test_rca_mm_prefix_reaches_our_modules_inside_mmseg_scoped_dicts():
                                        _scope_='mmseg'))
     finally:
         MODELS.module_dict.pop('_RcaMmScopeProbe')
+
+
+def test_pseudo_label_recipes_are_a_registry_of_their_own():
+    """No parent (mmseg has no such registry); its location registers the
+    recipes on first use, in rca_mm's scope or none."""
+    from rca_mm.registry import PSEUDO_LABEL_RECIPES
+    assert PSEUDO_LABEL_RECIPES.scope == 'rca_mm'
+    assert PSEUDO_LABEL_RECIPES.parent is None
+    with DefaultScope.overwrite_default_scope('rca_mm'):
+        recipe = PSEUDO_LABEL_RECIPES.build(
+            dict(type='SaliencyRecipe', cam_floor=0.3))
+    assert type(recipe).__name__ == 'SaliencyRecipe'
+    assert recipe.rule_cfg['cam_floor'] == 0.3
+    assert set(PSEUDO_LABEL_RECIPES.module_dict) == {
+        'ThresholdRecipe', 'BackgroundMapRecipe', 'SaliencyRecipe'
+    }

@@ -15,6 +15,5 @@ train_dataloader = dict(batch_size=2)
 # Threshold 0.2 on the normalised CAMs (halbielee/EPS infer.py --thr 0.20).
 test_evaluator = dict(
     type='PseudoLabelMetric',
-    recipe='threshold',
-    bg_threshold=0.2,
+    recipe=dict(type='ThresholdRecipe', bg_threshold=0.2),
     score_list='ImageSets/Segmentation/train.txt')

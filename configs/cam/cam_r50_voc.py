@@ -15,6 +15,5 @@ model = dict(data_preprocessor=dict(size=crop_size))
 train_dataloader = dict(batch_size=2)
 test_evaluator = dict(
     type='PseudoLabelMetric',
-    recipe='threshold',
-    bg_threshold=0.2,
+    recipe=dict(type='ThresholdRecipe', bg_threshold=0.2),
     score_list='ImageSets/Segmentation/train.txt')

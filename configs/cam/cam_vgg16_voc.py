@@ -21,6 +21,5 @@ train_dataloader = dict(batch_size=2)
 # script/voc12_cls.sh CAM baseline too; IRN evaluates CAMs at 0.15).
 test_evaluator = dict(
     type='PseudoLabelMetric',
-    recipe='threshold',
-    bg_threshold=0.2,
+    recipe=dict(type='ThresholdRecipe', bg_threshold=0.2),
     score_list='ImageSets/Segmentation/train.txt')

@@ -64,5 +64,6 @@ train_cfg = dict(max_epochs=max_epochs, val_interval=5)
 # Pseudo labels as EPS infer.py (softmax CAMs, model.test_cfg above): the
 # foreground maps summed and max-normalised, background = the constant
 # 0.2 (--thr 0.20). The classifier's own background map instead:
-# --cfg-options test_evaluator.bg_source=map.
-test_evaluator = dict(recipe='threshold', bg_threshold=0.2)
+# --cfg-options test_evaluator.recipe._delete_=True
+#     test_evaluator.recipe.type=BackgroundMapRecipe
+test_evaluator = dict(recipe=dict(type='ThresholdRecipe', bg_threshold=0.2))

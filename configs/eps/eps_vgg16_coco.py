@@ -67,4 +67,5 @@ train_cfg = dict(max_epochs=max_epochs, val_interval=10)
 # train2014 image with a label map.
 # EPS infer.py: background = the constant 0.2 against the softmax CAMs.
 test_evaluator = dict(
-    type='PseudoLabelMetric', recipe='threshold', bg_threshold=0.2)
+    type='PseudoLabelMetric',
+    recipe=dict(type='ThresholdRecipe', bg_threshold=0.2))

@@ -25,7 +25,5 @@ custom_hooks = [dict(type='OAAAccumulationHook', start_epoch=1)]
 test_evaluator = dict(
     _delete_=True,
     type='PseudoLabelMetric',
-    recipe='saliency',
-    crf=True,
-    crf_cfg=dict(alpha=4),
+    recipe=dict(type='SaliencyRecipe', crf=True, crf_cfg=dict(alpha=4)),
     score_list='ImageSets/Segmentation/train.txt')

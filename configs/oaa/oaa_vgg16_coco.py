@@ -32,5 +32,5 @@ train_dataloader = dict(
     batch_size=2, dataset=dict(pipeline=train_pipeline))
 custom_hooks = [dict(type='OAAAccumulationHook', start_epoch=1)]
 test_evaluator = dict(
-    type='PseudoLabelMetric', recipe='saliency', crf=True,
-    crf_cfg=dict(alpha=4))
+    type='PseudoLabelMetric',
+    recipe=dict(type='SaliencyRecipe', crf=True, crf_cfg=dict(alpha=4)))

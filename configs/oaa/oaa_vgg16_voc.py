@@ -34,11 +34,9 @@ custom_hooks = [dict(type='OAAAccumulationHook', start_epoch=1)]
 # dense CRF (alpha 4) on the accumulated maps, then the saliency recipe
 # (background 1 - saliency, conflict 0.9, background below saliency 32/255,
 # images under 1% foreground ignored). OAA's own gen_gt.py also drops CAM
-# values below 0.3: --cfg-options test_evaluator.cam_floor=0.3.
+# values below 0.3: --cfg-options test_evaluator.recipe.cam_floor=0.3.
 test_evaluator = dict(
     _delete_=True,
     type='PseudoLabelMetric',
-    recipe='saliency',
-    crf=True,
-    crf_cfg=dict(alpha=4),
+    recipe=dict(type='SaliencyRecipe', crf=True, crf_cfg=dict(alpha=4)),
     score_list='ImageSets/Segmentation/train.txt')

@@ -89,13 +89,13 @@ def test_settings(rel):
         # Whole images for the accumulation; saliency + PSA CRF labels.
         assert 'RandomCrop' not in pipeline
         assert hook_types(cfg)[0] == 'OAAAccumulationHook'
-        assert evaluator.recipe == 'saliency' and evaluator.crf
-        assert evaluator.crf_cfg == dict(alpha=4)
+        assert evaluator.recipe.type == 'SaliencyRecipe'
+        assert evaluator.recipe.crf
+        assert evaluator.recipe.crf_cfg == dict(alpha=4)
     else:
         assert 'OAAAccumulationHook' not in hook_types(cfg)
-        assert evaluator.recipe == 'threshold'
-        assert evaluator.bg_threshold == 0.2
-        assert evaluator.get('bg_source', 'threshold') == 'threshold'
+        assert evaluator.recipe.type == 'ThresholdRecipe'
+        assert evaluator.recipe.bg_threshold == 0.2
     if 'eps' in rel:
         assert head.with_background
         assert head.saliency_loss.type == 'EPSSaliencyLoss'

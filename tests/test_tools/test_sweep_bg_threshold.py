@@ -5,7 +5,7 @@ import sys
 import numpy as np
 import pytest
 
-from rca_mm.evaluation.functional import save_cam_npz
+from rca_mm.evaluation.functional import read_image_names, save_cam_npz
 from rca_mm.testing.voc_layout import save_palette_png
 from tests.conftest import REPO, run_tool
 
@@ -42,7 +42,7 @@ def test_sweep_hand_computed(cam_gt):
     1/3 and 1/3. Class 2 is in neither map and is skipped."""
     tool = load_tool()
     cam_dir, gt_dir, list_file = cam_gt
-    names = tool.read_names(list_file)
+    names = read_image_names(list_file)
     assert names == ['a', 'b']
     for nproc in (1, 2):
         rows = tool.sweep(

@@ -4,9 +4,9 @@ WSSS papers (PSA, IRN, EPS) pick the background threshold of their CAMs by
 the pseudo-label mIoU on the training images with ground truth. This reads
 the CAMs that ``PseudoLabelMetric(save_cams=True)`` wrote (``--out
 DIR`` -> ``DIR/cams/<name>.npz``) and the ground-truth PNGs, labels every
-image at every threshold with the same ``threshold_recipe`` and scores it
-with the same confusion matrix as the metric, and prints mIoU per threshold
-under both protocols (they agree here: the threshold recipe leaves no pixel
+image at every threshold with the metric's ``ThresholdRecipe`` (built from
+``PSEUDO_LABEL_RECIPES``), scores it with the same confusion matrix, and
+prints mIoU per threshold under both protocols (they agree here: the threshold recipe leaves no pixel
 at 255) and the best threshold. Two class-agnostic columns say where the
 maps fire: the precision and the recall of the predicted foreground against
 the ground-truth foreground (low precision at a foreground share close to
@@ -28,8 +28,10 @@ from typing import List, Sequence
 import numpy as np
 
 from rca_mm.evaluation.functional import (confusion_matrix, load_cam_npz,
-                                          read_label_png, summarize_confusion,
-                                          threshold_recipe)
+                                          read_image_names, read_label_png,
+                                          summarize_confusion)
+from rca_mm.evaluation.recipes import BasePseudoLabelRecipe
+from rca_mm.registry import PSEUDO_LABEL_RECIPES
 
 
 def parse_thresholds(spec: str) -> List[float]:
@@ -55,29 +57,18 @@ def parse_thresholds(spec: str) -> List[float]:
     return thresholds
 
 
-def read_names(list_file: str) -> List[str]:
-    """Image names: the stem of the first token of each non-empty line."""
-    if not osp.isfile(list_file):
-        raise FileNotFoundError(f'image list {list_file!r} does not exist')
-    with open(list_file) as f:
-        return [
-            osp.splitext(osp.basename(line.split()[0]))[0] for line in f
-            if line.strip()
-        ]
-
-
-def image_matrices(cam_file: str, gt_file: str, thresholds: Sequence[float],
+def image_matrices(cam_file: str, gt_file: str,
+                   recipes: Sequence[BasePseudoLabelRecipe],
                    num_classes: int) -> np.ndarray:
-    """One image's confusion matrix at each threshold, (T, C, C + 1)."""
+    """One image's confusion matrix under each recipe, (T, C, C + 1)."""
     class_ids, cams = load_cam_npz(cam_file)
     gt = read_label_png(gt_file)
     if gt.shape != cams.shape[1:]:
         raise ValueError(f'{gt_file!r} is {gt.shape} but the CAMs in '
                          f'{cam_file!r} are {cams.shape[1:]}')
     return np.stack([
-        confusion_matrix(
-            threshold_recipe(cams, class_ids, bg_threshold=t), gt, num_classes)
-        for t in thresholds
+        confusion_matrix(recipe(cams, class_ids), gt, num_classes)
+        for recipe in recipes
     ])
 
 
@@ -124,8 +115,13 @@ def sweep(cam_dir: str,
         list[dict]: per threshold, ``threshold``, ``mIoU_full``,
         ``mIoU_confident``, ``fg_precision``, ``fg_recall`` (fractions).
     """
+    recipe_cfg = dict(type='ThresholdRecipe')
+    recipes = [
+        PSEUDO_LABEL_RECIPES.build(dict(recipe_cfg, bg_threshold=t))
+        for t in thresholds
+    ]
     jobs = [(osp.join(cam_dir, n + '.npz'), osp.join(gt_dir, n + '.png'),
-             list(thresholds), num_classes) for n in names]
+             recipes, num_classes) for n in names]
     missing = [f for job in jobs for f in job[:2] if not osp.isfile(f)]
     if missing:
         raise FileNotFoundError(
@@ -169,7 +165,7 @@ def main() -> None:
         help='classes with background (VOC: 21, COCO: 81)')
     args = parser.parse_args()
     try:
-        names = read_names(args.list)
+        names = read_image_names(args.list)
         rows = sweep(args.cam_dir, args.gt_dir, names,
                      parse_thresholds(args.thresholds), args.num_classes,
                      args.nproc)

@@ -1,7 +1,7 @@
-"""One confusion matrix, two mIoU protocols.
+"""One confusion matrix, three mIoU protocols.
 
-Pseudo labels mark uncertain pixels 255. Papers score them in two ways and
-mix the numbers, so both come from the same matrix here:
+Pseudo labels mark uncertain pixels 255. Papers score them in three ways and
+mix the numbers, so all come from the same matrix here:
 
 - ``full``: a pixel the pseudo label leaves at 255 is a miss (it counts in
   the ground-truth class's union, never in an intersection). This is what
@@ -10,17 +10,20 @@ mix the numbers, so both come from the same matrix here:
 - ``confident``: pixels the pseudo label marks 255 are left out entirely,
   as in EPS's ``evaluate_png.py`` (``mask = ... & (label_pred <
   num_classes)``), which RCA's reported pseudo-label mIoU follows.
+- ``irn``: a pixel the pseudo label leaves at 255 counts as background, as
+  in IRN's ``eval_sem_seg.py`` (``cls_labels[cls_labels == 255] = 0``
+  before chainercv's confusion matrix).
 
 The matrix has one more column than rows: rows are ground-truth classes
 ``0..C-1`` (ground-truth 255 dropped), columns are predicted classes
 ``0..C-1`` and, last, "predicted ignore". Keeping that column is what lets
-one matrix give both protocols and the coverage.
+one matrix give every protocol and the coverage.
 """
 from typing import Dict
 
 import numpy as np
 
-PROTOCOLS = ('full', 'confident')
+PROTOCOLS = ('full', 'confident', 'irn')
 
 
 def confusion_matrix(pred: np.ndarray,
@@ -79,8 +82,9 @@ def iou_from_confusion(cm: np.ndarray, protocol: str = 'full') -> np.ndarray:
     Args:
         cm (np.ndarray): (C, C + 1) matrix of :func:`confusion_matrix`
             (summed over images).
-        protocol (str): ``'full'`` (predicted 255 is a miss) or
-            ``'confident'`` (predicted 255 is left out). Default: 'full'.
+        protocol (str): ``'full'`` (predicted 255 is a miss),
+            ``'confident'`` (predicted 255 is left out) or ``'irn'``
+            (predicted 255 is background). Default: 'full'.
 
     Returns:
         np.ndarray: (C,) float64, NaN for a class in neither map.
@@ -89,6 +93,12 @@ def iou_from_confusion(cm: np.ndarray, protocol: str = 'full') -> np.ndarray:
         raise ValueError(f'iou_from_confusion: protocol must be one of '
                          f'{PROTOCOLS}, got {protocol!r}')
     cm = _check_matrix(cm)
+    if protocol == 'irn':
+        # The "predicted ignore" column becomes predicted background; the
+        # matrix is then square and every GT pixel has a prediction.
+        cm = np.concatenate([cm[:, :1] + cm[:, -1:], cm[:, 1:-1]], axis=1)
+        tp = np.diag(cm).astype(np.float64)
+        return _divide(tp, cm.sum(axis=1) + cm.sum(axis=0) - tp)
     tp = np.diag(cm[:, :-1]).astype(np.float64)
     predicted = cm[:, :-1].sum(axis=0)
     # full: the GT area includes pixels predicted 255; confident: it does not.
@@ -104,13 +114,14 @@ def summarize_confusion(cm: np.ndarray) -> Dict[str, np.ndarray]:
 
     Returns:
         dict: fractions in [0, 1] (NaN where undefined), per class (C,):
-        ``iou_full``, ``iou_confident``, ``precision`` (TP over pixels
-        predicted as the class; the same under both protocols),
-        ``recall_full`` (TP over the class's GT pixels),
+        ``iou_full``, ``iou_confident``, ``iou_irn``, ``precision`` (TP
+        over pixels predicted as the class; the same under ``full`` and
+        ``confident``), ``recall_full`` (TP over the class's GT pixels),
         ``recall_confident`` (TP over its GT pixels that got a class) and
         ``coverage`` (share of its GT pixels that got a class); and scalars
-        ``mIoU_full``, ``mIoU_confident`` (NaN-means over classes) and
-        ``coverage_all`` (share of all GT-labelled pixels that got a class).
+        ``mIoU_full``, ``mIoU_confident``, ``mIoU_irn`` (NaN-means over
+        classes) and ``coverage_all`` (share of all GT-labelled pixels that
+        got a class).
     """
     cm = _check_matrix(cm)
     tp = np.diag(cm[:, :-1]).astype(np.float64)
@@ -119,12 +130,14 @@ def summarize_confusion(cm: np.ndarray) -> Dict[str, np.ndarray]:
     out = dict(
         iou_full=iou_from_confusion(cm, 'full'),
         iou_confident=iou_from_confusion(cm, 'confident'),
+        iou_irn=iou_from_confusion(cm, 'irn'),
         precision=_divide(tp, cm[:, :-1].sum(axis=0)),
         recall_full=_divide(tp, gt_all),
         recall_confident=_divide(tp, gt_confident),
         coverage=_divide(gt_confident, gt_all))
     out['mIoU_full'] = _nanmean(out['iou_full'])
     out['mIoU_confident'] = _nanmean(out['iou_confident'])
+    out['mIoU_irn'] = _nanmean(out['iou_irn'])
     out['coverage_all'] = _divide(
         np.array(gt_confident.sum()), np.array(gt_all.sum()))[()]
     return out

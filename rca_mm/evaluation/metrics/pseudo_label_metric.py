@@ -3,57 +3,60 @@
 ``tools/test.py CONFIG CKPT --out DIR`` on the training split with this
 metric as ``test_evaluator`` is the step between the two WSSS stages: the
 classifier's ``predict`` gives CAMs (``pred_cams``), this metric makes the
-pseudo label of each image with a recipe of
-:mod:`rca_mm.evaluation.functional.pseudo_label_recipes`, writes it under
-``DIR/pseudo_labels/`` and, where the ground truth is known, scores it under
-both mIoU protocols (:mod:`rca_mm.evaluation.functional.confusion`).
+pseudo label of each image with a registered recipe
+(:mod:`rca_mm.evaluation.recipes`), writes it under ``DIR/pseudo_labels/``
+and, where the ground truth is known, scores it under the mIoU protocols of
+:mod:`rca_mm.evaluation.functional.confusion`.
 
 .. code:: text
 
     process(sample)                       per image, on every rank
       |- outputs complete under output_dir?  -> re-read the PNG (skipped)
-      |- else: CAMs of the tagged classes
-      |        [-> crf_refine_cams]  -> threshold_recipe | saliency_recipe
-      |        -> write cams/<name>.npz, pseudo_labels/<name>.png, overlay
+      |- else: CAMs of the tagged classes -> recipe(cams, class_ids, image,
+      |        saliency, bg_map)
+      |        -> write cams/<name>.npz, overlay, pseudo_labels/<name>.png
       '- confusion_matrix(pseudo label, gt)  if scored
     compute_metrics(results)              rank 0, after mmengine gathers
-      '- sum of the matrices -> mIoU_full, mIoU_confident, coverage, table
+      '- sum of the matrices -> mIoU_<protocol>, coverage, table
 """
 import logging
 import os
 import os.path as osp
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Union
 
 import cv2
 import mmcv
 import numpy as np
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
+from mmseg.utils import ConfigType
 from prettytable import PrettyTable
 
-from rca_mm.registry import METRICS
-from rca_mm.testing.voc_layout import save_palette_png, voc_palette
-from ..functional import (atomic_write, confusion_matrix, crf_refine_cams,
-                          read_label_png, saliency_recipe, save_cam_npz,
-                          summarize_confusion, threshold_recipe)
+from rca_mm.registry import METRICS, PSEUDO_LABEL_RECIPES
+from rca_mm.testing.voc_layout import save_palette_png
+from rca_mm.visualization.pseudo_label_overlay import \
+    draw_pseudo_label_overlay
+from ..functional import (PROTOCOLS, atomic_write, confusion_matrix,
+                          find_image_list, read_image_names, read_label_png,
+                          save_cam_npz, summarize_confusion)
+from ..recipes.flat_form import flat_key_error, recipe_from_flat_form
 
-RECIPES = ('threshold', 'saliency')
-BG_SOURCES = ('threshold', 'map')
-# Columns of the per-class table: title, key of summarize_confusion.
-TABLE_COLUMNS = (('IoU_full', 'iou_full'), ('IoU_confident', 'iou_confident'),
-                 ('Precision', 'precision'), ('Recall', 'recall_full'),
+# Columns of the per-class table after the IoU of each protocol: title, key
+# of summarize_confusion.
+TABLE_COLUMNS = (('Precision', 'precision'), ('Recall', 'recall_full'),
                  ('Coverage', 'coverage'))
 
 
 @METRICS.register_module()
 class PseudoLabelMetric(BaseMetric):
-    """Pseudo labels from CAMs, written to disk and scored two ways.
+    """Pseudo labels from CAMs, written to disk and scored.
 
     Per image it builds the pseudo label from the CAMs of the image's tagged
-    classes, writes it (when ``output_dir`` is set) and adds its confusion
-    matrix against ``gt_sem_seg`` (when present, and the image is in
-    ``score_list`` if one is given). All images are labelled; only listed
-    ones are scored (VOC: labels for ``train_aug``, scores on ``train``).
+    classes with ``recipe``, writes it (when ``output_dir`` is set) and adds
+    its confusion matrix against ``gt_sem_seg`` (when present, and the image
+    is in ``score_list`` if one is given). All images are labelled; only
+    listed ones are scored (VOC: labels for ``train_aug``, scores on
+    ``train``).
 
     Writing is atomic and resumable: an image whose outputs all exist is not
     labelled again, its PNG is re-read for the score. The model still runs
@@ -61,36 +64,27 @@ class PseudoLabelMetric(BaseMetric):
     labelled (unreadable file, missing saliency) is skipped, named in a
     warning at the end and counted in ``num_failed``.
 
-    Metrics (percent): ``mIoU_full`` (a 255 pixel of the pseudo label is a
-    miss), ``mIoU_confident`` (255 pixels left out, EPS ``evaluate_png.py``,
-    the protocol of RCA's reported numbers), ``coverage`` (share of
+    Metrics (percent), ``mIoU_<protocol>`` for each of ``protocols``:
+    ``mIoU_full`` (a 255 pixel of the pseudo label is a miss),
+    ``mIoU_confident`` (255 pixels left out, EPS ``evaluate_png.py``, the
+    protocol of RCA's reported numbers), ``mIoU_irn`` (255 pixels count as
+    background, IRN ``eval_sem_seg.py``); ``coverage`` (share of
     GT-labelled pixels that got a class); and ``num_failed``. A per-class
-    table (IoU both ways, precision, recall, coverage) goes to the log.
+    table (IoU per protocol, precision, recall, coverage) goes to the log.
 
     Args:
-        recipe (str): ``'threshold'`` or ``'saliency'``. Default:
-            'threshold'.
-        bg_threshold (float): background score of the threshold recipe.
-            Default: 0.2 (EPS ``infer.py --thr``).
-        bg_source (str): threshold recipe's background: ``'threshold'`` (the
-            constant) or ``'map'`` (the model's ``pred_bg``, EPS). Default:
-            'threshold'.
-        conflict_threshold (float): saliency recipe, several classes above
-            it -> 255. Default: 0.9 (OAA/RCA label scripts).
-        saliency_bg_threshold (float): saliency recipe, background needs
-            saliency below it (saliency in [0, 1]). Default: 32 / 255
-            (OAA/RCA).
-        cam_confident_threshold (float): saliency recipe, background needs
-            every CAM at most this. Default: 0.8 (OAA/RCA).
-        cam_floor (float): saliency recipe, CAM values below it count as 0.
-            Default: 0 (RCA; OAA uses 0.3).
-        min_fg_ratio (float): saliency recipe, images with less foreground
-            are ignored entirely. Default: 0.01 (OAA/RCA).
-        crf (bool): refine the CAMs with PSA's dense CRF before the recipe
-            (needs the image file at ``img_path``). Default: False.
-        crf_cfg (dict, optional): keyword arguments of
-            :func:`crf_refine_cams` (``alpha``, ``num_iters``, kernel
-            parameters) overriding its PSA defaults. Default: None.
+        recipe (dict | str, optional): the recipe config, e.g.
+            ``dict(type='SaliencyRecipe', crf=True, crf_cfg=dict(alpha=4))``,
+            built from ``PSEUDO_LABEL_RECIPES``. A name, ``'threshold'`` or
+            ``'saliency'``, is the flat form: its settings are keys of the
+            metric (``bg_threshold``, ``bg_source``, ``crf``, ...; see
+            :mod:`rca_mm.evaluation.recipes.flat_form`) and are translated
+            to a recipe config. Default: None (``ThresholdRecipe`` with its
+            defaults, or the flat form of ``'threshold'`` when flat keys are
+            given).
+        protocols (Sequence[str]): the mIoU protocols to report, of
+            ``'full'``, ``'confident'``, ``'irn'``. Default: ('full',
+            'confident').
         save_cams (bool): also write ``cams/<name>.npz`` (``class_ids``,
             ``cams`` float16) for :file:`tools/analysis_tools/
             sweep_bg_threshold.py`. Default: False.
@@ -111,20 +105,14 @@ class PseudoLabelMetric(BaseMetric):
         collect_device (str): ``'cpu'`` or ``'gpu'``. Default: 'cpu'.
         collect_dir (str, optional): see mmengine's ``BaseMetric``.
         prefix (str, optional): prefix of the metric names. Default: None.
+        **flat_recipe_cfg: the flat form's recipe settings, with ``recipe``
+            a name or None only.
     """
 
     def __init__(self,
                  *,
-                 recipe: str = 'threshold',
-                 bg_threshold: float = 0.2,
-                 bg_source: str = 'threshold',
-                 conflict_threshold: float = 0.9,
-                 saliency_bg_threshold: float = 32 / 255,
-                 cam_confident_threshold: float = 0.8,
-                 cam_floor: float = 0.,
-                 min_fg_ratio: float = 0.01,
-                 crf: bool = False,
-                 crf_cfg: Optional[dict] = None,
+                 recipe: Union[ConfigType, str, None] = None,
+                 protocols: Sequence[str] = ('full', 'confident'),
                  save_cams: bool = False,
                  score_list: Optional[str] = None,
                  output_dir: Optional[str] = None,
@@ -133,43 +121,30 @@ class PseudoLabelMetric(BaseMetric):
                  ignore_index: int = 255,
                  collect_device: str = 'cpu',
                  collect_dir: Optional[str] = None,
-                 prefix: Optional[str] = None) -> None:
+                 prefix: Optional[str] = None,
+                 **flat_recipe_cfg) -> None:
         super().__init__(
             collect_device=collect_device,
             prefix=prefix,
             collect_dir=collect_dir)
-        if recipe not in RECIPES:
-            raise ValueError(f'PseudoLabelMetric: `recipe` must be one of '
-                             f'{RECIPES}, got {recipe!r}')
-        if bg_source not in BG_SOURCES:
-            raise ValueError(f'PseudoLabelMetric: `bg_source` must be one of '
-                             f'{BG_SOURCES}, got {bg_source!r}')
-        if bg_source == 'map' and recipe != 'threshold':
-            raise ValueError("PseudoLabelMetric: bg_source='map' belongs to "
-                             "recipe='threshold'; the saliency recipe takes "
-                             'background from the saliency map')
-        fractions = dict(
-            bg_threshold=bg_threshold,
-            conflict_threshold=conflict_threshold,
-            saliency_bg_threshold=saliency_bg_threshold,
-            cam_confident_threshold=cam_confident_threshold,
-            cam_floor=cam_floor,
-            min_fg_ratio=min_fg_ratio)
-        for key, value in fractions.items():
-            if not 0 <= value <= 1:
-                raise ValueError(f'PseudoLabelMetric: `{key}` must be in '
-                                 f'[0, 1], got {value}')
-        self.recipe = recipe
-        self.bg_threshold = bg_threshold
-        self.bg_source = bg_source
-        self.saliency_cfg = dict(
-            conflict_threshold=conflict_threshold,
-            saliency_bg_threshold=saliency_bg_threshold,
-            cam_confident_threshold=cam_confident_threshold,
-            cam_floor=cam_floor,
-            min_fg_ratio=min_fg_ratio)
-        self.crf = crf
-        self.crf_cfg = dict(crf_cfg or {})
+        if isinstance(recipe, dict):
+            if flat_recipe_cfg:
+                raise flat_key_error(list(flat_recipe_cfg))
+        else:
+            recipe, unused = recipe_from_flat_form(recipe or 'threshold',
+                                                   flat_recipe_cfg)
+            if unused:
+                print_log(
+                    f'PseudoLabelMetric: {unused} not used by '
+                    f'{recipe["type"]}, ignored',
+                    logger='current',
+                    level=logging.WARNING)
+        self.recipe = PSEUDO_LABEL_RECIPES.build(recipe)
+        protocols = tuple(protocols)
+        if not protocols or not set(protocols) <= set(PROTOCOLS):
+            raise ValueError(f'PseudoLabelMetric: `protocols` must be some of '
+                             f'{PROTOCOLS}, got {protocols!r}')
+        self.protocols = protocols
         self.save_cams = save_cams
         self.score_list = score_list
         self.output_dir = output_dir
@@ -234,32 +209,15 @@ class PseudoLabelMetric(BaseMetric):
                 cams_all.reshape(len(cams_all), -1).max(axis=1) > 0)
         class_ids, cams = tag_idx + 1, cams_all[tag_idx]
         image = None
-        if self.crf or self.show_dir:
+        if self.recipe.needs_image or self.show_dir:
             image = _read_rgb(sample['img_path'], cams_all.shape[1:])
-        refined = cams
-        if self.crf:
-            refined = crf_refine_cams(image, cams, **self.crf_cfg)
-        if self.recipe == 'saliency':
-            if 'gt_saliency' not in sample:
-                raise ValueError(
-                    "recipe='saliency' needs `gt_saliency` in the "
-                    'sample; load the saliency map in the test pipeline')
+        saliency = bg_map = None
+        if 'gt_saliency' in sample:
             saliency = _to_numpy(sample['gt_saliency']['data'])[0]
-            labels = saliency_recipe(refined, class_ids, saliency,
-                                     **self.saliency_cfg)
-        else:
-            bg_map = None
-            if self.bg_source == 'map':
-                if 'pred_bg' not in sample:
-                    raise ValueError(
-                        "bg_source='map' needs `pred_bg` from the "
-                        'model (an EPS head)')
-                bg_map = _to_numpy(sample['pred_bg']['data'])[0]
-            labels = threshold_recipe(
-                refined,
-                class_ids,
-                bg_threshold=self.bg_threshold,
-                bg_map=bg_map)
+        if 'pred_bg' in sample:
+            bg_map = _to_numpy(sample['pred_bg']['data'])[0]
+        labels = self.recipe(
+            cams, class_ids, image=image, saliency=saliency, bg_map=bg_map)
         self._write(name, labels, class_ids, cams, image)
         return labels, False
 
@@ -300,7 +258,7 @@ class PseudoLabelMetric(BaseMetric):
         if 'cams' in paths:
             save_cam_npz(paths['cams'], class_ids, cams)
         if 'overlay' in paths:
-            overlay = _overlay(image, cams, labels)
+            overlay = draw_pseudo_label_overlay(image, cams, labels)
             atomic_write(paths['overlay'],
                          lambda tmp: _imwrite_or_raise(tmp, overlay))
         if 'label' in paths:
@@ -322,26 +280,27 @@ class PseudoLabelMetric(BaseMetric):
         if self.score_list is None:
             return True
         if self._score_names is None:
-            path = _find_list(self.score_list, img_path)
-            with open(path) as f:
-                self._score_names = {
-                    osp.splitext(osp.basename(line.split()[0]))[0]
-                    for line in f if line.strip()
-                }
+            path = find_image_list(self.score_list, img_path)
+            if path is None:
+                raise FileNotFoundError(
+                    f'PseudoLabelMetric: `score_list` {self.score_list!r} was'
+                    ' found neither as given nor under any parent directory '
+                    f'of the images (first image: {img_path!r})')
+            self._score_names = set(read_image_names(path))
         return name in self._score_names
 
     # ------------------------------------------------------------- summary
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
-        """Sum the confusion matrices and report both protocols.
+        """Sum the confusion matrices and report each protocol.
 
         Args:
             results (list[dict]): the per-image entries of :meth:`process`
                 (gathered from all ranks, padding removed).
 
         Returns:
-            dict: ``mIoU_full``, ``mIoU_confident``, ``coverage`` (percent,
-            2 decimals, as mmseg's ``IoUMetric``; absent when no image was
-            scored) and ``num_failed``.
+            dict: ``mIoU_<protocol>`` for each of ``protocols`` and
+            ``coverage`` (percent, 2 decimals, as mmseg's ``IoUMetric``;
+            absent when no image was scored), and ``num_failed``.
         """
         failed = [r for r in results if r['failed']]
         skipped = sum(r['skipped'] for r in results)
@@ -371,10 +330,9 @@ class PseudoLabelMetric(BaseMetric):
                 level=logging.WARNING)
             return metrics
         scores = summarize_confusion(np.sum(matrices, axis=0))
-        metrics.update(
-            mIoU_full=_percent(scores['mIoU_full']),
-            mIoU_confident=_percent(scores['mIoU_confident']),
-            coverage=_percent(scores['coverage_all']))
+        for protocol in self.protocols:
+            metrics[f'mIoU_{protocol}'] = _percent(scores[f'mIoU_{protocol}'])
+        metrics['coverage'] = _percent(scores['coverage_all'])
         print_log(
             f'PseudoLabelMetric: {len(matrices)} images scored, per class '
             f'results:\n{self._table(scores)}',
@@ -387,7 +345,9 @@ class PseudoLabelMetric(BaseMetric):
             names = [str(i) for i in range(len(scores['iou_full']))]
         table = PrettyTable()
         table.add_column('Class', list(names))
-        for title, key in TABLE_COLUMNS:
+        columns = tuple(
+            (f'IoU_{p}', f'iou_{p}') for p in self.protocols) + TABLE_COLUMNS
+        for title, key in columns:
             table.add_column(title, [_percent(v) for v in scores[key]])
         return table.get_string()
 
@@ -418,43 +378,6 @@ def _read_rgb(path: str, shape: tuple) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
-def _overlay(image: np.ndarray, cams: np.ndarray,
-             labels: np.ndarray) -> np.ndarray:
-    """Side by side, BGR: the strongest CAM (jet) and the pseudo label
-    (VOC palette) blended half and half with the image."""
-    bgr = np.ascontiguousarray(image[..., ::-1])
-    strongest = cams.max(axis=0) if len(cams) else np.zeros(labels.shape)
-    heat = cv2.applyColorMap(
-        np.clip(strongest * 255, 0, 255).astype(np.uint8), cv2.COLORMAP_JET)
-    colours = np.ascontiguousarray(voc_palette()[labels][..., ::-1])
-    return np.concatenate([
-        cv2.addWeighted(bgr, 0.5, heat, 0.5, 0),
-        cv2.addWeighted(bgr, 0.5, colours, 0.5, 0)
-    ],
-                          axis=1)
-
-
 def _imwrite_or_raise(path: str, image: np.ndarray) -> None:
     if not cv2.imwrite(path, image):
         raise OSError(f'cv2 could not write {path!r}')
-
-
-def _find_list(score_list: str, img_path: str) -> str:
-    """Resolve ``score_list``: absolute, or relative to the working
-    directory, or to the nearest parent directory of ``img_path`` holding
-    it (the dataset root, whatever ``data_root`` the config was given)."""
-    candidates = [score_list]
-    if not osp.isabs(score_list):
-        parent = osp.dirname(osp.abspath(img_path))
-        while True:
-            candidates.append(osp.join(parent, score_list))
-            if osp.dirname(parent) == parent:
-                break
-            parent = osp.dirname(parent)
-    for candidate in candidates:
-        if osp.isfile(candidate):
-            return candidate
-    raise FileNotFoundError(
-        f'PseudoLabelMetric: `score_list` {score_list!r} was found neither '
-        'as given nor under any parent directory of the images (first '
-        f'image: {img_path!r})')

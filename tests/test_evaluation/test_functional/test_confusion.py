@@ -39,6 +39,20 @@ def test_confident_protocol_hand_computed():
     np.testing.assert_allclose(scores['coverage'], [3 / 4, 3 / 4, 4 / 6])
 
 
+def test_irn_protocol_hand_computed():
+    """IRN's eval_sem_seg.py sets predicted 255 to background (0)."""
+    cm = confusion_matrix(PRED, GT, num_classes=3)
+    # The 4 pixels predicted 255 (GT 0, 1, 2, 2) become predicted 0: GT
+    # areas 4, 4, 6, predicted areas 4 + 4, 4, 2, TP 3 + 1, 3, 2.
+    np.testing.assert_allclose(
+        iou_from_confusion(cm, 'irn'), [4 / 8, 3 / 5, 2 / 6])
+    scores = summarize_confusion(cm)
+    np.testing.assert_allclose(scores['iou_irn'], [4 / 8, 3 / 5, 2 / 6])
+    assert scores['mIoU_irn'] == pytest.approx((1 / 2 + 3 / 5 + 1 / 3) / 3)
+    # The other protocols are not changed by it.
+    assert scores['mIoU_confident'] == pytest.approx(2 / 3)
+
+
 def _mmseg_iou(preds, gts, num_classes):
     """Per-class IoU, precision and recall from mmseg's IoUMetric."""
     areas = [
@@ -84,6 +98,17 @@ def test_full_protocol_matches_mmseg_iou_metric(miss_value):
     ref_conf = _mmseg_iou(preds, conf_gts, num_classes)
     np.testing.assert_allclose(
         scores['iou_confident'], ref_conf['IoU'], atol=1e-6, equal_nan=True)
+    # The IRN protocol is IoUMetric on the pseudo labels with 255 -> 0.
+    ref_irn = _mmseg_iou([np.where(p == 255, 0, p) for p in preds], gts,
+                         num_classes)
+    np.testing.assert_allclose(
+        scores['iou_irn'], ref_irn['IoU'], atol=1e-6, equal_nan=True)
+    assert scores['mIoU_irn'] == pytest.approx(
+        np.nanmean(ref_irn['IoU']), abs=1e-6)
+    # Only the background differs from the full protocol.
+    np.testing.assert_array_equal(scores['iou_irn'][1:],
+                                  scores['iou_full'][1:])
+    assert scores['iou_irn'][0] != pytest.approx(scores['iou_full'][0])
 
 
 def test_confusion_matrix_rejects_bad_input():

@@ -16,7 +16,7 @@ from rca_mm.evaluation.functional import (confusion_matrix, crf_refine_cams,
                                           read_label_png, saliency_recipe,
                                           summarize_confusion,
                                           threshold_recipe)
-from rca_mm.registry import METRICS
+from rca_mm.registry import METRICS, PSEUDO_LABEL_RECIPES
 from rca_mm.testing.voc_layout import save_palette_png
 
 CLASSES = ('background', 'a', 'b', 'c')
@@ -328,3 +328,82 @@ def test_bad_config_and_samples(tmp_path, dataset):
         dict(type='PseudoLabelMetric', score_list='nowhere/train.txt'))
     with pytest.raises(FileNotFoundError, match='nowhere/train.txt'):
         metric.process({}, [samples[0].to_dict()])
+
+
+@pytest.mark.parametrize('flat, recipe', [
+    (dict(bg_threshold=0.3), dict(type='ThresholdRecipe', bg_threshold=0.3)),
+    (dict(recipe='saliency',
+          cam_floor=0.3), dict(type='SaliencyRecipe', cam_floor=0.3)),
+])
+def test_recipe_config_and_flat_form_agree(tmp_path, flat, recipe):
+    """The flat form is translated: same recipe, same files, same scores."""
+    samples = [
+        make_sample(
+            str(tmp_path), f'r{i}', CAMS_S, TAGS_S, GT_S, saliency=SAL)
+        for i in range(2)
+    ]
+    samples[1].pred_cams.data[1] *= 0.5
+    outputs = []
+    for i, cfg in enumerate((flat, dict(recipe=recipe))):
+        out = str(tmp_path / f'out{i}')
+        metric = METRICS.build(
+            dict(type='PseudoLabelMetric', output_dir=out, **cfg))
+        assert repr(metric.recipe) == repr(PSEUDO_LABEL_RECIPES.build(recipe))
+        metric.process({}, [s.to_dict() for s in samples])
+        labels = [
+            read_label_png(osp.join(out, 'pseudo_labels', f'r{i}.png'))
+            for i in range(2)
+        ]
+        outputs.append((metric.compute_metrics(metric.results), labels))
+    assert outputs[0][0] == outputs[1][0]
+    np.testing.assert_array_equal(outputs[0][1], outputs[1][1])
+
+
+def test_flat_keys_beside_a_recipe_config_are_refused(log_messages):
+    with pytest.raises(ValueError, match='`recipe.bg_threshold`'):
+        METRICS.build(
+            dict(
+                type='PseudoLabelMetric',
+                recipe=dict(type='ThresholdRecipe'),
+                bg_threshold=0.3))
+    with pytest.raises(ValueError, match="recipe.type='BackgroundMapRecipe'"):
+        METRICS.build(
+            dict(
+                type='PseudoLabelMetric',
+                recipe=dict(type='ThresholdRecipe'),
+                bg_source='map'))
+    # A flat setting of another recipe is ignored, as before, and said so.
+    metric = METRICS.build(
+        dict(type='PseudoLabelMetric', recipe='saliency', bg_threshold=0.3))
+    assert type(metric.recipe).__name__ == 'SaliencyRecipe'
+    assert "['bg_threshold'] not used by SaliencyRecipe" in log_messages()
+    with pytest.raises(KeyError, match='NoSuchRecipe'):
+        METRICS.build(
+            dict(type='PseudoLabelMetric', recipe=dict(type='NoSuchRecipe')))
+
+
+def test_irn_protocol(tmp_path, log_messages):
+    """IRN's eval_sem_seg.py counts a predicted 255 as background."""
+    sample = make_sample(str(tmp_path), 'good', CAMS_S, TAGS_S, GT_S, SAL)
+    metric = METRICS.build(
+        dict(
+            type='PseudoLabelMetric',
+            recipe=dict(type='SaliencyRecipe'),
+            protocols=('full', 'confident', 'irn')))
+    metric.process({}, [sample.to_dict()])
+    metrics = metric.compute_metrics(metric.results)
+    # The label [[0, 0, 255, 255], [255, 0, 2, 5], [0, 0, 2, 2]] with 255
+    # -> 0: background TP 7 of GT 7, predicted 8; class 2 TP 3 of GT 4,
+    # predicted 3; class 5 exact.
+    assert metrics == dict(
+        num_failed=0,
+        mIoU_full=round(100 * (5 / 7 + 3 / 4 + 1) / 3, 2),
+        mIoU_confident=100.,
+        mIoU_irn=round(100 * (7 / 8 + 3 / 4 + 1) / 3, 2),
+        coverage=75.)
+    assert 'IoU_irn' in log_messages()
+    default = METRICS.build(dict(type='PseudoLabelMetric', recipe='saliency'))
+    default.process({}, [sample.to_dict()])
+    assert 'mIoU_irn' not in default.compute_metrics(default.results)
+    with pytest.raises(ValueError, match='`protocols`'):
+        METRICS.build(dict(type='PseudoLabelMetric', protocols=('eps', )))

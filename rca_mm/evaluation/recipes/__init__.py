@@ -1,0 +1,17 @@
+"""Registered pseudo-label recipes: how CAMs become a label map.
+
+Built from ``PseudoLabelMetric(recipe=dict(type=...))`` and by
+``tools/analysis_tools/sweep_bg_threshold.py`` through
+``rca_mm.registry.PSEUDO_LABEL_RECIPES``; each runs a function of
+:mod:`rca_mm.evaluation.functional.pseudo_label_recipes`.
+"""
+from .background_map_recipe import BackgroundMapRecipe
+from .base_recipe import BasePseudoLabelRecipe
+from .flat_form import recipe_from_flat_form
+from .saliency_recipe import SaliencyRecipe
+from .threshold_recipe import ThresholdRecipe
+
+__all__ = [
+    'BasePseudoLabelRecipe', 'ThresholdRecipe', 'BackgroundMapRecipe',
+    'SaliencyRecipe', 'recipe_from_flat_form'
+]
