@@ -29,6 +29,5 @@ randomness = dict(seed=0)
 # (IRN/EPS style), scored on the `train` subset.
 test_evaluator = dict(
     type='PseudoLabelMetric',
-    recipe='threshold',
-    bg_threshold=0.2,
+    recipe=dict(type='ThresholdRecipe', bg_threshold=0.2),
     score_list='ImageSets/Segmentation/train.txt')

@@ -21,4 +21,4 @@ train_pipeline = [
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 custom_hooks = [dict(type='OAAAccumulationHook', start_epoch=1)]
-test_evaluator = dict(recipe='saliency')
+test_evaluator = dict(recipe=dict(_delete_=True, type='SaliencyRecipe'))
