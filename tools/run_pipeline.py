@@ -443,7 +443,8 @@ def main():
     args = parse_args()
     pipe = Pipeline(args.work_dir, sys.executable, args.gpus)
     cfg1 = Config.fromfile(args.stage1)
-    root = osp.abspath(args.data_root or cfg1.train_dataloader.dataset.data_root)
+    root = osp.abspath(args.data_root
+                       or cfg1.train_dataloader.dataset.data_root)
     start = time.time()
     try:
         if not osp.isdir(root) or not os.listdir(root):
