@@ -2,6 +2,7 @@
 # 1.x's tools/test.py:
 #   python tools/test.py CONFIG CHECKPOINT [--out DIR] [--show-dir DIR] [--tta]
 import argparse
+import contextlib
 from typing import Optional
 
 from mmengine.config import Config
@@ -11,6 +12,7 @@ from rca_mm.utils.fileio import write_json_atomic
 from rca_mm.utils.tool_utils import (add_common_args, build_runner,
                                      finish_distributed, load_config,
                                      parse_args)
+from rca_mm.utils.workdir_lock import lock_dir
 
 
 def enable_drawing(cfg: Config, show: bool, show_dir: Optional[str],
@@ -73,10 +75,13 @@ def main():
         cfg.test_evaluator.output_dir = args.out
         cfg.test_evaluator.keep_results = True
 
-    metrics = build_runner(cfg, check_load_from=True).test()
-    if args.metrics_json and is_main_process():
-        write_json_atomic(args.metrics_json, metrics)
-    finish_distributed()
+    # One export per --out dir.
+    with (lock_dir(args.out, cfg.launcher, what='output dir (--out)')
+          if args.out is not None else contextlib.nullcontext()):
+        metrics = build_runner(cfg, check_load_from=True).test()
+        if args.metrics_json and is_main_process():
+            write_json_atomic(args.metrics_json, metrics)
+        finish_distributed()
 
 
 if __name__ == '__main__':
