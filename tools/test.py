@@ -3,10 +3,13 @@
 #   python tools/test.py CONFIG CHECKPOINT [--out DIR] [--show-dir DIR] [--tta]
 import argparse
 import contextlib
+import logging
+import sys
 from typing import Optional
 
 from mmengine.config import Config
 from mmengine.dist import is_main_process
+from mmengine.logging import print_log
 
 from rca_mm.utils.fileio import write_json_atomic
 from rca_mm.utils.tool_utils import (add_common_args, build_runner,
@@ -40,6 +43,13 @@ def use_tta(cfg: Config) -> None:
     cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
     cfg.tta_model.module = cfg.model
     cfg.model = cfg.tta_model
+
+
+def num_failed(metrics: dict) -> int:
+    """The images an evaluator could not write (``num_failed``, any
+    prefix)."""
+    return int(sum(v for k, v in metrics.items()
+                   if k.split('/')[-1] == 'num_failed'))
 
 
 def main():
@@ -81,7 +91,17 @@ def main():
         metrics = build_runner(cfg, check_load_from=True).test()
         if args.metrics_json and is_main_process():
             write_json_atomic(args.metrics_json, metrics)
+        failed = num_failed(metrics)
+        if failed and is_main_process():
+            print_log(
+                f'{failed} images failed (named above) and have no output; '
+                'everything else is written. Fix the cause and run the same '
+                'command again: the images already written are skipped.',
+                logger='current',
+                level=logging.ERROR)
         finish_distributed()
+    if failed:
+        sys.exit(1)
 
 
 if __name__ == '__main__':

@@ -12,6 +12,7 @@ pretrained weights path does not exist      here (safe_checkpoint loader)
 checkpoint of another model in test.py      here (tool_utils.check_checkpoint_fits)
 checkpoint with a pickled callable          here + tests/test_utils, test_train_test
 pseudo-label directory with missing files   tests/test_datasets/test_pseudo_label_dataset
+images that failed in a ``--out`` export    tests/test_tools/test_export_failures
 saliency missing for the saliency recipe    tests/test_evaluation/.../test_pseudo_label_metric
 saliency file missing for LoadSaliencyMap   tests/test_datasets/test_transforms/test_loading
 output directory without write permission   here (PseudoLabelMetric)
@@ -33,8 +34,9 @@ from rca_mm.registry import MODELS
 from rca_mm.utils.safe_checkpoint import UnsafeCheckpointError
 from rca_mm.utils.tool_utils import check_checkpoint_fits, load_config
 from ..test_datasets.test_pseudo_label_dataset import (  # noqa: F401
-    pseudo_dir, test_missing_directory_or_list_fails_at_init,
-    test_missing_label_names_the_file)
+    pseudo_dir, test_label_removed_after_start_up_names_the_file,
+    test_missing_directory_or_list_fails_at_init,
+    test_missing_labels_are_counted_when_the_dataset_is_built)
 from ..test_datasets.test_transforms.test_loading import \
     test_saliency_map  # noqa: F401
 from ..test_engine.test_hooks.test_nan_guard_hook import (  # noqa: F401
