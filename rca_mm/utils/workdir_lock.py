@@ -18,7 +18,7 @@ output dir for the whole run:
   process no longer runs on this host: it is taken over with a warning. A
   record from another host cannot be checked from here and is refused; the
   message says which file to remove once that run is known to be gone.
-- The holder removes the file at exit, normal or not.
+- The holder removes the file when it ends, normally or by an exception.
 
 In a distributed run only rank 0 holds the lock, for every rank
 (:func:`launcher_rank` reads the rank from the launcher's environment, so
