@@ -158,8 +158,9 @@ class WorkDirLock:
         holder = self._read_holder(fd)
         host = socket.gethostname()
         if holder:
+            # No host: a record cut short by a kill while it was written.
             pid = holder.get('pid')
-            if holder.get('host') != host:
+            if holder.get('host') not in (None, host):
                 os.close(fd)
                 self._refuse(
                     holder, f'It runs on another host, so this one cannot '

@@ -62,6 +62,20 @@ def test_train_into_a_held_work_dir_is_refused(voc_root, tmp_path):
         assert os.listdir(work_dir) == [LOCK_NAME]  # nothing written
 
 
+def test_dist_train_into_a_held_work_dir_is_refused(voc_root, tmp_path):
+    """Rank 0 holds the lock for both ranks: refused, it ends the run
+    (torchrun stops rank 1) instead of leaving rank 1 waiting."""
+    work_dir = tmp_path / 'held_dist'
+    with WorkDirLock(str(work_dir)):
+        code, log = run_dist_tool([
+            'bash', 'tools/dist_train.sh', CONFIG, 2, '--work-dir', work_dir,
+            '--cfg-options', *data_options(voc_root)
+        ], check=False, timeout=300)
+    assert code != 0
+    assert log.count('WorkDirLockedError: the work dir') == 1, log[-3000:]
+    assert not list(work_dir.glob('*.pth'))
+
+
 def test_resume_from_a_truncated_checkpoint_names_an_intact_one(
         trained, voc_root, tmp_path):
     work_dir, _ = trained

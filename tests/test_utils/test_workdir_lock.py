@@ -119,3 +119,10 @@ def test_rank_zero_holds_it_for_every_rank(tmp_path, monkeypatch):
         assert (tmp_path / LOCK_NAME).exists()
     monkeypatch.setenv('SLURM_PROCID', '3')
     assert launcher_rank('slurm') == 3
+
+
+def test_record_cut_short_is_taken_over(tmp_path):
+    (tmp_path / LOCK_NAME).write_text('{"host": "h')  # killed mid-write
+    with WorkDirLock(str(tmp_path)):
+        assert json.loads(
+            (tmp_path / LOCK_NAME).read_text())['pid'] == os.getpid()
