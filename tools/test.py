@@ -59,7 +59,9 @@ def main():
     parser.add_argument(
         '--out',
         help='directory where the test evaluator writes its outputs '
-        '(predictions, pseudo labels)')
+        '(predictions, pseudo labels); held by this run alone. Exits 1 when '
+        'some images could not be written; running the same command again '
+        'writes only those')
     parser.add_argument(
         '--show', action='store_true', help='show the predictions')
     parser.add_argument(
