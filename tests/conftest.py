@@ -1,5 +1,6 @@
 import os
 import os.path as osp
+import re
 import socket
 import subprocess
 import sys
@@ -22,6 +23,8 @@ def voc_root(tmp_path_factory):
 
 
 def free_port() -> int:
+    """A port free now; another process may take it before it is bound
+    (use :func:`run_dist_tool` for launcher runs, which retries)."""
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
         return s.getsockname()[1]
@@ -51,3 +54,27 @@ def run_tool(args, timeout=600, env=None, check=True, **kwargs):
         pytest.fail(f'{" ".join(args)} exited {proc.returncode}:\n'
                     f'{proc.stdout[-6000:]}')
     return proc.stdout
+
+
+# torch's store, when the port went to another process in between.
+_BIND_ERROR = re.compile(r'EADDRINUSE|[Aa]ddress already in use')
+
+
+def run_dist_tool(args, env=None, attempts=3, **kwargs):
+    """:func:`run_tool` for ``tools/dist_*.sh``: ``PORT`` is a free port,
+    and a run that fails because another process bound that port first
+    is started again on a new one."""
+    check = kwargs.pop('check', True)
+    for attempt in range(attempts):
+        code, log = run_tool(
+            args, env=dict(env or {}, PORT=str(free_port())), check=False,
+            **kwargs)
+        if code == 0 or not _BIND_ERROR.search(log) or \
+                attempt == attempts - 1:
+            break
+    if not check:
+        return code, log
+    if code != 0:
+        pytest.fail(f'{" ".join(map(str, args))} exited {code}:\n'
+                    f'{log[-6000:]}')
+    return log

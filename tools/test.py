@@ -2,15 +2,20 @@
 # 1.x's tools/test.py:
 #   python tools/test.py CONFIG CHECKPOINT [--out DIR] [--show-dir DIR] [--tta]
 import argparse
+import contextlib
+import logging
+import sys
 from typing import Optional
 
 from mmengine.config import Config
 from mmengine.dist import is_main_process
+from mmengine.logging import print_log
 
 from rca_mm.utils.fileio import write_json_atomic
 from rca_mm.utils.tool_utils import (add_common_args, build_runner,
                                      finish_distributed, load_config,
                                      parse_args)
+from rca_mm.utils.workdir_lock import lock_dir
 
 
 def enable_drawing(cfg: Config, show: bool, show_dir: Optional[str],
@@ -40,6 +45,13 @@ def use_tta(cfg: Config) -> None:
     cfg.model = cfg.tta_model
 
 
+def num_failed(metrics: dict) -> int:
+    """The images an evaluator could not write (``num_failed``, any
+    prefix)."""
+    return int(sum(v for k, v in metrics.items()
+                   if k.split('/')[-1] == 'num_failed'))
+
+
 def main():
     parser = argparse.ArgumentParser(description='Test (and eval) a model')
     parser.add_argument('config', help='test config file path')
@@ -47,7 +59,9 @@ def main():
     parser.add_argument(
         '--out',
         help='directory where the test evaluator writes its outputs '
-        '(predictions, pseudo labels)')
+        '(predictions, pseudo labels); held by this run alone. Exits 1 when '
+        'some images could not be written; running the same command again '
+        'writes only those')
     parser.add_argument(
         '--show', action='store_true', help='show the predictions')
     parser.add_argument(
@@ -73,10 +87,23 @@ def main():
         cfg.test_evaluator.output_dir = args.out
         cfg.test_evaluator.keep_results = True
 
-    metrics = build_runner(cfg, check_load_from=True).test()
-    if args.metrics_json and is_main_process():
-        write_json_atomic(args.metrics_json, metrics)
-    finish_distributed()
+    # One export per --out dir.
+    with (lock_dir(args.out, cfg.launcher, what='output dir (--out)')
+          if args.out is not None else contextlib.nullcontext()):
+        metrics = build_runner(cfg, check_load_from=True).test()
+        if args.metrics_json and is_main_process():
+            write_json_atomic(args.metrics_json, metrics)
+        failed = num_failed(metrics)
+        if failed and is_main_process():
+            print_log(
+                f'{failed} images failed (named above) and have no output; '
+                'everything else is written. Fix the cause and run the same '
+                'command again: the images already written are skipped.',
+                logger='current',
+                level=logging.ERROR)
+        finish_distributed()
+    if failed:
+        sys.exit(1)
 
 
 if __name__ == '__main__':

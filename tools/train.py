@@ -7,6 +7,7 @@ from mmengine.logging import print_log
 from rca_mm.utils.tool_utils import (add_common_args, build_runner,
                                      finish_distributed, load_config,
                                      parse_args)
+from rca_mm.utils.workdir_lock import lock_dir
 
 
 def main():
@@ -42,8 +43,10 @@ def main():
             cfg.optim_wrapper.loss_scale = 'dynamic'
     cfg.resume = args.resume
 
-    build_runner(cfg).train()
-    finish_distributed()
+    # One run per work dir: a second one would overwrite its checkpoints.
+    with lock_dir(cfg.work_dir, cfg.launcher, what='work dir (--work-dir)'):
+        build_runner(cfg).train()
+        finish_distributed()
 
 
 if __name__ == '__main__':

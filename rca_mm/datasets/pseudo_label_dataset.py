@@ -18,11 +18,14 @@ work dir) or relative to ``data_root``; it is the key to override:
 Pointed at ``SegmentationClassAug`` with ``val.txt`` the same class is the
 validation set on the real ground truth.
 
-Files are checked when a sample is loaded, not at start-up (10,582 VOC or
-82k COCO headers would slow every start): a missing label or one whose size
-differs from its image's raises an error naming both files; a label value
-that is neither a class nor 255 raises an error naming the file.
+At start-up every listed image must have a label file (one directory
+listing; a missing one is an error counting them, with examples and the key
+to fix). The files themselves are checked when a sample is loaded (10,582
+VOC or 82k COCO headers would slow every start): a label whose size differs
+from its image's raises an error naming both files; a label value that is
+neither a class nor 255 raises an error naming the file.
 """
+import os
 import os.path as osp
 from typing import Sequence, Union
 
@@ -147,10 +150,41 @@ class PseudoLabelSegDataset(BaseSegDataset):
         data_list = super().load_data_list()
         for info in data_list:
             info['img_name'] = osp.splitext(osp.basename(info['img_path']))[0]
+        self.check_labels_exist(data_list)
         return data_list
 
+    def check_labels_exist(self, data_list: list) -> None:
+        """Raise if a listed image has no label file.
+
+        One listing of the label directory (a ``stat`` for names in
+        subdirectories).
+
+        Raises:
+            FileNotFoundError: the count of missing labels, up to three of
+                them and the config key of the label directory.
+        """
+        seg_dir = self.data_prefix['seg_map_path']
+        present = set(os.listdir(seg_dir))
+        missing = []
+        for info in data_list:
+            rel = osp.relpath(info['seg_map_path'], seg_dir)
+            if not (rel in present if osp.dirname(rel) == '' else
+                    osp.isfile(info['seg_map_path'])):
+                missing.append(info['seg_map_path'])
+        if missing:
+            examples = ', '.join(repr(p) for p in missing[:3])
+            raise FileNotFoundError(
+                f'PseudoLabelSegDataset: {len(missing)} of the '
+                f'{len(data_list)} images listed in {self.ann_file!r} have '
+                f'no label in {seg_dir!r} (e.g. {examples}). Export the '
+                'missing pseudo labels (tools/test.py --out: re-running it '
+                'writes only those), or point '
+                'train_dataloader.dataset.data_prefix.seg_map_path at the '
+                'directory that holds them')
+
     def check_label_file(self, data_info: dict) -> None:
-        """Raise if the sample's label is missing or not the image's size.
+        """Raise if the sample's label is gone (removed since start-up) or
+        not the image's size.
 
         Reads the two PNG/JPEG headers only.
         """

@@ -19,9 +19,12 @@ What an mmengine checkpoint pickles besides tensors:
   ``builtins.getattr`` itself is never allowed: a stand-in that resolves only
   HistoryBuffer's registered statistics takes its name.
 """
+import os
 import os.path as osp
 import pickle
-from typing import Any, Callable, Optional, Union
+import re
+import zipfile
+from typing import Any, Callable, List, Optional, Union
 
 import numpy as np
 import torch
@@ -34,6 +37,10 @@ _DEFAULT_STATISTICS = frozenset(('min', 'max', 'current', 'mean'))
 
 class UnsafeCheckpointError(pickle.UnpicklingError):
     """A checkpoint holds a pickled object outside rca_mm's allow-list."""
+
+
+class CorruptCheckpointError(RuntimeError):
+    """A checkpoint file is truncated or is not a checkpoint."""
 
 
 def history_buffer_getattr(obj: Any, name: str) -> Callable:
@@ -72,6 +79,42 @@ def register_safe_globals() -> None:
         [HistoryBuffer, (history_buffer_getattr, 'builtins.getattr')])
 
 
+def _refused_global(message: str) -> str:
+    """What torch's ``weights_only`` refusal says was refused: the global
+    it names (``GLOBAL posix.system``), else the reason on its
+    ``WeightsUnpickler error:`` line, else its last paragraph after the
+    advice that is not the documentation link."""
+    found = re.search(r'GLOBAL ([\w.]+)', message)
+    if found:
+        return f'global {found.group(1)}'
+    for line in message.splitlines():
+        reason = line.partition('WeightsUnpickler error:')[2].strip()
+        if reason:
+            return reason
+    paragraphs = [p.strip() for p in message.split('\n\n')[1:]
+                  if p.strip() and 'Check the documentation' not in p]
+    return paragraphs[-1] if paragraphs else message
+
+
+def _intact_checkpoints(filename: str) -> List[str]:
+    """The other ``*.pth`` files next to ``filename`` whose zip directory
+    reads (not truncated), newest first."""
+    directory = osp.dirname(osp.abspath(filename))
+    others = [
+        osp.join(directory, name) for name in os.listdir(directory)
+        if name.endswith('.pth') and
+        osp.join(directory, name) != osp.abspath(filename)
+    ]
+    intact = []
+    for path in sorted(others, key=osp.getmtime, reverse=True):
+        try:
+            with zipfile.ZipFile(path):
+                intact.append(path)
+        except (OSError, zipfile.BadZipFile):
+            continue
+    return intact
+
+
 def safe_torch_load(file: Union[str, Any],
                     map_location: Optional[Any] = None) -> Any:
     """``torch.load(weights_only=True)`` with a clear error on refusal.
@@ -82,23 +125,39 @@ def safe_torch_load(file: Union[str, Any],
 
     Raises:
         UnsafeCheckpointError: the file pickles an object that is not on the
-            allow-list. Nothing from the file has been executed.
+            allow-list; its message names the file and the refused global.
+            Nothing from the file has been executed.
+        CorruptCheckpointError: the file is truncated or not a checkpoint;
+            its message names the file and the intact checkpoints next to
+            it.
     """
+    name = file if isinstance(file, str) else getattr(
+        file, 'name', repr(file))
     try:
         return torch.load(file, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        # torch's message: a paragraph of advice, the reason, a doc link.
-        paragraphs = [p.strip() for p in str(exc).split('\n\n') if p.strip()]
-        reason = paragraphs[1] if len(paragraphs) > 2 else paragraphs[-1]
-        reason = reason.replace('WeightsUnpickler error: ', '')
-        name = file if isinstance(file, str) else getattr(
-            file, 'name', repr(file))
         raise UnsafeCheckpointError(
             f'Refused to load checkpoint {name!r}: it contains a pickled '
-            f'object that is not on rca_mm\'s allow-list ({reason}). '
-            'Nothing in it was executed. rca_mm loads checkpoints with '
-            'torch.load(weights_only=True); checkpoints written by '
-            'tools/train.py load as they are.') from None
+            f'object that is not on rca_mm\'s allow-list '
+            f'({_refused_global(str(exc))}). Nothing in it was executed. '
+            'rca_mm loads checkpoints with torch.load(weights_only=True); '
+            'checkpoints written by tools/train.py load as they are.'
+        ) from None
+    except (RuntimeError, EOFError) as exc:
+        if isinstance(exc, RuntimeError) and \
+                'PytorchStreamReader' not in str(exc):
+            raise
+        reason = str(exc).split('. This is an internal')[0] or 'empty file'
+        intact = _intact_checkpoints(name) if isinstance(name, str) and \
+            osp.isfile(name) else []
+        hint = (f' Intact checkpoints next to it, newest first: '
+                f'{", ".join(repr(p) for p in intact[:3])}; to resume from '
+                f'one, pass --resume --cfg-options load_from={intact[0]}'
+                if intact else ' No intact checkpoint lies next to it.')
+        raise CorruptCheckpointError(
+            f'checkpoint {name!r} is truncated or corrupt ({reason}); was '
+            f'its run killed while writing it, or the disk full?{hint}'
+        ) from None
 
 
 @CheckpointLoader.register_scheme(prefixes='', force=True)

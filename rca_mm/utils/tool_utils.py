@@ -2,10 +2,12 @@
 options, loading the config, and building the Runner."""
 import argparse
 import difflib
+import gc
 import inspect
 import os
 import os.path as osp
-from typing import Any, Iterable, List, Optional
+import time
+from typing import Any, Dict, Iterable, List, Optional
 
 import torch.distributed as dist
 from mmengine.config import Config, ConfigDict, DictAction
@@ -13,6 +15,7 @@ from mmengine.runner import Runner
 from torch.utils.data import DataLoader
 
 import rca_mm.registry as registries
+from rca_mm.engine.hooks.num_classes_check_hook import NumClassesCheckHook
 from rca_mm.registry import RUNNERS
 from .dist_utils import init_cpu_distributed
 from .safe_checkpoint import safe_torch_load
@@ -82,9 +85,10 @@ def load_config(args: argparse.Namespace) -> Config:
     return cfg
 
 
-def _type_params(type_: Any) -> Optional[List[str]]:
-    """The constructor arguments of the class a config ``type`` names;
-    None when no rca_mm registry resolves it or it takes ``**kwargs``."""
+def _type_params(type_: Any) -> Optional[Dict[str, Any]]:
+    """The constructor arguments of the class a config ``type`` names, with
+    their defaults (``inspect.Parameter.empty`` for none); None when no
+    rca_mm registry resolves it or it takes ``**kwargs``."""
     found = []
     if isinstance(type_, str):
         for reg in vars(registries).values():
@@ -97,16 +101,37 @@ def _type_params(type_: Any) -> Optional[List[str]]:
                     found.append(obj)
     elif callable(type_):
         found.append(type_)
-    names: List[str] = []
+    params: Dict[str, Any] = {}
     for obj in found:
         try:
-            params = inspect.signature(obj).parameters.values()
+            signature = inspect.signature(obj).parameters.values()
         except (TypeError, ValueError):
             return None
-        if any(p.kind == p.VAR_KEYWORD for p in params):
+        if any(p.kind == p.VAR_KEYWORD for p in signature):
             return None
-        names += [p.name for p in params]
-    return names if found else None
+        params.update((p.name, p.default) for p in signature)
+    return params if found else None
+
+
+def _check_value_type(option: str, old: Any, new: Any, config: str,
+                      what: str = 'the config\'s value') -> None:
+    """Refuse a ``--cfg-options`` value of another kind than ``old``: text
+    or a container for a number or a flag, a flag for a number, or a
+    single value for a dict. None, either way, is always accepted."""
+    if old is None or new is None or old is inspect.Parameter.empty:
+        return
+    number, flag = (int, float), bool
+    wrong = (
+        isinstance(old, (number, flag)) and isinstance(
+            new, (str, list, tuple, dict))
+        or isinstance(old, number) and not isinstance(old, flag)
+        and isinstance(new, flag)
+        or isinstance(old, dict) and isinstance(new, (str, number, flag)))
+    if wrong:
+        raise TypeError(
+            f'--cfg-options {option}={new!r}: {what} is {old!r} '
+            f'({type(old).__name__}), this is a {type(new).__name__} '
+            f'(config {config}). Give a value of the same kind')
 
 
 def _refuse(option: str, key: str, where: str, candidates: Iterable[str],
@@ -137,6 +162,12 @@ def check_cfg_options(cfg: Config, options: dict, config: str = '') -> None:
     - in any other dict (free-form, e.g. ``model.test_cfg``), any key;
     - below a key that is itself added, anything.
 
+    A value must be of the kind of the one it replaces (or of the
+    constructor's default for an added argument): text, a list or a dict
+    for a number or a flag (``train_cfg.max_epochs=abc``), a flag for a
+    number, or a single value for a dict are refused. None is accepted
+    anywhere.
+
     Args:
         cfg (Config): the config before the options are merged.
         options (dict): ``{'a.b.c': value}`` from ``--cfg-options``.
@@ -145,8 +176,10 @@ def check_cfg_options(cfg: Config, options: dict, config: str = '') -> None:
     Raises:
         KeyError: a refused key, named with the close matches in its dict.
         IndexError: a list index out of range.
+        TypeError: a value of another kind than the config's, naming the
+            key.
     """
-    for option in options:
+    for option, value in options.items():
         node: Any = cfg._cfg_dict
         parts: List[str] = option.split('.')
         for depth, key in enumerate(parts):
@@ -174,12 +207,19 @@ def check_cfg_options(cfg: Config, options: dict, config: str = '') -> None:
                         parts[0] == 'optim_wrapper' and depth == 1
                         and key in _OPTIM_WRAPPER_KEYS):
                     _refuse(option, key, f'{where} ({node["type"]})',
-                            list(node) + params, config)
+                            list(node) + list(params), config)
+                if params is not None and key in params and \
+                        depth == len(parts) - 1:
+                    _check_value_type(
+                        option, params[key], value, config,
+                        f'the default of {node["type"]}({key}=...)')
             elif parts[depth - 1].endswith('_dataloader') and depth == 1:
                 if key not in _DATALOADER_KEYS:
                     _refuse(option, key, where,
                             list(node) + list(_DATALOADER_KEYS), config)
             break
+        else:
+            _check_value_type(option, node, value, config)
 
 
 def check_checkpoint_fits(model, filename: str) -> None:
@@ -225,7 +265,9 @@ def check_checkpoint_fits(model, filename: str) -> None:
 
 def build_runner(cfg: Config, check_load_from: bool = False) -> Runner:
     """Build the Runner (or ``cfg.runner_type``), starting gloo first for a
-    distributed run on a machine without CUDA.
+    distributed run on a machine without CUDA, and register
+    :class:`NumClassesCheckHook` (the model's class count against the
+    dataset's, before the first step).
 
     Args:
         cfg (Config): the run's config.
@@ -239,18 +281,61 @@ def build_runner(cfg: Config, check_load_from: bool = False) -> Runner:
         runner = Runner.from_cfg(cfg)
     else:
         runner = RUNNERS.build(cfg)
+    runner.register_hook(NumClassesCheckHook())
     if check_load_from and cfg.get('load_from'):
         check_checkpoint_fits(runner.model, cfg.load_from)
     return runner
 
 
-def finish_distributed() -> None:
-    """Wait for every process, then tear the process group down.
+def finish_distributed(timeout: float = 300.) -> None:
+    """Wait for every process, then tear the process group down so that
+    no rank exits while another still tears its own down.
 
-    Leaving a gloo group alive until interpreter exit can abort a process
-    (``terminate called without an active exception``) after its work is
-    done; a clean teardown makes a distributed run exit 0.
+    .. code:: text
+
+        barrier               every rank is done with collectives
+        gc.collect()          the finished Runner's DDP wrapper (a cycle)
+                              drops its reference to the group now, not
+                              at interpreter exit
+        destroy_process_group
+        store: destroyed += 1, wait for world_size
+        store: left += 1 (rank > 0); rank 0 waits for world_size - 1,
+               as it may host the store
+
+    A gloo group left alive until interpreter exit, or destroyed while a
+    peer has already exited, can abort a process (``terminate called
+    without an active exception``) after its work is done.
+
+    Args:
+        timeout (float): seconds to wait for the other ranks at the end.
+            Default: 300.
     """
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
-        dist.destroy_process_group()
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    dist.barrier()
+    gc.collect()
+    rank, world_size = dist.get_rank(), dist.get_world_size()
+    store = dist.distributed_c10d._get_default_store()
+    dist.destroy_process_group()
+    _store_barrier(store, 'finish_distributed/destroyed', world_size,
+                   timeout)
+    if rank > 0:
+        store.add('finish_distributed/left', 1)
+    else:
+        _store_barrier(store, 'finish_distributed/left', world_size - 1,
+                       timeout, add=False)
+
+
+def _store_barrier(store, key: str, count: int, timeout: float,
+                   add: bool = True) -> None:
+    """Wait until the counter ``key`` of ``store`` reaches ``count``
+    (incremented first when ``add``)."""
+    done = store.add(key, 1 if add else 0)
+    end = time.monotonic() + timeout
+    while done < count:
+        if time.monotonic() > end:
+            raise TimeoutError(
+                f'finish_distributed: {done} of {count} processes reached '
+                f'{key!r} within {timeout:.0f} s')
+        time.sleep(0.05)
+        done = store.add(key, 0)

@@ -77,10 +77,23 @@ def test_validation_on_the_real_labels(voc_root):
         dataset[0]['data_samples'].gt_sem_seg.data[0].numpy(), gt)
 
 
-def test_missing_label_names_the_file(voc_root, pseudo_dir):
+def test_missing_labels_are_counted_when_the_dataset_is_built(
+        voc_root, pseudo_dir):
     seg_dir, names = pseudo_dir
+    for i in (5, 9):
+        os.remove(osp.join(seg_dir, names[i] + '.png'))
+    with pytest.raises(FileNotFoundError) as err:
+        build(voc_root, seg_dir)
+    msg = str(err.value)
+    assert '2 of the 16 images' in msg and 'train_aug.txt' in msg
+    assert names[5] + '.png' in msg and names[9] + '.png' in msg
+    assert 'train_dataloader.dataset.data_prefix.seg_map_path' in msg
+
+
+def test_label_removed_after_start_up_names_the_file(voc_root, pseudo_dir):
+    seg_dir, names = pseudo_dir
+    dataset = build(voc_root, seg_dir)
     os.remove(osp.join(seg_dir, names[5] + '.png'))
-    dataset = build(voc_root, seg_dir)  # no error at init: checked lazily
     dataset[4]
     with pytest.raises(FileNotFoundError) as err:
         dataset[5]

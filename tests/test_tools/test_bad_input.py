@@ -8,10 +8,16 @@ once; the table names that file:
 input                                       where
 ==========================================  ===================================
 misspelt ``--cfg-options`` key              here (tool_utils.check_cfg_options)
+``--cfg-options`` value of the wrong type   here (tool_utils.check_cfg_options)
+class file of 20 classes, num_classes 10    here (NumClassesCheckHook: train, test)
+truncated last checkpoint for ``--resume``  tests/test_utils/test_safe_checkpoint, test_train_test
+work dir or ``--out`` dir in use            tests/test_utils/test_workdir_lock, test_train_test,
+                                            test_export_failures
 pretrained weights path does not exist      here (safe_checkpoint loader)
 checkpoint of another model in test.py      here (tool_utils.check_checkpoint_fits)
 checkpoint with a pickled callable          here + tests/test_utils, test_train_test
 pseudo-label directory with missing files   tests/test_datasets/test_pseudo_label_dataset
+images that failed in a ``--out`` export    tests/test_tools/test_export_failures
 saliency missing for the saliency recipe    tests/test_evaluation/.../test_pseudo_label_metric
 saliency file missing for LoadSaliencyMap   tests/test_datasets/test_transforms/test_loading
 output directory without write permission   here (PseudoLabelMetric)
@@ -27,11 +33,15 @@ import os.path as osp
 import pytest
 import torch
 import torch.nn as nn
+from mmengine.config import Config
 
 import rca_mm.evaluation.metrics.pseudo_label_metric as plm
+from rca_mm.datasets.synthvoc import generate_synthvoc
 from rca_mm.registry import MODELS
+from rca_mm.utils import register_all_modules
 from rca_mm.utils.safe_checkpoint import UnsafeCheckpointError
 from rca_mm.utils.tool_utils import check_checkpoint_fits, load_config
+from ..conftest import run_tool
 from ..test_evaluation.test_metrics.test_pseudo_label_metric import (  # noqa: F401,E501
     dataset, log_messages, run_metric)
 from ..test_utils.test_safe_checkpoint import _CreatesFile
@@ -61,6 +71,21 @@ def test_misspelt_cfg_option_is_refused_with_a_suggestion(key, message):
         err.value)
 
 
+@pytest.mark.parametrize('key, value, message', [
+    ('train_cfg.max_epochs', 'abc', "train_cfg.max_epochs='abc': the "
+     "config's value is 8 \\(int\\), this is a str"),
+    ('model.head.gate_threshold', 'abc', "gate_threshold='abc': the "
+     "default of RCAHead\\(gate_threshold=...\\) is 0.7 \\(float\\)"),
+    ('train_dataloader.persistent_workers', 'yes', "is True \\(bool\\)"),
+    ('train_cfg.max_epochs', True, "is 8 \\(int\\), this is a bool"),
+    ('train_dataloader.dataset', 'voc', "\\(ConfigDict\\), this is a str"),
+])
+def test_cfg_option_of_the_wrong_type_names_the_key(key, value, message):
+    with pytest.raises(TypeError, match=message) as err:
+        load(**{key: value})
+    assert CONFIG in str(err.value)
+
+
 def test_cfg_option_list_index_out_of_range():
     with pytest.raises(IndexError, match='pipeline is a list of 8'):
         load(**{'train_dataloader.dataset.pipeline.8.scale': (64, 64)})
@@ -76,6 +101,11 @@ def test_legitimate_cfg_options_are_applied():
     })
     assert cfg.model.head.gate_threshold == 0.5
     assert cfg.randomness.seed == 3 and cfg.model.test_cfg.oaa_store == 'x'
+    # Same kind, or None: accepted.
+    cfg = load(**{'train_cfg.max_epochs': 2.0, 'model.head.gate_threshold': 1,
+                  'val_dataloader': None, 'train_dataloader.dataset.'
+                  'data_root': 5})
+    assert cfg.train_cfg.max_epochs == 2.0 and cfg.val_dataloader is None
 
 
 def test_pretrained_weights_that_do_not_exist(tmp_path):
@@ -159,3 +189,42 @@ def test_disk_full_while_writing_pseudo_labels(dataset, monkeypatch,
     assert 'img2: OSError: [Errno 28] No space left on device' in \
         log_messages()
     assert os.listdir(osp.join(out, 'pseudo_labels')) == []
+
+
+CAM_CONFIG = 'configs/synthvoc/cam_r18-w16_8e_synthvoc-112x112.py'
+
+
+@pytest.fixture(scope='module')
+def synthvoc_of_20(tmp_path_factory):
+    """A SynthVOC of 20 classes (its classes.txt says so) and a checkpoint
+    of the 10-class CAM config."""
+    tmp = tmp_path_factory.mktemp('synthvoc_20')
+    root = str(tmp / 'synthvoc')
+    generate_synthvoc(root, num_train=4, num_val=2, num_train_subset=2,
+                      size=(64, 64), num_classes=20, show_progress=False)
+    register_all_modules()
+    model = MODELS.build(Config.fromfile(CAM_CONFIG).model)
+    ckpt = str(tmp / 'cam10.pth')
+    torch.save(dict(state_dict=model.state_dict(), meta=dict()), ckpt)
+    return root, ckpt
+
+
+@pytest.mark.parametrize('tool', ['train', 'test'])
+def test_class_file_of_20_with_num_classes_10_names_the_key(
+        synthvoc_of_20, tmp_path, tool):
+    root, ckpt = synthvoc_of_20
+    options = [
+        f'{split}_dataloader.{key}'
+        for split in ('train', 'val', 'test')
+        for key in (f'dataset.data_root={root}', 'num_workers=0',
+                    'persistent_workers=False')
+    ]
+    args = ['python', f'tools/{tool}.py', CAM_CONFIG] + (
+        [ckpt] if tool == 'test' else []) + [
+            '--work-dir', tmp_path, '--cfg-options', *options]
+    code, log = run_tool(args, check=False)
+    assert code != 0
+    assert 'ValueError: model.head.num_classes=10 but the dataset has 20 ' \
+        'foreground classes' in log, log[-3000:]
+    assert f"class file '{root}/classes.txt'" in log
+    assert 'Set model.head.num_classes=20' in log

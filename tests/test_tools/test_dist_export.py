@@ -23,7 +23,7 @@ from PIL import Image
 from rca_mm.datasets.synthvoc import generate_synthvoc
 from rca_mm.registry import MODELS
 from rca_mm.utils import register_all_modules
-from ..conftest import REPO, free_port, run_tool
+from ..conftest import REPO, run_dist_tool, run_tool
 
 BASE = f'{REPO}/configs/synthvoc/cam_r18-w16_8e_synthvoc-112x112.py'
 NUM_IMAGES = 15  # odd: the 2-process sampler pads one image
@@ -88,8 +88,8 @@ def export(tmp, cfg, ckpt, name, nproc):
     if nproc == 1:
         log = run_tool(['python', 'tools/test.py', *args], env=env)
     else:
-        log = run_tool(['bash', 'tools/dist_test.sh', cfg, ckpt, nproc,
-                        *args[2:]], env=dict(env, PORT=str(free_port())))
+        log = run_dist_tool(['bash', 'tools/dist_test.sh', cfg, ckpt, nproc,
+                             *args[2:]], env=env)
     writes = [line.split() for line in log_file.read_text().splitlines()]
     metrics = json.loads((tmp / f'{name}.json').read_text())
     return out, log, writes, metrics

@@ -23,7 +23,7 @@ import pytest
 import torch
 
 from rca_mm.datasets.synthvoc import generate_synthvoc
-from ..conftest import REPO, free_port, run_tool
+from ..conftest import REPO, run_dist_tool, run_tool
 
 BASE = f'{REPO}/configs/synthvoc/rca_r18-w16_8e_synthvoc-112x112.py'
 # Training only: no validation (it would score the repository's data).
@@ -115,10 +115,9 @@ def config(tmp_path_factory):
 def test_two_ranks_hold_the_same_bank_and_prototypes(config):
     tmp, cfg = config
     work_dir = tmp / 'two'
-    log = run_tool(
+    log = run_dist_tool(
         ['bash', 'tools/dist_train.sh', cfg, 2, '--work-dir', work_dir],
-        env=dict(PORT=str(free_port()), PYTHONPATH=f'{tmp}:{REPO}',
-                 OMP_NUM_THREADS='1'))
+        env=dict(PYTHONPATH=f'{tmp}:{REPO}', OMP_NUM_THREADS='1'))
     assert 'Distributed training: True' in log, log[-3000:]
     rank0 = torch.load(work_dir / 'rank0.pt', weights_only=True)
     rank1 = torch.load(work_dir / 'rank1.pt', weights_only=True)
@@ -192,8 +191,8 @@ def test_two_processes_equal_one_process_of_the_same_global_batch(config):
     two_cfg, one_cfg = fair_configs(tmp)
     env = dict(PYTHONPATH=f'{tmp}:{REPO}', OMP_NUM_THREADS='1')
     two_dir, one_dir = tmp / 'fair_two', tmp / 'fair_one'
-    run_tool(['bash', 'tools/dist_train.sh', two_cfg, 2, '--work-dir',
-              two_dir], env=dict(env, PORT=str(free_port())))
+    run_dist_tool(['bash', 'tools/dist_train.sh', two_cfg, 2, '--work-dir',
+                   two_dir], env=env)
     run_tool(['python', 'tools/train.py', one_cfg, '--work-dir', one_dir],
              env=env)
     rank0 = torch.load(two_dir / 'rank0.pt', weights_only=True)

@@ -2,20 +2,19 @@
 
 Full RCA on OAA (rca-oaa config: memory bank, prototypes, region mixup,
 OAA store), 2 epochs of 3 iterations on 24 tiny images, on CPU with one
-thread. Run A is uninterrupted; run B is killed at a random iteration of
-epoch 2 (after epoch_1.pth) and resumed with ``--resume``. The final
-checkpoints must be bit-identical: weights, bank buffers and bookkeeping,
-prototypes, optimizer, LR schedulers and RNG states, and so must the OAA
-stores.
+thread. Run A is uninterrupted; run B kills itself with SIGKILL at the end
+of an iteration of epoch 2 (after epoch_1.pth) drawn with a seeded
+generator (``KILL_RESUME_SEED``, default 0; the iteration is printed) and is
+resumed with ``--resume``. The final checkpoints must be bit-identical:
+weights, bank buffers and bookkeeping, prototypes, optimizer, LR schedulers
+and RNG states, and so must the OAA stores.
 """
 import os
-import os.path as osp
 import random
 import re
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -26,6 +25,42 @@ from ..conftest import REPO, run_tool
 
 CONFIG = 'configs/synthvoc/rca-oaa_r18-w16_8e_synthvoc-112x112.py'
 ENV = dict(OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
+
+# Test-only: run tools/train.py with a hook that SIGKILLs the process at
+# the end of iteration KILL_AT_ITER (1-based, over the whole run).
+KILL_AT_ITER = '''
+import os
+import runpy
+import signal
+import sys
+
+from mmengine.hooks import Hook
+from mmengine.runner import Runner
+
+
+class KillAtIter(Hook):
+    priority = 'VERY_HIGH'
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None):
+        if runner.iter + 1 == int(os.environ['KILL_AT_ITER']):
+            print(f'killing myself at iteration {runner.iter + 1}',
+                  flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+_train = Runner.train
+
+
+def train(self):
+    self.register_hook(KillAtIter())
+    return _train(self)
+
+
+Runner.train = train
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name='__main__')
+'''
 
 
 @pytest.fixture(scope='module')
@@ -57,26 +92,10 @@ def train_args(work_dir, root, *extra):
     ]
 
 
-def start(args, log):
+def start(args, log, env=None):
     return subprocess.Popen(
-        args, cwd=REPO, env=dict(os.environ, **ENV), stdout=log,
-        stderr=subprocess.STDOUT)
-
-
-def kill_after(proc, log_path, ckpt, pattern, timeout=300):
-    """SIGKILL ``proc`` once ``ckpt`` exists and ``pattern`` is logged."""
-    end = time.time() + timeout
-    while time.time() < end:
-        if proc.poll() is not None:
-            pytest.fail('run B ended before it could be killed:\n' +
-                        open(log_path).read()[-3000:])
-        if osp.isfile(ckpt) and re.search(pattern, open(log_path).read()):
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-            return
-        time.sleep(0.02)
-    proc.kill()
-    pytest.fail('run B did not reach the kill point in time')
+        args, cwd=REPO, env=dict(os.environ, **ENV, **(env or {})),
+        stdout=log, stderr=subprocess.STDOUT)
 
 
 def assert_same(a, b, path='checkpoint'):
@@ -102,17 +121,29 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(data_root, tmp_path):
     a_dir, b_dir = tmp_path / 'a', tmp_path / 'b'
     a_dir.mkdir()
     b_dir.mkdir()
+    seed = int(os.environ.get('KILL_RESUME_SEED', '0'))
+    kill_at = random.Random(seed).randint(4, 6)  # epoch 2: iterations 4-6
+    print(f'run B is killed at iteration {kill_at} '
+          f'(KILL_RESUME_SEED={seed})')
+    killer = tmp_path / 'kill_at_iter.py'
+    killer.write_text(KILL_AT_ITER)
     with open(a_dir / 'out.log', 'w') as a_log, \
             open(b_dir / 'out.log', 'w') as b_log:
         run_a = start(train_args(a_dir, data_root), a_log)
-        run_b = start(train_args(b_dir, data_root), b_log)
-        batch = random.Random().randint(1, 3)
-        kill_after(run_b, b_dir / 'out.log', b_dir / 'epoch_1.pth',
-                   rf'Epoch\(train\)\s+\[2\]\[{batch}/3\]')
+        run_b = start([sys.executable, str(killer)] +
+                      train_args(b_dir, data_root)[1:], b_log,
+                      env=dict(KILL_AT_ITER=str(kill_at)))
+        code_b = run_b.wait(timeout=300)
         assert run_a.wait(timeout=300) == 0, open(a_dir / 'out.log').read()
+    b_out = open(b_dir / 'out.log').read()
+    assert code_b == -signal.SIGKILL, b_out[-3000:]
+    assert f'killing myself at iteration {kill_at}' in b_out
+    assert (b_dir / 'epoch_1.pth').exists()
     assert not (b_dir / 'epoch_2.pth').exists()
     log = run_tool(train_args(b_dir, data_root, '--resume'), env=ENV)
-    assert re.search(r'resumed epoch: \d, iter: \d+', log), log[-3000:]
+    assert re.search(r'resumed epoch: 1, iter: 3', log), log[-3000:]
+    # The killed run's work-dir lock is stale: taken over.
+    assert 'took over the stale lock' in log
     assert 'RNGStateHook: RNG states restored' in log
     a = torch.load(a_dir / 'epoch_2.pth', weights_only=True)
     b = torch.load(b_dir / 'epoch_2.pth', weights_only=True)
@@ -129,12 +160,14 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(data_root, tmp_path):
     assert sorted(p.name for p in b_dir.glob('*.pth')) == ['epoch_2.pth']
     # The OAA store (outside the checkpoint): replayed iterations re-take
     # the element-wise maximum with the same maps.
-    # A kill during a store write may leave a hidden temporary file, which
-    # the store ignores; the entries themselves must agree.
+    # No temporary file is left (a killed writer's would be removed by the
+    # resumed run's first write into the store); `.locks` holds the
+    # per-image file locks.
     def entries(d):
-        files = os.listdir(d / 'oaa_store')
-        assert all(n.endswith('.npz') or n.startswith('.') for n in files)
-        return sorted(n for n in files if not n.startswith('.'))
+        files = set(os.listdir(d / 'oaa_store')) - {'.locks'}
+        assert all(n.endswith('.npz') and not n.startswith('.')
+                   for n in files), files
+        return sorted(files)
 
     names = entries(a_dir)
     assert names, 'OAA stored nothing'

@@ -1,13 +1,16 @@
 """End-to-end runs of tools/train.py, tools/test.py and tools/dist_train.sh
 on the smoke config and a tiny VOC-layout dataset."""
 import json
+import os
 import os.path as osp
 import re
+import shutil
 
 import pytest
 import torch
 
-from ..conftest import free_port, run_tool
+from rca_mm.utils.workdir_lock import LOCK_NAME, WorkDirLock
+from ..conftest import run_dist_tool, run_tool
 
 CONFIG = 'configs/smoke/fcn_r18-w16_40i_vocsmoke-64x64.py'
 
@@ -42,6 +45,54 @@ def test_train_writes_checkpoints_and_validates(trained):
     assert re.search(r'Iter\(val\).*mIoU: \d', log), log[-2000:]
     # mmseg modules by plain name, mmpretrain by prefix, rca_mm scope.
     assert "default_scope = 'rca_mm'" in log
+    assert not osp.exists(osp.join(work_dir, LOCK_NAME))  # released
+
+
+def test_train_into_a_held_work_dir_is_refused(voc_root, tmp_path):
+    work_dir = tmp_path / 'held'
+    with WorkDirLock(str(work_dir)):
+        code, log = run_tool([
+            'python', 'tools/train.py', CONFIG, '--work-dir', work_dir,
+            '--cfg-options', *data_options(voc_root)
+        ], check=False)
+        assert code != 0
+        assert (f"WorkDirLockedError: the work dir (--work-dir) '{work_dir}' "
+                'is in use by another run: pid ' f'{os.getpid()} on host'
+                ) in log, log[-3000:]
+        assert os.listdir(work_dir) == [LOCK_NAME]  # nothing written
+
+
+def test_dist_train_into_a_held_work_dir_is_refused(voc_root, tmp_path):
+    """Rank 0 holds the lock for both ranks: refused, it ends the run
+    (torchrun stops rank 1) instead of leaving rank 1 waiting."""
+    work_dir = tmp_path / 'held_dist'
+    with WorkDirLock(str(work_dir)):
+        code, log = run_dist_tool([
+            'bash', 'tools/dist_train.sh', CONFIG, 2, '--work-dir', work_dir,
+            '--cfg-options', *data_options(voc_root)
+        ], check=False, timeout=300)
+    assert code != 0
+    assert log.count('WorkDirLockedError: the work dir') == 1, log[-3000:]
+    assert not list(work_dir.glob('*.pth'))
+
+
+def test_resume_from_a_truncated_checkpoint_names_an_intact_one(
+        trained, voc_root, tmp_path):
+    work_dir, _ = trained
+    resume_dir = tmp_path / 'truncated'
+    resume_dir.mkdir()
+    shutil.copy(osp.join(work_dir, 'iter_2.pth'), resume_dir)
+    data = open(osp.join(work_dir, 'iter_4.pth'), 'rb').read()
+    (resume_dir / 'iter_4.pth').write_bytes(data[:len(data) // 2])
+    (resume_dir / 'last_checkpoint').write_text(str(resume_dir / 'iter_4.pth'))
+    code, log = run_tool([
+        'python', 'tools/train.py', CONFIG, '--work-dir', resume_dir,
+        '--resume', '--cfg-options', *data_options(voc_root)
+    ], check=False)
+    assert code != 0
+    assert (f"CorruptCheckpointError: checkpoint '{resume_dir}/iter_4.pth' "
+            'is truncated or corrupt') in log, log[-3000:]
+    assert f'--resume --cfg-options load_from={resume_dir}/iter_2.pth' in log
 
 
 def test_test_tool_reports_miou_writes_and_draws_predictions(
@@ -97,12 +148,10 @@ def test_dist_test_gives_the_single_process_miou(trained, voc_root,
         'python', 'tools/test.py', CONFIG, ckpt, '--work-dir',
         tmp_path / 'one', '--cfg-options', *data_options(voc_root)
     ])
-    double = run_tool(
-        [
-            'bash', 'tools/dist_test.sh', CONFIG, ckpt, 2, '--work-dir',
-            tmp_path / 'two', '--cfg-options', *data_options(voc_root)
-        ],
-        env=dict(PORT=str(free_port())))
+    double = run_dist_tool([
+        'bash', 'tools/dist_test.sh', CONFIG, ckpt, 2, '--work-dir',
+        tmp_path / 'two', '--cfg-options', *data_options(voc_root)
+    ])
     assert 'Distributed launcher: pytorch' in double
     assert re.search(pattern, double).group(1) == re.search(
         pattern, single).group(1)
@@ -121,7 +170,6 @@ def test_resume_continues_from_the_last_checkpoint(trained, voc_root,
     assert 'Iter(train) [3/4]' in log and 'Iter(train) [1/4]' not in log
     ckpt = torch.load(osp.join(work_dir, 'iter_4.pth'))  # weights_only=True
     assert ckpt['meta']['iter'] == 4
-    assert torch.__version__.startswith('2.13')
 
 
 def test_resume_refuses_a_checkpoint_with_a_pickled_callable(
@@ -142,15 +190,32 @@ def test_resume_refuses_a_checkpoint_with_a_pickled_callable(
     assert not marker.exists()
 
 
+def test_run_dist_tool_retries_when_the_port_was_taken(tmp_path):
+    """free_port() is check-then-use: another process may bind the port
+    before torchrun does; the launcher run is started again on a new one."""
+    script = tmp_path / 'launcher.py'
+    script.write_text(
+        'import os, sys\n'
+        f'log = open({str(tmp_path / "ports")!r}, "a")\n'
+        'log.write(os.environ["PORT"] + "\\n")\n'
+        'log.close()\n'
+        f'if len(open({str(tmp_path / "ports")!r}).readlines()) < 3:\n'
+        '    sys.exit("EADDRINUSE: address already in use")\n')
+    run_dist_tool(['python', script])
+    ports = (tmp_path / 'ports').read_text().split()
+    assert len(ports) == 3
+    code, _ = run_dist_tool(['python', '-c', 'raise SystemExit(2)'],
+                            check=False)
+    assert code == 2  # a failure of another kind is returned as it is
+
+
 def test_dist_train_runs_two_cpu_processes(voc_root, tmp_path):
     work_dir = tmp_path / 'dist'
-    log = run_tool(
-        [
-            'bash', 'tools/dist_train.sh', CONFIG, 2, '--work-dir', work_dir,
-            '--cfg-options', *data_options(voc_root), 'train_cfg.max_iters=2',
-            'train_cfg.val_interval=2', 'default_hooks.logger.interval=1'
-        ],
-        env=dict(PORT=str(free_port())))
+    log = run_dist_tool([
+        'bash', 'tools/dist_train.sh', CONFIG, 2, '--work-dir', work_dir,
+        '--cfg-options', *data_options(voc_root), 'train_cfg.max_iters=2',
+        'train_cfg.val_interval=2', 'default_hooks.logger.interval=1'
+    ])
     assert re.search(r'Distributed training: True', log), log[-3000:]
     assert re.search(r'world_size: 2', log) or 'GPU number: 2' in log
     assert osp.isfile(work_dir / 'iter_2.pth')

@@ -9,7 +9,8 @@ from mmengine.runner import load_checkpoint
 
 import rca_mm  # noqa: F401  (registers the allow-list)
 from rca_mm.utils import UnsafeCheckpointError, safe_torch_load
-from rca_mm.utils.safe_checkpoint import history_buffer_getattr
+from rca_mm.utils.safe_checkpoint import (CorruptCheckpointError,
+                                          history_buffer_getattr)
 
 
 class _CreatesFile:
@@ -94,3 +95,40 @@ def test_missing_checkpoint_names_the_file(tmp_path):
     missing = tmp_path / 'nope.pth'
     with pytest.raises(FileNotFoundError, match='nope.pth'):
         load_checkpoint(torch.nn.Linear(1, 1), str(missing))
+
+
+class _Plain:
+    """An arbitrary class: its instances pickle as a GLOBAL + NEWOBJ."""
+
+
+@pytest.mark.parametrize('payload, name', [
+    (_Plain(), f'global {__name__}._Plain'),
+    (print, 'global print'),
+    (_CreatesFile('/nonexistent/marker'), 'global posix.system'),
+])
+def test_refusal_names_the_refused_global(tmp_path, payload, name):
+    path = tmp_path / 'evil.pth'
+    torch.save({'state_dict': {}, 'payload': payload}, path)
+    with pytest.raises(UnsafeCheckpointError) as info:
+        safe_torch_load(str(path))
+    assert f'({name})' in str(info.value)
+    assert 'torch.load.html' not in str(info.value)
+
+
+def test_truncated_checkpoint_names_the_file_and_an_intact_one(tmp_path):
+    older, last = tmp_path / 'iter_2.pth', tmp_path / 'iter_4.pth'
+    torch.save({'state_dict': {'w': torch.ones(64)}}, older)
+    torch.save({'state_dict': {'w': torch.ones(64)}}, last)
+    last.write_bytes(last.read_bytes()[:200])  # killed while writing
+    with pytest.raises(CorruptCheckpointError) as info:
+        load_checkpoint(torch.nn.Linear(1, 1), str(last))
+    msg = str(info.value)
+    assert f"checkpoint '{last}' is truncated or corrupt" in msg
+    assert 'failed finding central directory' in msg
+    assert f"Intact checkpoints next to it, newest first: '{older}'" in msg
+    assert f'--resume --cfg-options load_from={older}' in msg
+
+    older.write_bytes(b'')  # an empty file, and nothing intact left
+    with pytest.raises(CorruptCheckpointError,
+                       match='empty file.*No intact checkpoint'):
+        safe_torch_load(str(older))

@@ -13,11 +13,16 @@ from rca_mm.registry import TRANSFORMS
 
 def check_num_classes(dataset_metainfo: dict,
                       num_classes: int,
-                      key: str = 'model.decode_head.num_classes') -> int:
-    """Check that ``num_classes`` is the dataset's foreground class count.
+                      key: str = 'model.decode_head.num_classes',
+                      *,
+                      with_background: bool = False,
+                      source: str = '') -> int:
+    """Check that ``num_classes`` is the dataset's class count.
 
     Image-level tags are over the ``L = len(classes) - 1`` foreground
-    classes; a model's classifier must have ``L`` outputs.
+    classes; a classifier must have ``L`` outputs. A segmentation head
+    (``with_background``) has one output per class name, background
+    included.
 
     Args:
         dataset_metainfo (dict): the dataset's ``metainfo`` (with
@@ -25,9 +30,13 @@ def check_num_classes(dataset_metainfo: dict,
         num_classes (int): the number to check.
         key (str): the config key ``num_classes`` came from, for the
             message. Default: 'model.decode_head.num_classes'.
+        with_background (bool): expect ``len(classes)`` instead of
+            ``len(classes) - 1``. Default: False.
+        source (str): where the dataset's class names come from (its class
+            file), for the message. Default: ''.
 
     Returns:
-        int: ``L``.
+        int: the expected count.
 
     Raises:
         ValueError: the numbers differ; the message names ``key``.
@@ -37,16 +46,24 @@ def check_num_classes(dataset_metainfo: dict,
     if num_fg < 1:
         raise ValueError(f'the dataset metainfo has no foreground classes '
                          f'(classes={tuple(classes)}); cannot check {key}')
-    if num_classes != num_fg:
-        hint = (' (it counts the background; tags and classifier outputs '
-                'are over the foreground classes only)'
-                if num_classes == num_fg + 1 else '')
+    expected = len(classes) if with_background else num_fg
+    if num_classes != expected:
+        if with_background:
+            counted = f'{expected} classes with the background'
+            hint = (' (the background is a class of a segmentation head)'
+                    if num_classes == num_fg else '')
+        else:
+            counted = f'{num_fg} foreground classes'
+            hint = (' (it counts the background; tags and classifier '
+                    'outputs are over the foreground classes only)'
+                    if num_classes == num_fg + 1 else '')
+        where = f' in {source}' if source else ''
         raise ValueError(
-            f'{key}={num_classes} but the dataset has {num_fg} foreground '
-            f'classes ({", ".join(map(str, classes[1:4]))}, ...; '
+            f'{key}={num_classes} but the dataset has {counted} '
+            f'({", ".join(map(str, classes[1:4]))}, ...; '
             f'metainfo.classes lists {len(classes)} names with the '
-            f'background){hint}. Set {key}={num_fg}')
-    return num_fg
+            f'background{where}){hint}. Set {key}={expected}')
+    return expected
 
 
 @TRANSFORMS.register_module()

@@ -140,6 +140,35 @@ class CAMClassifier(BaseSegmentor):
         """The head's raw maps (``mode='tensor'``)."""
         return self.head.predict_cams(self.extract_feat(inputs))
 
+    def test_step(self, data: dict) -> list:
+        """Predict a test batch; images of different sizes one by one.
+
+        mmseg's ``SegDataPreprocessor`` stacks a test batch only when all
+        its images have one size (``test_dataloader.batch_size > 1`` on a
+        dataset of mixed sizes, as VOC); such a batch is predicted image by
+        image, as :class:`CRFEncoderDecoder` does.
+
+        Args:
+            data (dict): a collated batch, ``inputs`` (list of (3, H, W)
+                tensors) and ``data_samples``.
+
+        Returns:
+            list[:obj:`SegDataSample`]: the predictions, in batch order.
+        """
+        inputs = data['inputs']
+        if isinstance(inputs, Tensor) or len(
+                {tuple(x.shape[1:]) for x in inputs}) <= 1:
+            return super().test_step(data)
+        results = []
+        for image, sample in zip(inputs, data['data_samples']):
+            results.extend(super().test_step(
+                dict(inputs=[image], data_samples=[sample])))
+        return results
+
+    def val_step(self, data: dict) -> list:
+        """Same as :meth:`test_step` (mmengine's convention)."""
+        return self.test_step(data)
+
     def multiscale_cams(self, inputs: Tensor) -> Tuple[Tensor, Tensor]:
         """Activated maps summed over scales and flips, at input size.
 

@@ -65,3 +65,12 @@ def test_check_num_classes():
         check_num_classes(meta, 21)
     with pytest.raises(ValueError, match=r'head.n=10 .*Set head.n=20'):
         check_num_classes(meta, 10, key='head.n')
+    # A segmentation head counts the background; the class file is named.
+    assert check_num_classes(meta, 21, with_background=True) == 21
+    with pytest.raises(
+            ValueError,
+            match=r'num_classes=20 but the dataset has 21 classes with the '
+            r'background .*in data/classes.txt\) \(the background is a '
+            r'class of a segmentation head\)'):
+        check_num_classes(meta, 20, with_background=True,
+                          source='data/classes.txt')

@@ -2,6 +2,7 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from mmengine.registry import init_default_scope
 from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 
@@ -24,10 +25,11 @@ class _MeanSaliencyLoss(nn.Module):
         return (saliency - cams[:, -1:]).abs().mean()
 
 
-def _model(with_background=False, **test_cfg):
+def _model(with_background=False, data_preprocessor=None, **test_cfg):
     model = MODELS.build(
         dict(
             type='CAMClassifier',
+            data_preprocessor=data_preprocessor,
             backbone=dict(type='_IdentityBackbone'),
             head=dict(
                 type='CAMHead',
@@ -82,6 +84,36 @@ def test_predict_flip_tags_normalisation_and_original_size():
     assert torch.allclose(out.pred_score,
                           x[0, :2].mean(dim=(1, 2)).sigmoid())
     assert torch.equal(out.gt_score, torch.tensor([1., 0.]))
+
+
+def test_test_batch_of_mixed_sizes_is_predicted_one_by_one():
+    """mmseg's SegDataPreProcessor asserts one size per test batch."""
+    init_default_scope('rca_mm')
+    model = _model(
+        data_preprocessor=dict(type='SegDataPreProcessor'),
+        scales=(1.0, 0.5)).eval()
+    g = torch.Generator().manual_seed(0)
+    small = torch.rand(3, 8, 8, generator=g) * 255
+    wide = torch.rand(3, 8, 12, generator=g) * 255
+
+    def batch(*images):
+        return dict(
+            inputs=list(images),
+            data_samples=[
+                _sample([1, 1], hw=tuple(x.shape[1:])) for x in images
+            ])
+
+    out = model.test_step(batch(small, wide))
+    assert [tuple(o.pred_cams.data.shape) for o in out] == [(2, 8, 8),
+                                                          (2, 8, 12)]
+    for got, image in zip(out, (small, wide)):
+        alone = model.test_step(batch(image))[0]
+        assert torch.equal(got.pred_cams.data, alone.pred_cams.data)
+    # One size: still one stacked batch.
+    same = model.test_step(batch(small, small))
+    assert torch.equal(same[1].pred_cams.data, out[0].pred_cams.data)
+    assert model.val_step(batch(small, wide))[1].pred_cams.data.shape == (
+        2, 8, 12)
 
 
 def test_predict_multiscale_sums_scales_and_background_map():

@@ -7,7 +7,6 @@ import torch.multiprocessing as mp
 
 from rca_mm.models.memory import RegionMemoryBank, empty_bank_state
 from rca_mm.registry import MODELS
-from tests.conftest import free_port
 
 L, D = 4, 6
 
@@ -306,9 +305,11 @@ def test_released_empty_bank_loads_into_fresh_and_allocated_banks():
     assert torch.equal(allocated.class_offset, bank.class_offset)
 
 
-def _dist_worker(rank, world, port, out_dir, batches):
-    os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
-    dist.init_process_group('gloo', rank=rank, world_size=world)
+def _dist_worker(rank, world, out_dir, batches):
+    # A file store: no port to race for.
+    dist.init_process_group(
+        'gloo', init_method=f'file://{out_dir}/store', rank=rank,
+        world_size=world)
     try:
         bank = RegionMemoryBank(
             num_classes=L, feat_dim=D, capacity_per_class=2)
@@ -329,7 +330,7 @@ def test_distributed_update_identical_on_all_ranks(tmp_path):
         batches.append([_random_batch(g, tags, n) for n in (5, 3)])
     mp.spawn(
         _dist_worker,
-        args=(2, free_port(), str(tmp_path), batches),
+        args=(2, str(tmp_path), batches),
         nprocs=2,
         join=True)
     single = RegionMemoryBank(num_classes=L, feat_dim=D, capacity_per_class=2)
