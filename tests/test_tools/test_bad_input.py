@@ -218,7 +218,7 @@ def test_class_file_of_20_with_num_classes_10_names_the_key(
         for split in ('train', 'val', 'test')
         for key in (f'dataset.data_root={root}', 'num_workers=0',
                     'persistent_workers=False')
-    ]
+    ] + ['model.backbone.init_cfg=None']
     args = ['python', f'tools/{tool}.py', CAM_CONFIG] + (
         [ckpt] if tool == 'test' else []) + [
             '--work-dir', tmp_path, '--cfg-options', *options]

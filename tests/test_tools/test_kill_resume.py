@@ -85,6 +85,7 @@ def train_args(work_dir, root, *extra):
         'train_dataloader.persistent_workers=False',
         'train_dataloader.dataset.pipeline.1.scale=(64,64)',
         'model.data_preprocessor.size=(64,64)', 'train_cfg.max_epochs=2',
+        'model.backbone.init_cfg=None',
         # Write every region to the bank (the paper's 0.7 needs training).
         'model.head.gate_threshold=0.0',
         'train_cfg.val_interval=100', 'default_hooks.logger.interval=1',
