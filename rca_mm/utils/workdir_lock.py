@@ -8,7 +8,7 @@ output dir for the whole run:
 
 .. code:: text
 
-    DIR/.rca_mm.lock     {"host": ..., "pid": ..., "started": ..., "command": ...}
+    DIR/.rca_mm.lock    JSON: host, pid, started (time), command
 
 - The file is locked with ``flock``, which the kernel releases when the
   holder dies, however it dies. The record inside names the holder.
@@ -127,8 +127,8 @@ class WorkDirLock:
                 return None
             except OSError as err:
                 # A file system without flock: the record alone decides.
-                if err.errno not in (errno.ENOLCK, errno.EINVAL,
-                                     errno.ENOSYS, errno.EOPNOTSUPP):
+                if err.errno not in (errno.ENOLCK, errno.EINVAL, errno.ENOSYS,
+                                     errno.EOPNOTSUPP):
                     os.close(fd)
                     raise
             try:
@@ -150,11 +150,12 @@ class WorkDirLock:
         fd = self._open_locked()
         if fd is None:
             holder = {}
-            with contextlib.suppress(FileNotFoundError), open(
-                    self.path, 'rb') as f:
+            with contextlib.suppress(FileNotFoundError), open(self.path,
+                                                              'rb') as f:
                 holder = self._read_holder(f.fileno())
-            self._refuse(holder, 'Wait for it to finish, or choose another '
-                         f'{self.what}.')
+            self._refuse(
+                holder, 'Wait for it to finish, or choose another '
+                f'{self.what}.')
         holder = self._read_holder(fd)
         host = socket.gethostname()
         if holder:
@@ -166,11 +167,11 @@ class WorkDirLock:
                     holder, f'It runs on another host, so this one cannot '
                     f'tell whether it is still alive; once it is known to '
                     f'be gone, remove {self.path!r}.')
-            if isinstance(pid, int) and pid != os.getpid() and pid_alive(
-                    pid):
+            if isinstance(pid, int) and pid != os.getpid() and pid_alive(pid):
                 os.close(fd)
-                self._refuse(holder, 'Wait for it to finish, or choose '
-                             f'another {self.what}.')
+                self._refuse(
+                    holder, 'Wait for it to finish, or choose '
+                    f'another {self.what}.')
             print_log(
                 f'WorkDirLock: took over the stale lock of the '
                 f'{self.what} {self.directory!r} left by {_describe(holder)}'
@@ -205,7 +206,8 @@ class WorkDirLock:
         self.release()
 
 
-def lock_dir(directory: str, launcher: str,
+def lock_dir(directory: str,
+             launcher: str,
              what: str = 'work dir') -> ContextManager:
     """The lock of ``directory`` for a run started by ``launcher``.
 

@@ -41,20 +41,24 @@ def export_args(tmp, cfg, ckpt, out):
     ]
 
 
-def test_failed_images_exit_non_zero_and_a_rerun_finishes(
-        setup):  # noqa: F811
+def test_failed_images_exit_non_zero_and_a_rerun_finishes(setup):  # noqa: F811
     tmp, cfg, ckpt, root = setup
     (tmp / 'fail_writes.py').write_text(FAIL_WRITES)
     failing_cfg = tmp / 'failing_cfg.py'
-    failing_cfg.write_text(textwrap.dedent(f'''
+    failing_cfg.write_text(
+        textwrap.dedent(f'''
         _base_ = ['{cfg}']
         custom_imports = dict(imports=['count_writes', 'fail_writes'])
         '''))
     out = tmp / 'failures'
-    env = dict(PYTHONPATH=f'{tmp}:{REPO}', OMP_NUM_THREADS='1',
-               WRITE_LOG=str(tmp / 'failures_writes.txt'))
-    code, log = run_tool(export_args(tmp, failing_cfg, ckpt, out),
-                         env=dict(env, FAIL_FIRST='3'), check=False)
+    env = dict(
+        PYTHONPATH=f'{tmp}:{REPO}',
+        OMP_NUM_THREADS='1',
+        WRITE_LOG=str(tmp / 'failures_writes.txt'))
+    code, log = run_tool(
+        export_args(tmp, failing_cfg, ckpt, out),
+        env=dict(env, FAIL_FIRST='3'),
+        check=False)
     assert code == 1, log[-3000:]
     assert '3 images failed (named above) and have no output' in log
     assert 'run the same command again' in log
@@ -72,9 +76,10 @@ def test_export_into_a_held_out_dir_is_refused(setup, tmp_path):  # noqa: F811
     tmp, cfg, ckpt, _ = setup
     out = tmp_path / 'held'
     with WorkDirLock(str(out)):
-        code, log = run_tool(export_args(tmp, cfg, ckpt, out),
-                             env=dict(PYTHONPATH=f'{tmp}:{REPO}'),
-                             check=False)
+        code, log = run_tool(
+            export_args(tmp, cfg, ckpt, out),
+            env=dict(PYTHONPATH=f'{tmp}:{REPO}'),
+            check=False)
     assert code != 0
     assert f"output dir (--out) '{out}' is in use by another run" in log
     assert f'pid {os.getpid()}' in log

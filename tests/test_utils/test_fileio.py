@@ -34,8 +34,8 @@ def test_outputs_get_the_mode_of_the_umask(tmp_path, umask, mask):
         pass
     with atomic_open(str(tmp_path / 'a.pth'), 'wb') as f:
         f.write(b'x')
-    atomic_write(str(tmp_path / 'b.png'),
-                 lambda tmp: open(tmp, 'wb').write(b'x'))
+    atomic_write(
+        str(tmp_path / 'b.png'), lambda tmp: open(tmp, 'wb').write(b'x'))
     assert mode(tmp_path / 'plain') == 0o666 & ~mask
     assert mode(tmp_path / 'a.pth') == 0o666 & ~mask
     assert mode(tmp_path / 'b.png') == 0o666 & ~mask
@@ -85,7 +85,7 @@ def test_temporary_of_a_killed_writer_is_removed_by_the_next_one(
     for name in (live, other):
         (tmp_path / name).write_bytes(b'x')
     monkeypatch.setattr(fileio, '_CLEANED', set())
-    atomic_write(str(tmp_path / 'img3.png'),
-                 lambda tmp: open(tmp, 'wb').write(b'x'))
+    atomic_write(
+        str(tmp_path / 'img3.png'), lambda tmp: open(tmp, 'wb').write(b'x'))
     assert sorted(os.listdir(tmp_path)) == sorted([live, other, 'img3.png'])
     assert remove_stale_temporaries(str(tmp_path)) == 0

@@ -43,8 +43,8 @@ def _worker(rank, tmp):
 
 def test_no_rank_returns_before_every_rank_destroyed_its_group(tmp_path):
     mp.spawn(_worker, args=(str(tmp_path), ), nprocs=2, join=True)
-    rank0, rank1 = (json.loads((tmp_path / f'{r}.json').read_text())
-                    for r in (0, 1))
+    rank0, rank1 = (
+        json.loads((tmp_path / f'{r}.json').read_text()) for r in (0, 1))
     assert not rank0['initialized'] and not rank1['initialized']
     assert rank0['returned'] >= rank1['destroyed']
     assert rank1['returned'] >= rank1['destroyed']

@@ -47,17 +47,16 @@ def test_released_when_the_run_raises(tmp_path):
 
 
 def test_second_run_into_a_held_dir_is_refused(tmp_path):
-    holder = subprocess.Popen(
-        [
-            sys.executable, '-c',
-            'import sys; from rca_mm.utils.workdir_lock import WorkDirLock\n'
-            f'with WorkDirLock({str(tmp_path)!r}):\n'
-            '    print("held", flush=True)\n'
-            '    sys.stdin.read()'
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True)
+    holder = subprocess.Popen([
+        sys.executable, '-c',
+        'import sys; from rca_mm.utils.workdir_lock import WorkDirLock\n'
+        f'with WorkDirLock({str(tmp_path)!r}):\n'
+        '    print("held", flush=True)\n'
+        '    sys.stdin.read()'
+    ],
+                              stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE,
+                              text=True)
     try:
         assert holder.stdout.readline().strip() == 'held'
         with pytest.raises(WorkDirLockedError) as err:
@@ -78,8 +77,12 @@ def test_second_run_into_a_held_dir_is_refused(tmp_path):
 def test_lock_of_a_killed_run_is_taken_over_with_a_warning(
         tmp_path, log_messages):  # noqa: F811
     pid = dead_pid()
-    write_record(tmp_path, host=socket.gethostname(), pid=pid,
-                 started='2026-01-01 00:00:00 UTC', command='train.py X')
+    write_record(
+        tmp_path,
+        host=socket.gethostname(),
+        pid=pid,
+        started='2026-01-01 00:00:00 UTC',
+        command='train.py X')
     with WorkDirLock(str(tmp_path)):
         assert json.loads(
             (tmp_path / LOCK_NAME).read_text())['pid'] == os.getpid()
@@ -92,16 +95,24 @@ def test_record_of_a_live_process_is_refused_without_flock(tmp_path):
     """A record naming a live process of this host (a file system where
     the flock did not exclude it) is not taken over."""
     parent = os.getppid()
-    write_record(tmp_path, host=socket.gethostname(), pid=parent,
-                 started='2026-01-01 00:00:00 UTC', command='train.py')
+    write_record(
+        tmp_path,
+        host=socket.gethostname(),
+        pid=parent,
+        started='2026-01-01 00:00:00 UTC',
+        command='train.py')
     with pytest.raises(WorkDirLockedError, match=f'pid {parent} on host'):
         WorkDirLock(str(tmp_path)).acquire()
     assert (tmp_path / LOCK_NAME).exists()
 
 
 def test_record_from_another_host_is_refused_naming_the_file(tmp_path):
-    write_record(tmp_path, host='elsewhere', pid=1,
-                 started='2026-01-01 00:00:00 UTC', command='train.py')
+    write_record(
+        tmp_path,
+        host='elsewhere',
+        pid=1,
+        started='2026-01-01 00:00:00 UTC',
+        command='train.py')
     with pytest.raises(WorkDirLockedError) as err:
         WorkDirLock(str(tmp_path)).acquire()
     assert "host 'elsewhere'" in str(err.value)

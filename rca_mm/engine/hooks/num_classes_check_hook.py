@@ -72,8 +72,7 @@ class NumClassesCheckHook(Hook):
     priority = 'HIGHEST'
 
     def _check(self, runner, loop: Optional[object]) -> None:
-        dataset = getattr(getattr(loop, 'dataloader', None), 'dataset',
-                          None)
+        dataset = getattr(getattr(loop, 'dataloader', None), 'dataset', None)
         metainfo = getattr(dataset, 'metainfo', None)
         if not metainfo or not metainfo.get('classes'):
             return

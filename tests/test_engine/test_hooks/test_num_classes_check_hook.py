@@ -24,8 +24,7 @@ def test_decode_head_num_classes_counts_the_background(tmp_path):
     (tmp_path / 'classes.txt').write_text('background\na\nb\nc\n')
     hook = NumClassesCheckHook()
     hook.before_train(runner_with(model, ('background', 'a', 'b'), ''))
-    runner = runner_with(model, ('background', 'a', 'b', 'c'),
-                         str(tmp_path))
+    runner = runner_with(model, ('background', 'a', 'b', 'c'), str(tmp_path))
     with pytest.raises(ValueError) as err:
         hook.before_test(runner)
     msg = str(err.value)
