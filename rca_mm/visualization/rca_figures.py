@@ -128,9 +128,9 @@ def affinity_panels(visualizer: WSSSLocalVisualizer, image: np.ndarray,
                     prototypes: Sequence[Tuple[int, int]]) -> List[Panel]:
     """One row of Fig. 3: the image, then S of each prototype over it.
 
-    Each map is upsampled to the image, min-max normalised for the
-    colours; its title gives the class, the prototype's index in it, and
-    the map's largest S.
+    Each map is upsampled to the image and coloured on S's own scale,
+    jet's ends at 0 and 1, so the maps compare by colour; its title gives
+    the class, the prototype's index in it, and the map's largest S.
 
     Args:
         visualizer (WSSSLocalVisualizer): draws the heatmaps; its
@@ -148,7 +148,8 @@ def affinity_panels(visualizer: WSSSLocalVisualizer, image: np.ndarray,
     for c, k in prototypes:
         heat = affinity[c, k].float().cpu().numpy()
         title = f'{_class_name(classes, c)} q{k}, max {heat.max():.2f}'
-        panels.append((title, visualizer.draw_heatmap(heat, image)))
+        panels.append((title, visualizer.draw_heatmap(heat, image,
+                                                      (0.0, 1.0))))
     return panels
 
 

@@ -18,6 +18,7 @@ dataset's palette; their ignore pixels (255) get ``ignore_color``.
 """
 from typing import Dict, List, Optional, Sequence, Tuple
 
+import cv2
 import mmcv
 import numpy as np
 import torch
@@ -108,16 +109,24 @@ class WSSSLocalVisualizer(SegLocalVisualizer):
         self.title_height = title_height
 
     # ------------------------------------------------------------ panels
-    def draw_heatmap(self, heat: np.ndarray, image: np.ndarray) -> np.ndarray:
-        """A map in jet over the image (mmengine's ``draw_featmap``).
+    def draw_heatmap(
+            self,
+            heat: np.ndarray,
+            image: np.ndarray,
+            value_range: Optional[Tuple[float, float]] = None) -> np.ndarray:
+        """A map in jet over the image.
 
         Args:
-            heat (np.ndarray): (h, w) map; resized to the image (bilinear)
-                and min-max normalised.
+            heat (np.ndarray): (h, w) map; resized to the image (bilinear).
             image (np.ndarray): (H, W, 3) uint8 RGB image.
+            value_range (tuple[float, float], optional): the values of
+                jet's ends: the map is clipped to them, so maps drawn with
+                one range compare by colour. Default: None (min-max
+                normalised, mmengine's ``draw_featmap``).
 
         Returns:
-            np.ndarray: (H, W, 3) uint8 RGB.
+            np.ndarray: (H, W, 3) uint8 RGB, the heatmap blended with the
+            image at ``heatmap_alpha``.
         """
         heat = torch.as_tensor(np.asarray(heat, dtype=np.float32))[None]
         if heat.shape[1:] != image.shape[:2]:
@@ -126,12 +135,22 @@ class WSSSLocalVisualizer(SegLocalVisualizer):
                 size=image.shape[:2],
                 mode='bilinear',
                 align_corners=False)[0]
-        return self.draw_featmap(
-            heat,
-            image,
-            channel_reduction=None,
-            topk=0,
-            alpha=self.heatmap_alpha)
+        if value_range is None:
+            return self.draw_featmap(
+                heat,
+                image,
+                channel_reduction=None,
+                topk=0,
+                alpha=self.heatmap_alpha)
+        low, high = value_range
+        if not high > low:
+            raise ValueError(f'value_range must rise, got {value_range}')
+        scaled = ((heat[0].numpy() - low) / (high - low)).clip(0, 1)
+        colours = cv2.cvtColor(
+            cv2.applyColorMap((scaled * 255).astype(np.uint8),
+                              cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
+        return cv2.addWeighted(image, 1 - self.heatmap_alpha, colours,
+                               self.heatmap_alpha, 0)
 
     def draw_label_map(self,
                        image: np.ndarray,

@@ -139,3 +139,46 @@ def test_a_baseline_checkpoint_is_refused_as_rca(checkpoints, voc_root,
             EPS, eps, '--images', NAMES[0], '--fig3',
             str(tmp_path / 'f.png'), '--cfg-options', *options(voc_root)
         ])
+
+
+def test_rca_maps_are_the_heads_p_o_and_affinity(checkpoints):
+    from mmengine.runner import load_checkpoint
+
+    from rca_mm.visualization import rca_maps
+    rca, _ = checkpoints
+    cfg = Config.fromfile(RCA)
+    cfg.model.backbone.init_cfg = None
+    init_default_scope('rca_mm')
+    model = MODELS.build(cfg.model)
+    load_checkpoint(model, rca, map_location='cpu')
+    model.eval()
+    x = torch.randn(1, 3, 32, 40)
+    maps = rca_maps(model, x)
+    feats = model.head.features(model.extract_feat(x))
+    torch.testing.assert_close(maps['p'], model.head.classify(feats))
+    torch.testing.assert_close(maps['o'], model.head.predict_cams(feats))
+    s = maps['affinity']
+    assert s.shape == (1, 10, 4) + feats.shape[2:]
+    # Eq. 7: a softmax over the valid prototypes of all classes.
+    torch.testing.assert_close(s.sum(dim=(1, 2)), torch.ones(1, 4, 5))
+    assert (s[:, :, 3] == 0).all() and maps['valid'][:, :3].all()
+
+
+def test_affinity_panel_is_s_on_its_own_scale():
+    from rca_mm.visualization import WSSSLocalVisualizer, affinity_panels
+    vis = WSSSLocalVisualizer.get_instance('fig3_panels')
+    vis.dataset_meta = dict(
+        classes=('background', 'cat', 'dog'),
+        palette=[[0, 0, 0], [1, 1, 1], [2, 2, 2]])
+    image = np.full((8, 8, 3), 100, np.uint8)
+    affinity = torch.zeros(2, 2, 8, 8)
+    affinity[1, 1, :4] = 1.0  # dog q1 owns the top half
+    panels = affinity_panels(vis, image, affinity, [(1, 1), (0, 0)])
+    assert [t for t, _ in panels
+            ] == ['image', 'dog q1, max 1.00', 'cat q0, max 0.00']
+    drawn = panels[1][1].astype(float)
+    # S = 1 at jet's red top, 0 at its blue bottom, half on the image.
+    assert (drawn[:4, :, 0] > drawn[:4, :, 2] + 40).all()
+    assert (drawn[4:, :, 2] > drawn[4:, :, 0] + 40).all()
+    # A prototype with no affinity stays at jet's bottom everywhere.
+    np.testing.assert_array_equal(panels[2][1], panels[1][1][7:8].repeat(8, 0))

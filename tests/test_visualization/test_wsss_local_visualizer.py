@@ -192,3 +192,18 @@ def test_hook_refuses_mmseg_visualizer_for_a_classifier():
         hook.before_test(_runner(model, []))
     # Not drawing: nothing to check.
     WSSSVisualizationHook(draw=False).before_test(_runner(model, []))
+
+
+def test_heatmap_value_range_fixes_the_colour_scale():
+    vis = visualizer('wsss_vis_range')
+    image = np.full((H, W, 3), GREY, np.uint8)
+    heat = np.zeros((H, W), np.float32)
+    heat[2:8, 3:10] = 0.5
+    # Min-max: 0.5 is jet's top; on (0, 1): its middle.
+    minmax = vis.draw_heatmap(heat, image).astype(float)
+    fixed = vis.draw_heatmap(heat, image, (0.0, 1.0)).astype(float)
+    np.testing.assert_allclose(minmax[4, 5], (GREY + jet(255)) / 2, atol=1)
+    np.testing.assert_allclose(fixed[4, 5], (GREY + jet(127)) / 2, atol=1)
+    np.testing.assert_allclose(fixed[12, 15], (GREY + jet(0)) / 2, atol=1)
+    # A map smaller than the image is resized to it.
+    assert vis.draw_heatmap(heat[::2, ::2], image).shape == (H, W, 3)
