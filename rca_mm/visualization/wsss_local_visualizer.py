@@ -70,6 +70,8 @@ class WSSSLocalVisualizer(SegLocalVisualizer):
             palette, the colour the label PNGs show them in.
         title_height (int): pixels of the band above each panel that holds
             its title. Default: 14.
+        **kwargs: other arguments of mmengine's ``Visualizer``
+            (``fig_save_cfg``, ``fig_show_cfg``).
     """
 
     # `name` stays positional: mmengine's ManagerMeta requires it among the
