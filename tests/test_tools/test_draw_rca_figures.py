@@ -7,11 +7,14 @@ import mmcv
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
+from mmengine.runner import load_checkpoint
+from PIL import Image
 
 from rca_mm.registry import MODELS
+from rca_mm.visualization import (WSSSLocalVisualizer, affinity_panels,
+                                  rca_maps, select_prototypes)
 from tests.conftest import REPO
 
 TOOL = osp.join(REPO, 'tools', 'analysis_tools', 'draw_rca_figures.py')
@@ -101,7 +104,6 @@ def test_draws_both_figures(checkpoints, voc_root, tmp_path):
 
 
 def test_selects_the_strongest_valid_prototypes_of_each_tag():
-    from rca_mm.visualization import select_prototypes
     affinity = torch.zeros(3, 3, 2, 2)
     affinity[1, 0] = 0.1
     affinity[1, 1] = 0.5
@@ -142,9 +144,6 @@ def test_a_baseline_checkpoint_is_refused_as_rca(checkpoints, voc_root,
 
 
 def test_rca_maps_are_the_heads_p_o_and_affinity(checkpoints):
-    from mmengine.runner import load_checkpoint
-
-    from rca_mm.visualization import rca_maps
     rca, _ = checkpoints
     cfg = Config.fromfile(RCA)
     cfg.model.backbone.init_cfg = None
@@ -165,7 +164,6 @@ def test_rca_maps_are_the_heads_p_o_and_affinity(checkpoints):
 
 
 def test_affinity_panel_is_s_on_its_own_scale():
-    from rca_mm.visualization import WSSSLocalVisualizer, affinity_panels
     vis = WSSSLocalVisualizer.get_instance('fig3_panels')
     vis.dataset_meta = dict(
         classes=('background', 'cat', 'dog'),

@@ -16,6 +16,7 @@ from mmseg.visualization import SegLocalVisualizer
 
 from rca_mm.engine.hooks import WSSSVisualizationHook
 from rca_mm.evaluation.recipes import ThresholdRecipe
+from rca_mm.models.classifiers import CAMClassifier
 from rca_mm.registry import VISUALIZERS
 from rca_mm.visualization import WSSSLocalVisualizer
 from tests.conftest import REPO
@@ -184,7 +185,6 @@ def test_hook_hands_the_metric_recipe_to_the_visualizer():
 
 
 def test_hook_refuses_mmseg_visualizer_for_a_classifier():
-    from rca_mm.models.classifiers import CAMClassifier
     hook = WSSSVisualizationHook(draw=True)
     hook._visualizer = SegLocalVisualizer.get_instance('wsss_vis_plain')
     model = CAMClassifier.__new__(CAMClassifier)
