@@ -10,7 +10,7 @@
     cams_at(model, raw, size)        the activation of model.test_cfg,
                                      resize, foreground, max-normalise
 
-    Fig. 3: per image, S of chosen prototypes (affinity_panels)
+    Fig. 3: per image, GT and S of chosen prototypes (affinity_panels)
     Fig. 4: per (image, tag): baseline CAM | P | O (comparison_panels)
 
 Both figures are rows of titled panels drawn by
@@ -123,14 +123,18 @@ def select_prototypes(affinity: Tensor, valid: Tensor,
     return chosen
 
 
-def affinity_panels(visualizer: WSSSLocalVisualizer, image: np.ndarray,
+def affinity_panels(visualizer: WSSSLocalVisualizer,
+                    image: np.ndarray,
                     affinity: Tensor,
-                    prototypes: Sequence[Tuple[int, int]]) -> List[Panel]:
-    """One row of Fig. 3: the image, then S of each prototype over it.
+                    prototypes: Sequence[Tuple[int, int]],
+                    gt: Optional[np.ndarray] = None) -> List[Panel]:
+    """One row of Fig. 3: the image, the GT, then S of each prototype over
+    it.
 
     Each map is upsampled to the image and coloured on S's own scale,
     jet's ends at 0 and 1, so the maps compare by colour; its title gives
-    the class, the prototype's index in it, and the map's largest S.
+    the class, the prototype's index in it and, after the colon, the map's
+    largest S.
 
     Args:
         visualizer (WSSSLocalVisualizer): draws the heatmaps; its
@@ -139,15 +143,18 @@ def affinity_panels(visualizer: WSSSLocalVisualizer, image: np.ndarray,
         affinity (Tensor): ``(L, K, h, w)`` S of this image.
         prototypes (Sequence[tuple[int, int]]): ``(class, prototype)``
             pairs to draw.
+        gt (np.ndarray, optional): (H, W) ground truth. Default: None.
 
     Returns:
         list[tuple]: ``(title, panel)`` pairs.
     """
     classes = visualizer.dataset_meta.get('classes')
     panels = [('image', image)]
+    if gt is not None:
+        panels.append(('GT', visualizer.draw_label_map(image, gt)))
     for c, k in prototypes:
         heat = affinity[c, k].float().cpu().numpy()
-        title = f'{_class_name(classes, c)} q{k}, max {heat.max():.2f}'
+        title = f'{_class_name(classes, c)} q{k}: {heat.max():.2f}'
         panels.append((title, visualizer.draw_heatmap(heat, image,
                                                       (0.0, 1.0))))
     return panels

@@ -81,9 +81,9 @@ def test_draws_both_figures(checkpoints, voc_root, tmp_path):
     ])
     tags = [image_tags(voc_root, n) for n in NAMES]
     h, w = 64, 64
-    # Fig. 3: a row per image: the image, then 2 valid prototypes per tag.
+    # Fig. 3: a row per image: image, GT, then 2 valid prototypes per tag.
     drawn3 = mmcv.imread(str(fig3), channel_order='rgb')
-    cols = 1 + 2 * max(len(t) for t in tags)
+    cols = 2 + 2 * max(len(t) for t in tags)
     assert drawn3.shape == (len(NAMES) * (TITLE + h), cols * w, 3)
     for r, name in enumerate(NAMES):
         image = mmcv.imread(
@@ -92,11 +92,11 @@ def test_draws_both_figures(checkpoints, voc_root, tmp_path):
         top = r * (TITLE + h) + TITLE
         np.testing.assert_array_equal(drawn3[top:top + h, :w], image)
         # Each heatmap is jet over the image: it differs from the image.
-        for c in range(1, 1 + 2 * len(tags[r])):
+        for c in range(2, 2 + 2 * len(tags[r])):
             panel = drawn3[top:top + h, c * w:(c + 1) * w].astype(int)
             assert np.abs(panel - image).mean() > 10
         # Padding of a shorter row stays white.
-        for c in range(1 + 2 * len(tags[r]), cols):
+        for c in range(2 + 2 * len(tags[r]), cols):
             assert (drawn3[top:top + h, c * w:(c + 1) * w] == 255).all()
     # Fig. 4: a row per (image, tag): image, GT, EPS CAM, P, O.
     drawn4 = mmcv.imread(str(fig4), channel_order='rgb')
@@ -172,8 +172,7 @@ def test_affinity_panel_is_s_on_its_own_scale():
     affinity = torch.zeros(2, 2, 8, 8)
     affinity[1, 1, :4] = 1.0  # dog q1 owns the top half
     panels = affinity_panels(vis, image, affinity, [(1, 1), (0, 0)])
-    assert [t for t, _ in panels
-            ] == ['image', 'dog q1, max 1.00', 'cat q0, max 0.00']
+    assert [t for t, _ in panels] == ['image', 'dog q1: 1.00', 'cat q0: 0.00']
     drawn = panels[1][1].astype(float)
     # S = 1 at jet's red top, 0 at its blue bottom, half on the image.
     assert (drawn[:4, :, 0] > drawn[:4, :, 2] + 40).all()

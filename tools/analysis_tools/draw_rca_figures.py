@@ -1,9 +1,10 @@
 """Draw the RCA paper's Fig. 3 and Fig. 4 from trained stage-1 classifiers.
 
-Fig. 3 (``--fig3``): for each image, the affinity ``S = softmax(F Q^T)``
-(Eq. 7) between its pixels and the prototypes of its tagged classes, the
-``--num-prototypes`` of each class with the largest total affinity over the
-image, one heatmap per prototype.
+Fig. 3 (``--fig3``): for each image, its ground truth and the affinity
+``S = softmax(F Q^T)`` (Eq. 7) between its pixels and the prototypes of its
+tagged classes, the ``--num-prototypes`` of each class with the largest
+total affinity over the image, one heatmap per prototype (jet from S = 0
+to 1).
 
 Fig. 4 (``--fig4``): for each image and tag, the ground truth, the
 baseline's CAM, and RCA's CAMs of the first classifier (P, Eq. 1) and of
@@ -29,6 +30,7 @@ Usage::
 import argparse
 from typing import List, Tuple
 
+import cv2
 import mmcv
 import numpy as np
 import torch
@@ -142,28 +144,32 @@ def main(argv=None) -> None:
         image = mmcv.imread(data_sample.img_path, channel_order='rgb')
         size = image.shape[:2]
         tags = np.flatnonzero(data_sample.gt_img_labels.cpu().numpy() > 0.5)
+        gt = None
+        if 'gt_sem_seg' in data_sample:
+            gt = data_sample.gt_sem_seg.data[0].cpu().numpy()
         maps = rca_maps(rca, inputs)
         if args.fig3:
             chosen = select_prototypes(maps['affinity'][0], maps['valid'],
                                        tags, args.num_prototypes)
             fig3_rows.append(
-                affinity_panels(visualizer, image, maps['affinity'][0],
-                                chosen))
+                affinity_panels(visualizer, image, maps['affinity'][0], chosen,
+                                gt))
         if args.fig4:
             cams = [(f'{args.baseline_name} CAM',
                      cams_at(baseline, baseline_maps(baseline, inputs),
                              size)[0]),
                     ('RCA P (Eq. 1)', cams_at(rca, maps['p'], size)[0]),
                     ('RCA O (Eq. 10)', cams_at(rca, maps['o'], size)[0])]
-            gt = None
-            if 'gt_sem_seg' in data_sample:
-                gt = data_sample.gt_sem_seg.data[0].cpu().numpy()
             fig4_rows += [
                 comparison_panels(visualizer, image, c, cams, gt) for c in tags
             ]
     for out, rows in ((args.fig3, fig3_rows), (args.fig4, fig4_rows)):
         if out:
-            mmcv.imwrite(mmcv.rgb2bgr(visualizer.draw_panels(rows)), out)
+            # Lossless at the smallest size (heatmaps compress poorly).
+            mmcv.imwrite(
+                mmcv.rgb2bgr(visualizer.draw_panels(rows)),
+                out,
+                params=[cv2.IMWRITE_PNG_COMPRESSION, 9])
             print(f'wrote {out}')
 
 
