@@ -155,8 +155,10 @@ def main(argv=None) -> None:
                 affinity_panels(visualizer, image, maps['affinity'][0], chosen,
                                 gt))
         if args.fig4:
+            # Each model normalises the image with its own preprocessor.
+            base_inputs, _ = preprocess(baseline, sample, args.device)
             cams = [(f'{args.baseline_name} CAM',
-                     cams_at(baseline, baseline_maps(baseline, inputs),
+                     cams_at(baseline, baseline_maps(baseline, base_inputs),
                              size)[0]),
                     ('RCA P (Eq. 1)', cams_at(rca, maps['p'], size)[0]),
                     ('RCA O (Eq. 10)', cams_at(rca, maps['o'], size)[0])]
