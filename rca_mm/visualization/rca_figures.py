@@ -100,22 +100,27 @@ def cams_at(model, raw: Tensor, size: Tuple[int, int]) -> Tensor:
 
 
 def select_prototypes(affinity: Tensor, valid: Tensor,
-                      class_idx: Sequence[int],
+                      class_idx: Optional[Sequence[int]],
                       num: int) -> List[Tuple[int, int]]:
-    """For each given class, its ``num`` valid prototypes with the largest
-    total affinity over the image.
+    """The valid prototypes with the largest total affinity over the image.
 
     Args:
         affinity (Tensor): ``(L, K, h, w)`` S of one image.
         valid (Tensor): ``(L, K)`` bool.
-        class_idx (Sequence[int]): classes (0-based), e.g. the image's tags.
-        num (int): prototypes per class.
+        class_idx (Sequence[int], optional): classes (0-based), e.g. the
+            image's tags: ``num`` prototypes of each. None: the ``num``
+            strongest of any class.
+        num (int): prototypes per class, or in all.
 
     Returns:
-        list[tuple[int, int]]: ``(class, prototype)`` pairs, class by class,
-        strongest first.
+        list[tuple[int, int]]: ``(class, prototype)`` pairs, strongest first
+        (class by class with ``class_idx``).
     """
     total = affinity.flatten(2).sum(-1).masked_fill(~valid, -1.0)
+    if class_idx is None:
+        order = total.flatten().argsort(descending=True)[:num]
+        k = total.shape[1]
+        return [(int(j) // k, int(j) % k) for j in order if valid.flatten()[j]]
     chosen = []
     for c in class_idx:
         order = total[c].argsort(descending=True)

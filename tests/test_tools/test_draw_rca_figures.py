@@ -113,6 +113,9 @@ def test_selects_the_strongest_valid_prototypes_of_each_tag():
     valid[1, 2] = False
     assert select_prototypes(affinity, valid, [1, 2], 2) == [(1, 1), (1, 0),
                                                              (2, 0), (2, 1)]
+    # Of any class: the strongest valid ones overall.
+    assert select_prototypes(affinity, valid, None, 3) == [(1, 1), (2, 0),
+                                                           (1, 0)]
 
 
 def test_fig4_needs_the_baseline(checkpoints, voc_root, tmp_path):

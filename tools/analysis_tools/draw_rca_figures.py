@@ -3,8 +3,9 @@
 Fig. 3 (``--fig3``): for each image, its ground truth and the affinity
 ``S = softmax(F Q^T)`` (Eq. 7) between its pixels and the prototypes of its
 tagged classes, the ``--num-prototypes`` of each class with the largest
-total affinity over the image, one heatmap per prototype (jet from S = 0
-to 1).
+total affinity over the image (with ``--any-class``: the
+``--num-prototypes`` of any class), one heatmap per prototype (jet from
+S = 0 to 1).
 
 Fig. 4 (``--fig4``): for each image and tag, the ground truth, the
 baseline's CAM, and RCA's CAMs of the first classifier (P, Eq. 1) and of
@@ -12,17 +13,17 @@ the aggregated features (O, Eq. 10).
 
 All maps are of one scale, unflipped, made with each model's
 ``test_cfg.activation`` and max-normalised per class (``CAMClassifier.
-predict`` at scale 1); each heatmap is min-max normalised for its colours.
-The images are looked up by name in the RCA config's ``test_dataloader``
-dataset.
+predict`` at scale 1); each CAM heatmap is min-max normalised for its
+colours. The images are looked up by name in the RCA config's
+``test_dataloader`` dataset.
 
 Usage::
 
     python tools/analysis_tools/draw_rca_figures.py RCA_CONFIG RCA_CKPT \\
         --images NAME [NAME ...] [--fig3 FIG3.png] [--fig4 FIG4.png \\
         --baseline-config CONFIG --baseline-checkpoint CKPT] \\
-        [--num-prototypes 3] [--baseline-name EPS] [--device cpu] \\
-        [--cfg-options KEY=VALUE ...]
+        [--num-prototypes 3] [--any-class] [--baseline-name EPS] \\
+        [--device cpu] [--cfg-options KEY=VALUE ...]
 
 ``--cfg-options`` applies to both configs, e.g.
 ``test_dataloader.dataset.data_root=DIR``.
@@ -70,7 +71,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         '--num-prototypes',
         type=int,
         default=3,
-        help='prototypes per tagged class in Fig. 3')
+        help='prototypes per tagged class in Fig. 3 (in all, with '
+        '--any-class)')
+    parser.add_argument(
+        '--any-class',
+        action='store_true',
+        help='Fig. 3: the prototypes of any class that take the most '
+        'affinity in the image, instead of those of its tags')
     parser.add_argument('--device', default='cpu', help='e.g. cpu, cuda:0')
     parser.add_argument(
         '--cfg-options',
@@ -150,7 +157,8 @@ def main(argv=None) -> None:
         maps = rca_maps(rca, inputs)
         if args.fig3:
             chosen = select_prototypes(maps['affinity'][0], maps['valid'],
-                                       tags, args.num_prototypes)
+                                       None if args.any_class else tags,
+                                       args.num_prototypes)
             fig3_rows.append(
                 affinity_panels(visualizer, image, maps['affinity'][0], chosen,
                                 gt))
