@@ -11,6 +11,7 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmengine.structures import PixelData
+from mmengine.visualization import Visualizer
 from mmseg.structures import SegDataSample
 from mmseg.visualization import SegLocalVisualizer
 
@@ -190,6 +191,12 @@ def test_hook_refuses_mmseg_visualizer_for_a_classifier():
     model = CAMClassifier.__new__(CAMClassifier)
     with pytest.raises(TypeError, match="visualizer.type='WSSSLocalVisual"):
         hook.before_test(_runner(model, []))
+    # A segmentor may keep mmseg's visualizer; a non-mmseg one draws nothing
+    # and is refused.
+    hook.before_test(_runner(torch.nn.Identity(), []))
+    hook._visualizer = Visualizer.get_instance('wsss_vis_base_class')
+    with pytest.raises(TypeError, match='got Visualizer'):
+        hook.before_test(_runner(torch.nn.Identity(), []))
     # Not drawing: nothing to check.
     WSSSVisualizationHook(draw=False).before_test(_runner(model, []))
 

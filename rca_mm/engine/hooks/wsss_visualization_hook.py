@@ -1,5 +1,6 @@
 """mmseg's visualization hook, with the pseudo-label recipe handed over."""
 from mmseg.engine.hooks import SegVisualizationHook
+from mmseg.visualization import SegLocalVisualizer
 
 from rca_mm.models.classifiers import CAMClassifier
 from rca_mm.registry import HOOKS
@@ -19,9 +20,10 @@ class WSSSVisualizationHook(SegVisualizationHook):
     The arguments are those of ``SegVisualizationHook``.
 
     Raises:
-        TypeError: before drawing a CAM classifier's test outputs, when the
-            visualizer is not a ``WSSSLocalVisualizer`` (set
-            ``visualizer.type``).
+        TypeError: before a test run that draws, when the visualizer is not
+            a ``WSSSLocalVisualizer`` and the model is a CAM classifier, or
+            the visualizer is not an mmseg one at all (e.g. mmpretrain's,
+            which would draw nothing); set ``visualizer.type``.
     """
 
     def before_test(self, runner) -> None:
@@ -29,9 +31,11 @@ class WSSSVisualizationHook(SegVisualizationHook):
             return
         visualizer = self._visualizer
         if not isinstance(visualizer, WSSSLocalVisualizer):
-            if isinstance(unwrap_model(runner.model), CAMClassifier):
-                raise TypeError('drawing a CAM classifier needs '
-                                "visualizer.type='WSSSLocalVisualizer', got "
+            if (isinstance(unwrap_model(runner.model), CAMClassifier)
+                    or not isinstance(visualizer, SegLocalVisualizer)):
+                raise TypeError('drawing test outputs with this hook needs '
+                                "visualizer.type='WSSSLocalVisualizer' (or "
+                                "'SegLocalVisualizer' for a segmentor), got "
                                 f'{type(visualizer).__name__}')
             return
         if visualizer.recipe is not None:
