@@ -22,6 +22,8 @@ default_hooks = dict(
         type='AtomicCheckpointHook', by_epoch=True, interval=1,
         max_keep_ckpts=2, save_last=True),
     sampler_seed=dict(type='DistSamplerSeedHook'),
+    # Draws under tools/test.py --show/--show-dir (docs/visualization.md).
+    visualization=dict(type='WSSSVisualizationHook'),
     # Exact --resume and a stop at the first NaN loss (docs/reliability.md).
     rng_state=dict(type='RNGStateHook'),
     nan_guard=dict(type='NaNGuardHook'))

@@ -1,0 +1,61 @@
+"""tools/test.py --show-dir on a stage-1 classifier: one drawing per image
+with the CAM of each tag, the background map, the pseudo label of the test
+evaluator's recipe, the saliency map and the GT."""
+import os.path as osp
+
+import mmcv
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import run_tool
+from .test_draw_rca_figures import RCA, image_tags, random_checkpoint
+
+BAND = 14
+
+
+@pytest.fixture(scope='module')
+def rca_checkpoint(tmp_path_factory):
+    protos = torch.randn(
+        10, 2, 128, generator=torch.Generator().manual_seed(0))
+    valid = torch.ones(10, 2, dtype=torch.bool)
+    return random_checkpoint(RCA,
+                             tmp_path_factory.mktemp('ckpt') / 'rca.pth',
+                             (protos, valid))
+
+
+def test_show_dir_draws_the_classifier_panels(rca_checkpoint, voc_root,
+                                              tmp_path):
+    show = tmp_path / 'show'
+    run_tool([
+        'python', 'tools/test.py', RCA, rca_checkpoint, '--work-dir',
+        tmp_path / 'work', '--out', tmp_path / 'out', '--show-dir', show,
+        '--cfg-options', *[
+            f'{split}_dataloader.dataset.data_root={voc_root}'
+            for split in ('train', 'val', 'test')
+        ], 'test_dataloader.num_workers=0',
+        'test_dataloader.persistent_workers=False',
+        'model.backbone.init_cfg=None', 'model.test_cfg.scales=[1.0]',
+        'default_hooks.visualization.interval=1'
+    ])
+    names = open(osp.join(
+        voc_root, 'ImageSets/Segmentation/train_aug.txt')).read().split()
+    drawn = sorted(p.name for p in show.glob('vis_data/vis_image/*.png'))
+    assert drawn == sorted(f'test_{n}.jpg_0.png' for n in names)
+    for name in names[:4]:
+        img = mmcv.imread(
+            str(show / 'vis_data/vis_image' / f'test_{name}.jpg_0.png'),
+            channel_order='rgb')
+        image = mmcv.imread(
+            osp.join(voc_root, 'JPEGImages', name + '.jpg'),
+            channel_order='rgb')
+        h, w = image.shape[:2]
+        # image | CAM per tag | background (EPS) | pseudo label | saliency | GT
+        panels = 1 + len(image_tags(voc_root, name)) + 4
+        assert img.shape == (BAND + h, panels * w, 3)
+        np.testing.assert_array_equal(img[BAND:, :w], image)
+        # The pseudo label is the one the metric wrote (BackgroundMapRecipe).
+        label = mmcv.imread(
+            str(tmp_path / 'out' / 'pseudo_labels' / f'{name}.png'),
+            flag='unchanged')
+        assert label is not None
