@@ -394,6 +394,9 @@ def side_by_side(summary: dict) -> str:
         cells = [f'{v:10.2f}' if v is not None else f'{"-":>10}'
                  for v in (a, b)]
         lines.append(f'{label:<30} {cells[0]} {cells[1]} {diff}')
+    if base.get('until', STEPS[-1]) != STEPS[-1]:
+        lines.append(f'({names[1]} stopped after its {base["until"]} step: '
+                     f'--baseline-until {STEPS[-1]} runs the rest)')
     return '\n'.join(lines)
 
 
@@ -483,6 +486,7 @@ def main():
                          args.gpus), args.baseline, args.stage2, root,
                 args.seed, args.baseline_until, args.stage1_cfg_options,
                 args.stage2_cfg_options)
+            summary['baseline']['until'] = args.baseline_until
     except StepFailed as err:
         print(f'[pipeline] stopped: {err}', file=sys.stderr)
         sys.exit(1)

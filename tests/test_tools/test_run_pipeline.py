@@ -151,7 +151,10 @@ def test_pretraining_once_then_reused_and_a_baseline_beside(
     assert base['seg_val_miou'] is None
     assert set(base['step_seconds']) == {'stage1', 'pseudo'}
     assert (work / 'baseline' / 'pseudo' / 'pseudo_labels').is_dir()
+    assert base['until'] == 'pseudo'
     assert 'pseudo-label mIoU (full)' in out and 'difference' in out
+    assert ('(cam stopped after its pseudo step: --baseline-until val_crf '
+            'runs the rest)') in out
     # A re-run reuses the file and every finished step.
     again = run_tool(args)
     assert f'pretrained weights {weights} exist: reused' in again
