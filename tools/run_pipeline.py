@@ -34,7 +34,7 @@ import re
 import subprocess
 import sys
 import time
-from typing import List, Optional, Tuple
+from typing import List, Optional
 
 from mmengine.config import Config
 
