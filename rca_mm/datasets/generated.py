@@ -69,6 +69,21 @@ def is_complete(out_dir: str, meta_path: str, args: dict,
         osp.isfile(osp.join(out_dir, f)) for f in required)
 
 
+def mark_incomplete(out_dir: str, meta_path: str, args: dict,
+                    required: Sequence[str]) -> dict:
+    """Start writing a dataset: remove the files that the generator writes
+    last (``required``, as for :func:`is_complete`) and record the
+    arguments with ``"complete": false``; returns that record."""
+    for rel in required:
+        path = osp.join(out_dir, rel)
+        os.makedirs(osp.dirname(path), exist_ok=True)
+        if osp.exists(path):
+            os.remove(path)
+    meta = dict(args=args, complete=False)
+    write_meta(meta_path, meta)
+    return meta
+
+
 def map_jobs(fn: Callable, jobs: List, nproc: int,
              show_progress: bool) -> List:
     """``[fn(job) for job in jobs]`` in ``nproc`` processes, in order, with

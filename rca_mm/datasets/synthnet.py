@@ -30,7 +30,6 @@ with annotation lists)::
 labels. Written deterministically, in parallel, atomically and resumably
 like SynthVOC (:mod:`rca_mm.datasets.generated`).
 """
-import os
 import os.path as osp
 from dataclasses import dataclass
 from functools import lru_cache
@@ -39,7 +38,8 @@ from typing import Dict, Sequence, Tuple
 import numpy as np
 from PIL import Image
 
-from rca_mm.datasets.generated import (is_complete, map_jobs, write_meta,
+from rca_mm.datasets.generated import (is_complete, map_jobs,
+                                       mark_incomplete, write_meta,
                                        write_text)
 from rca_mm.datasets.synthvoc_render import (BACKGROUNDS, BODY_STYLES,
                                              PART_SHAPES, ObjectLook,
@@ -127,8 +127,7 @@ def build_synthnet_world(num_classes: int = 100) -> SynthNetWorld:
             rows.append(free[i])
 
     for c in range(NUM_SYNTHVOC):
-        style = voc_body[c] // len(BODY_HSV)
-        colour = voc_body[c] % len(BODY_HSV)
+        style, colour = divmod(voc_body[c], len(BODY_HSV))
         add([(c, b) for b in range(num_bodies)
              if b // len(BODY_HSV) != style and b % len(BODY_HSV) != colour],
             LOOKALIKES)
@@ -230,15 +229,10 @@ def generate_synthnet(out_dir: str,
         val=num_classes * num_val_per_class,
         num_classes=num_classes)
     meta_path = osp.join(out_dir, 'synthnet.json')
-    if is_complete(out_dir, meta_path, args,
-                   ['meta/train.txt', 'meta/val.txt', 'classes.txt']):
+    written_last = ['meta/train.txt', 'meta/val.txt', 'classes.txt']
+    if is_complete(out_dir, meta_path, args, written_last):
         return counts
-    os.makedirs(osp.join(out_dir, 'meta'), exist_ok=True)
-    for split in ('train', 'val'):  # mark as incomplete
-        if osp.exists(osp.join(out_dir, 'meta', split + '.txt')):
-            os.remove(osp.join(out_dir, 'meta', split + '.txt'))
-    meta = dict(args=args, complete=False)
-    write_meta(meta_path, meta)
+    meta = mark_incomplete(out_dir, meta_path, args, written_last)
     # Images interleave the classes: index i is class i % C.
     per_split = dict(train=num_train_per_class, val=num_val_per_class)
     jobs, lists, index = [], dict(train=[], val=[]), 0

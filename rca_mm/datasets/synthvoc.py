@@ -21,7 +21,8 @@ from typing import Dict, Sequence, Tuple
 import numpy as np
 from PIL import Image
 
-from rca_mm.datasets.generated import (is_complete, map_jobs, write_meta,
+from rca_mm.datasets.generated import (is_complete, map_jobs,
+                                       mark_incomplete, write_meta,
                                        write_text)
 from rca_mm.datasets.synthvoc_render import (FORMAT_VERSION, build_world,
                                              render_sample)
@@ -111,18 +112,13 @@ def generate_synthvoc(out_dir: str,
         val=num_val,
         num_classes=num_classes)
     meta_path = osp.join(out_dir, 'synthvoc.json')
-    if is_complete(out_dir, meta_path, args,
-                   [f'ImageSets/Segmentation/{x}.txt' for x in LISTS]):
+    written_last = [f'ImageSets/Segmentation/{x}.txt' for x in LISTS]
+    if is_complete(out_dir, meta_path, args, written_last):
         return counts
     lists_dir = osp.join(out_dir, 'ImageSets', 'Segmentation')
     for sub in ('JPEGImages', 'SegmentationClassAug', 'SaliencyMaps'):
         os.makedirs(osp.join(out_dir, sub), exist_ok=True)
-    os.makedirs(lists_dir, exist_ok=True)
-    for split in LISTS:  # mark as incomplete
-        if osp.exists(osp.join(lists_dir, split + '.txt')):
-            os.remove(osp.join(lists_dir, split + '.txt'))
-    meta = dict(args=args, complete=False)
-    write_meta(meta_path, meta)
+    meta = mark_incomplete(out_dir, meta_path, args, written_last)
     names = [f'2026_{i:06d}' for i in range(num_train + num_val)]
     jobs = [(out_dir, i, n, seed, size, num_classes)
             for i, n in enumerate(names)]
