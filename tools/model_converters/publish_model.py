@@ -72,18 +72,15 @@ def main():
         parser.error(f'in_file {args.in_file!r} does not exist')
     released = publish(safe_torch_load(args.in_file, map_location='cpu'),
                        args.keep_bank)
-    if args.no_sha:
-        final = args.out_file
-        with atomic_open(final, 'wb') as f:
-            torch.save(released, f)
-    else:
-        tmp = args.out_file + '.unhashed'
-        with atomic_open(tmp, 'wb') as f:
-            torch.save(released, f)
-        with open(tmp, 'rb') as f:
+    final = args.out_file if args.no_sha else args.out_file + '.unhashed'
+    with atomic_open(final, 'wb') as f:
+        torch.save(released, f)
+    if not args.no_sha:
+        with open(final, 'rb') as f:
             sha = hashlib.sha256(f.read()).hexdigest()
-        final = f'{args.out_file[:-len(".pth")]}-{sha[:8]}.pth'
-        os.replace(tmp, final)
+        hashed = f'{args.out_file[:-len(".pth")]}-{sha[:8]}.pth'
+        os.replace(final, hashed)
+        final = hashed
     print(f'{args.in_file} ({osp.getsize(args.in_file) / 2**20:.1f} MiB) '
           f'-> {final} ({osp.getsize(final) / 2**20:.1f} MiB)')
 
