@@ -34,7 +34,7 @@ import re
 import subprocess
 import sys
 import time
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 from mmengine.config import Config
 
@@ -161,8 +161,9 @@ class Pipeline:
         self.run(step, cmd)
 
 
-def condense(line: str) -> Optional[str]:
-    """What the terminal shows of one output line of a step, or None.
+def condense(line: str) -> Optional[Tuple[str, bool]]:
+    """What the terminal shows of one output line of a step, and whether it
+    is a result (always shown, not throttled); None for other lines.
 
     A logger line keeps its loop and position (``Epoch(train) [2][25/125]``)
     with the eta and the loss, or, for a validation or test result, all its
@@ -171,12 +172,12 @@ def condense(line: str) -> Optional[str]:
     match = _LOGGER.search(line)
     if match:
         where, mode, rest = match.groups()
-        keep = re.findall(r'\b(eta|loss): (\S+)', rest)
         if mode != 'train' and 'eta:' not in rest:
-            return f'{where} {rest.strip()}'
-        return ' '.join([where] + [f'{k} {v}' for k, v in keep])
+            return f'{where} {rest.strip()}', True
+        keep = re.findall(r'\b(eta|loss): (\S+)', rest)
+        return ' '.join([where] + [f'{k} {v}' for k, v in keep]), False
     if _BAR.match(line.strip()):
-        return line.strip()
+        return line.strip(), False
     return None
 
 
@@ -196,8 +197,7 @@ def _run_logged(step: str, cmd: List[str], log: str, python: str) -> int:
             shown = condense(line)
             if shown is None:
                 continue
-            result = 'eta ' not in shown and not _BAR.match(shown) and (
-                'Epoch(train)' not in shown and 'Iter(train)' not in shown)
+            shown, result = shown
             if result or time.time() - last >= PROGRESS_EVERY:
                 print(f'[pipeline]   {step} | {shown}', flush=True)
                 last = time.time()

@@ -181,11 +181,15 @@ def test_condense_keeps_the_loop_eta_loss_and_results():
              'lr: 5.0000e-02  eta: 0:00:58  time: 0.2752  data_time: 0.0185'
              '  loss: 4.0132')
     assert mod.condense(train) == ('Epoch(train) [1][ 75/125] eta 0:00:58 '
-                                   'loss 4.0132')
+                                   'loss 4.0132', False)
     val = ('12/01 22:08:46 - mmengine - INFO - Epoch(val) [1][16/16]    '
            'accuracy/top1: 19.5000  accuracy/top5: 59.4000')
     assert mod.condense(val) == ('Epoch(val) [1][16/16] accuracy/top1: '
-                                 '19.5000  accuracy/top5: 59.4000')
-    assert mod.condense('[>>>>     ] 20/100, 5.0 task/s') is not None
+                                 '19.5000  accuracy/top5: 59.4000', True)
+    test = ('12/01 22:09:01 - mmengine - INFO - Epoch(test) [ 50/125]    '
+            'eta: 0:00:10  time: 0.3000  data_time: 0.0100')
+    assert mod.condense(test) == ('Epoch(test) [ 50/125] eta 0:00:10', False)
+    assert mod.condense('[>>>>     ] 20/100, 5.0 task/s') == (
+        '[>>>>     ] 20/100, 5.0 task/s', False)
     assert mod.condense('12/01 - mmengine - WARNING - something') is None
     assert mod.condense('Traceback (most recent call last):') is None
