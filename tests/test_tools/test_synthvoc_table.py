@@ -143,6 +143,8 @@ def test_tables_pick_rows_configs_and_the_pretrained_start(tmp_path,
     mod.main()
     (cmd, ) = calls
     assert '--pretrain' not in cmd
+    assert cmd[cmd.index('--work-dir') + 1] == str(
+        tmp_path / 'scratch' / 'cam_scratch_seed0')
     for flag in ('--stage1-cfg-options', '--stage2-cfg-options'):
         assert cmd[cmd.index(flag) + 1] == 'model.backbone.init_cfg=None'
     # Every row of every table has a config.

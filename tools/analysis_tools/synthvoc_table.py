@@ -12,7 +12,8 @@
 # CAM), `table1` (the paper's Table 1 on OAA+), `mixup`, `gamma`, `k` and
 # `memory` (Sec. 4.2, on RCA + OAA+, pseudo labels only). Every stage starts
 # from the SynthNet-pretrained backbone (made once, docs/synthnet.md);
-# --scratch trains both stages from random weights instead.
+# --scratch trains both stages from random weights instead (its runs are
+# <row>_scratch_seed<seed>, so the two starts never share a run).
 #
 # Each (method, seed) run is resumable (its pipeline skips finished steps)
 # and shared by the tables that contain it, so the command can be re-run
@@ -93,7 +94,9 @@ REACHED = dict(pseudo='pseudo_label_miou_full', val='seg_val_miou',
 
 def run_one(method: str, seed: int, args) -> dict:
     """The summary of one pipeline run (running it if needed)."""
-    work = osp.join(args.work_dir, f'{method}_seed{seed}')
+    # A run from random weights never stands for a pretrained one.
+    start = '_scratch' if args.scratch else ''
+    work = osp.join(args.work_dir, f'{method}{start}_seed{seed}')
     summary = osp.join(work, 'summary.json')
     if not osp.exists(summary) or _load(summary).get(
             REACHED[args.until]) is None:
