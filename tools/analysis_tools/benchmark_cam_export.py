@@ -37,14 +37,14 @@ import tempfile
 from typing import Dict, List
 
 import torch
-from benchmark_common import (benchmark_parser, cost, cost_name,
-                              machine_line, measure, random_weights_config,
-                              start)
 from mmengine.config import Config
 from mmengine.runner import Runner
 
 from rca_mm.datasets.synthvoc import generate_synthvoc
 from rca_mm.registry import METRICS, MODELS
+from rca_mm.utils.benchmark import (benchmark_parser, cost, cost_name,
+                                    machine_line, measure,
+                                    random_weights_config, start)
 
 DEFAULT_CONFIG = 'configs/synthvoc/cam_r18-w16_8e_synthvoc-112x112.py'
 

@@ -31,11 +31,11 @@ from typing import List
 
 import cv2
 import numpy as np
-from benchmark_common import benchmark_parser, machine_line, start
 
 from rca_mm.models.postprocess.dense_crf import (DEEPLABV2_CRF_PARAMS,
                                                  dense_crf_batch,
                                                  import_densecrf)
+from rca_mm.utils.benchmark import benchmark_parser, machine_line, start
 
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp')
 

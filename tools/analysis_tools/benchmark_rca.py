@@ -31,11 +31,11 @@ import time
 from typing import Any, Callable, Dict, List, Tuple
 
 import torch
-from benchmark_common import benchmark_parser, measure, start
 
 from rca_mm.models.losses.region_contrast_loss import RegionContrastLoss
 from rca_mm.models.memory.kmeans import batched_kmeans
 from rca_mm.models.memory.region_memory_bank import RegionMemoryBank
+from rca_mm.utils.benchmark import benchmark_parser, measure, start
 
 
 def parse_args() -> argparse.Namespace:

@@ -43,15 +43,15 @@ import statistics
 from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
-from benchmark_common import (benchmark_parser, cost, cost_name,
-                              machine_line, measure, random_weights_config,
-                              start)
 from mmseg.structures import SegDataSample
 
 from rca_mm.models.losses.region_contrast_loss import RegionContrastLoss
 from rca_mm.models.memory import batched_kmeans
 from rca_mm.models.memory.region_memory_bank import RegionMemoryBank
 from rca_mm.registry import MODELS
+from rca_mm.utils.benchmark import (benchmark_parser, cost, cost_name,
+                                    machine_line, measure,
+                                    random_weights_config, start)
 
 DEFAULT_CONFIG = 'configs/cam/cam_vgg16_voc.py'
 QUICK_CONFIG = 'configs/synthvoc/cam_r18-w16_8e_synthvoc-112x112.py'

@@ -1,9 +1,6 @@
-"""The opening the benchmarks share: their common options, the machine they
-ran on, a model config with random weights, and the clocks.
-
-A benchmark script imports it as a sibling module (``python
-tools/analysis_tools/benchmark_*.py`` puts this folder on ``sys.path``).
-"""
+"""The opening the benchmarks of ``tools/analysis_tools/`` share: their
+common options, the machine they ran on, a config with random weights, and
+the clocks."""
 import argparse
 import os
 import os.path as osp
