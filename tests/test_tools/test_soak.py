@@ -209,17 +209,9 @@ def soak_config(work_dir: str, *, epochs: int, size: int, batch_size: int,
     cfg.train_dataloader.update(
         batch_size=batch_size, num_workers=0, persistent_workers=False)
     cfg.train_dataloader.dataset.data_root = os.path.join(work_dir, 'synthvoc')
-    cfg.train_cfg = dict(
-        type='EpochBasedTrainLoop', max_epochs=epochs, val_interval=epochs + 1)
-    cfg.param_scheduler = [
-        dict(
-            type='CosineAnnealingLR',
-            T_max=epochs,
-            by_epoch=True,
-            begin=0,
-            end=epochs,
-            eta_min=1e-4)
-    ]
+    # The config's cosine schedule over the soak's epochs, no validation.
+    cfg.train_cfg.update(max_epochs=epochs, val_interval=epochs + 1)
+    cfg.param_scheduler[0].update(T_max=epochs, end=epochs)
     cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
     cfg.test_dataloader = cfg.test_cfg = cfg.test_evaluator = None
     cfg.default_hooks.checkpoint.update(interval=1, max_keep_ckpts=1)
