@@ -45,7 +45,7 @@ def benchmark_parser(description: str,
     return parser
 
 
-def start(args: argparse.Namespace, extra: str = '') -> torch.device:
+def start_benchmark(args: argparse.Namespace, extra: str = '') -> torch.device:
     """Apply ``--threads`` and ``--seed``, check ``--device``, set the
     ``rca_mm`` scope and print the machine line; returns the device."""
     if args.threads:

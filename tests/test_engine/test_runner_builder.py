@@ -11,8 +11,8 @@ def test_load_config_work_dir_cli_then_config_then_file_name(tmp_path):
     assert cfg.work_dir == './work_dirs/cam_r18-w16_8e_synthvoc-112x112'
     cfg = load_config(CONFIG, dict(work_dir='from_options'))
     assert cfg.work_dir == 'from_options'
-    cfg = load_config(
-        CONFIG, dict(work_dir='from_options'), str(tmp_path), 'pytorch')
+    cfg = load_config(CONFIG, dict(work_dir='from_options'), str(tmp_path),
+                      'pytorch')
     assert cfg.work_dir == str(tmp_path) and cfg.launcher == 'pytorch'
 
 

@@ -282,8 +282,7 @@ def test_quick_soak_records_a_bounded_bank_and_no_tensor_growth(
     # features, a bool and three int64; plus step, num_images, the L+1
     # class offsets and the int32 (L, images) lookup table.
     root = tmp_path / 'synthvoc'
-    names = (root / 'ImageSets/Segmentation/train_aug.txt').read_text(
-    ).split()
+    names = (root / 'ImageSets/Segmentation/train_aug.txt').read_text().split()
     assert len(names) == 8
     per_class = np.zeros(NUM_CLASSES, dtype=int)
     for name in names:
@@ -309,7 +308,8 @@ def test_quick_soak_records_a_bounded_bank_and_no_tensor_growth(
     np.testing.assert_allclose(
         verdict_['rss_slope_mib'],
         np.polyfit([r['epoch'] for r in fit], [r['rss_mib'] for r in fit],
-                   1)[0], atol=1e-9)
+                   1)[0],
+        atol=1e-9)
     log = capsys.readouterr().out
     assert 'soak: rss' in log and 'tensors ok' in log
 
@@ -325,10 +325,14 @@ def test_long_soak_memory_stays_flat(tmp_path):
 
 def fake_records(rss_step=0.0, tensor_step=0, nbytes_step=0, epochs=8):
     return [
-        dict(epoch=e, rss_mib=500.0 + rss_step * e + 0.1 * (e % 2),
-             tensors=200 + tensor_step * e, tensor_mib=5.0,
-             bank_nbytes=1000 + nbytes_step * e, bank_slots=10,
-             bank_written=10) for e in range(1, epochs + 1)
+        dict(
+            epoch=e,
+            rss_mib=500.0 + rss_step * e + 0.1 * (e % 2),
+            tensors=200 + tensor_step * e,
+            tensor_mib=5.0,
+            bank_nbytes=1000 + nbytes_step * e,
+            bank_slots=10,
+            bank_written=10) for e in range(1, epochs + 1)
     ]
 
 

@@ -11,8 +11,8 @@ CONFIG = 'configs/synthvoc/cam_r18-w16_8e_synthvoc-112x112.py'
 
 
 def test_benchmark_parser_common_options():
-    args = benchmark_parser('x', config=CONFIG).parse_args(
-        ['--threads', '1', '--quick'])
+    args = benchmark_parser(
+        'x', config=CONFIG).parse_args(['--threads', '1', '--quick'])
     assert (args.config, args.device, args.threads, args.seed,
             args.quick) == (CONFIG, 'cpu', 1, 0, True)
     args = benchmark_parser('x', device=False).parse_args([])

@@ -26,7 +26,8 @@ Examples::
 
     python tools/analysis_tools/benchmark_cam_export.py --threads 1
     python tools/analysis_tools/benchmark_cam_export.py \\
-        --model-config configs/cam/cam_vgg16_voc.py --image-size 320 480 --num-images 4 --batch-size 1 --threads 1
+        --model-config configs/cam/cam_vgg16_voc.py --image-size 320 480 \\
+        --num-images 4 --batch-size 1 --threads 1
     python tools/analysis_tools/benchmark_cam_export.py --quick
 """
 import argparse
@@ -44,7 +45,7 @@ from rca_mm.datasets.synthvoc import generate_synthvoc
 from rca_mm.registry import METRICS, MODELS
 from rca_mm.utils.benchmark import (benchmark_parser, cost, cost_name,
                                     machine_line, measure,
-                                    random_weights_config, start)
+                                    random_weights_config, start_benchmark)
 
 DEFAULT_CONFIG = 'configs/synthvoc/cam_r18-w16_8e_synthvoc-112x112.py'
 
@@ -95,8 +96,8 @@ def export_pass(model, loader, metric_cfg: dict, meta: dict,
                                              device)
             add('model', wall, cpu)
             wall, cpu, _ = measure(
-                lambda: metric.process(batch, [o.to_dict()
-                                               for o in outputs]), device)
+                lambda: metric.process(batch, [o.to_dict() for o in outputs]),
+                device)
             add('metric', wall, cpu)
             times['images'] += len(outputs)
         if len(os.listdir(osp.join(out, 'pseudo_labels'))) != \
@@ -127,8 +128,7 @@ def predict_breakdown(model, loader, device: torch.device,
 
 def parse_args() -> argparse.Namespace:
     parser = benchmark_parser(
-        'CAM export images/s, model vs I/O vs metric',
-        config=DEFAULT_CONFIG)
+        'CAM export images/s, model vs I/O vs metric', config=DEFAULT_CONFIG)
     parser.add_argument(
         '--model-config',
         help="config whose backbone, head and test_cfg (scales, flip) "
@@ -174,7 +174,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    device = start(args)
+    device = start_benchmark(args)
     cfg = build_cfg(args)
     with tempfile.TemporaryDirectory() as tmp:
         root = args.data_root
@@ -209,7 +209,8 @@ def main() -> None:
     head = cfg.model.head
     print(f'cam export: model of '
           f'{osp.basename(args.model_config or args.config)} '
-          f'({cfg.model.backbone.type}, {head.type}), scales {tuple(model.scales)}, flip {model.flip}, '
+          f'({cfg.model.backbone.type}, {head.type}), scales '
+          f'{tuple(model.scales)}, flip {model.flip}, '
           f'{num} images of {args.image_size[0]}x{args.image_size[1]}'
           f'{" (generated SynthVOC)" if args.data_root is None else ""}, '
           f'batch {loader.batch_size}, {args.workers} loader workers, '
@@ -225,10 +226,10 @@ def main() -> None:
               f'{100 * cpu[name] / total_cpu:5.1f}%')
     predict, scores = 1000 * parts['predict'], 1000 * parts['scores']
     multiscale = 1000 * parts['multiscale']
-    print(f'  predict of one batch ({cost_name(device)}): {predict:.0f} ms = scale-1 '
-          f'score pass {scores:.0f} ms ({100 * scores / predict:.1f}%) + '
-          f'multi-scale {multiscale:.0f} ms + per-image post '
-          f'{predict - scores - multiscale:.0f} ms')
+    print(f'  predict of one batch ({cost_name(device)}): {predict:.0f} ms '
+          f'= scale-1 score pass {scores:.0f} ms '
+          f'({100 * scores / predict:.1f}%) + multi-scale {multiscale:.0f} '
+          f'ms + per-image post {predict - scores - multiscale:.0f} ms')
     print(machine_line(device))
 
 

@@ -35,7 +35,8 @@ import numpy as np
 from rca_mm.models.postprocess.dense_crf import (DEEPLABV2_CRF_PARAMS,
                                                  dense_crf_batch,
                                                  import_densecrf)
-from rca_mm.utils.benchmark import benchmark_parser, machine_line, start
+from rca_mm.utils.benchmark import (benchmark_parser, machine_line,
+                                    start_benchmark)
 
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp')
 
@@ -142,7 +143,7 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     import_densecrf()  # fails early with the install hint
-    start(args, workers_line(args.workers))
+    start_benchmark(args, workers_line(args.workers))
     params = DEEPLABV2_CRF_PARAMS if args.params == 'deeplabv2' else {}
     with tempfile.TemporaryDirectory() as tmp:
         if args.image_dir:

@@ -35,7 +35,7 @@ import torch
 from rca_mm.models.losses.region_contrast_loss import RegionContrastLoss
 from rca_mm.models.memory.kmeans import batched_kmeans
 from rca_mm.models.memory.region_memory_bank import RegionMemoryBank
-from rca_mm.utils.benchmark import benchmark_parser, measure, start
+from rca_mm.utils.benchmark import benchmark_parser, measure, start_benchmark
 
 
 def parse_args() -> argparse.Namespace:
@@ -234,7 +234,7 @@ def bench_bank(args, device, datasets: Dict[str, tuple],
 
 def main() -> None:
     args = parse_args()
-    device = start(args)
+    device = start_benchmark(args)
     if args.quick:
         kmeans_sizes = [(8, 100, 32), (8, 100, 128)]
         banks = {'small (10 cls)': (10, 600)}

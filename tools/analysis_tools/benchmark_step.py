@@ -51,7 +51,7 @@ from rca_mm.models.memory.region_memory_bank import RegionMemoryBank
 from rca_mm.registry import MODELS
 from rca_mm.utils.benchmark import (benchmark_parser, cost, cost_name,
                                     machine_line, measure,
-                                    random_weights_config, start)
+                                    random_weights_config, start_benchmark)
 
 DEFAULT_CONFIG = 'configs/cam/cam_vgg16_voc.py'
 QUICK_CONFIG = 'configs/synthvoc/cam_r18-w16_8e_synthvoc-112x112.py'
@@ -440,7 +440,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    device = start(args)
+    device = start_benchmark(args)
     if args.sweep:
         run_sweep(args, device)
     else:
