@@ -1,48 +1,86 @@
 # Test a model and export its predictions, in the shape of mmsegmentation
 # 1.x's tools/test.py:
 #   python tools/test.py CONFIG CHECKPOINT [--out DIR] [--show-dir DIR] [--tta]
+# rca_mm adds: --cfg-options checked before merging, a checkpoint that does
+# not fit the model refused, one export per --out dir (a lock), exit status
+# 1 when some images could not be written (docs/reliability.md).
 import argparse
 import contextlib
 import logging
+import os
 import sys
-from typing import Optional
 
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 from mmengine.dist import is_main_process
 from mmengine.logging import print_log
 
+from rca_mm.engine.runner_builder import build_runner, load_config
+from rca_mm.utils.dist_utils import finish_distributed
 from rca_mm.utils.fileio import write_json_atomic
-from rca_mm.utils.tool_utils import (add_common_args, build_runner,
-                                     finish_distributed, load_config,
-                                     parse_args)
 from rca_mm.utils.workdir_lock import lock_dir
 
 
-def enable_drawing(cfg: Config, show: bool, show_dir: Optional[str],
-                   wait_time: float) -> None:
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Test (and eval) a model')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument(
+        '--work-dir',
+        help='the directory to save the file containing evaluation metrics '
+        '(default: the config\'s work_dir, else ./work_dirs/<config name>)')
+    parser.add_argument(
+        '--out',
+        help='directory where the test evaluator writes its outputs '
+        '(predictions, pseudo labels); held by this run alone. Exits 1 when '
+        'some images could not be written; running the same command again '
+        'writes only those')
+    parser.add_argument(
+        '--metrics-json',
+        help='also write the returned metrics to this JSON file (atomic)')
+    parser.add_argument(
+        '--show', action='store_true', help='show the predictions')
+    parser.add_argument(
+        '--show-dir', help='directory to save drawn predictions in')
+    parser.add_argument(
+        '--wait-time', type=float, default=2, help='seconds per --show')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override some settings in the used config, the key-value pair '
+        'in xxx=yyy format will be merged into config file; a key the '
+        'config does not have is refused')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument(
+        '--tta', action='store_true', help='test-time augmentation')
+    # torch.distributed.launch passes `--local-rank` (torch >= 2.0).
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def trigger_visualization_hook(cfg: Config,
+                               args: argparse.Namespace) -> Config:
     """Make the config's visualization hook draw (and show or save)."""
-    hook = cfg.default_hooks.get('visualization')
-    if hook is None:
+    visualization_hook = cfg.default_hooks.get('visualization')
+    if visualization_hook is None:
         raise KeyError(
             '--show/--show-dir need default_hooks.visualization in the '
             "config, e.g. dict(type='SegVisualizationHook') as in "
             'configs/_base_/default_runtime.py')
-    hook.draw = True
-    if show:
-        hook.show, hook.wait_time = True, wait_time
-    if show_dir:
-        cfg.visualizer.save_dir = show_dir
-
-
-def use_tta(cfg: Config) -> None:
-    """Wrap the model in ``cfg.tta_model`` and test with ``tta_pipeline``."""
-    for key in ('tta_model', 'tta_pipeline'):
-        if cfg.get(key) is None:
-            raise KeyError(f'--tta needs `{key}` in the config (see '
-                           'configs/_base_/datasets/voc12_aug_seg.py)')
-    cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
-    cfg.tta_model.module = cfg.model
-    cfg.model = cfg.tta_model
+    visualization_hook['draw'] = True
+    if args.show:
+        visualization_hook['show'] = True
+        visualization_hook['wait_time'] = args.wait_time
+    if args.show_dir:
+        cfg.visualizer.save_dir = args.show_dir
+    return cfg
 
 
 def num_failed(metrics: dict) -> int:
@@ -52,45 +90,38 @@ def num_failed(metrics: dict) -> int:
                    if k.split('/')[-1] == 'num_failed'))
 
 
-def main():
-    parser = argparse.ArgumentParser(description='Test (and eval) a model')
-    parser.add_argument('config', help='test config file path')
-    parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument(
-        '--out',
-        help='directory where the test evaluator writes its outputs '
-        '(predictions, pseudo labels); held by this run alone. Exits 1 when '
-        'some images could not be written; running the same command again '
-        'writes only those')
-    parser.add_argument(
-        '--show', action='store_true', help='show the predictions')
-    parser.add_argument(
-        '--show-dir', help='directory to save drawn predictions in')
-    parser.add_argument(
-        '--wait-time', type=float, default=2, help='seconds per --show')
-    parser.add_argument(
-        '--tta', action='store_true', help='test-time augmentation')
-    parser.add_argument(
-        '--metrics-json',
-        help='also write the returned metrics to this JSON file (atomic)')
-    add_common_args(parser)
-    args = parse_args(parser)
+def main() -> None:
+    args = parse_args()
 
-    cfg = load_config(args)
+    # load config: Config.fromfile, --cfg-options (checked), launcher;
+    # work_dir is determined in this priority: CLI > config > file name
+    cfg = load_config(args.config, args.cfg_options, args.work_dir,
+                      args.launcher)
+
     cfg.load_from = args.checkpoint
-    if args.show or args.show_dir:
-        enable_drawing(cfg, args.show, args.show_dir, args.wait_time)
-    if args.tta:
-        use_tta(cfg)
-    # mmseg's convention: the metric's `output_dir`, results kept.
-    if args.out is not None:
-        cfg.test_evaluator.output_dir = args.out
-        cfg.test_evaluator.keep_results = True
 
-    # One export per --out dir.
+    if args.show or args.show_dir:
+        cfg = trigger_visualization_hook(cfg, args)
+
+    if args.tta:
+        for key in ('tta_model', 'tta_pipeline'):
+            if cfg.get(key) is None:
+                raise KeyError(f'--tta needs `{key}` in the config (see '
+                               'configs/_base_/datasets/voc12_aug_seg.py)')
+        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+        cfg.tta_model.module = cfg.model
+        cfg.model = cfg.tta_model
+
+    # add output_dir in metric
+    if args.out is not None:
+        cfg.test_evaluator['output_dir'] = args.out
+        cfg.test_evaluator['keep_results'] = True
+
+    # one export per --out dir
     with (lock_dir(args.out, cfg.launcher, what='output dir (--out)')
           if args.out is not None else contextlib.nullcontext()):
-        metrics = build_runner(cfg, check_load_from=True).test()
+        runner = build_runner(cfg, check_load_from=True)
+        metrics = runner.test()
         if args.metrics_json and is_main_process():
             write_json_atomic(args.metrics_json, metrics)
         failed = num_failed(metrics)

@@ -1,18 +1,26 @@
-# Train a model from a config: the shape of mmsegmentation 1.x's tools/train.py.
+# Train a model from a config, in the shape of mmsegmentation 1.x's
+# tools/train.py. rca_mm adds: --cfg-options keys and values are checked
+# before merging, one run per work dir (a lock), a CPU-only distributed
+# start-up and an orderly distributed teardown (docs/reliability.md).
 import argparse
 import logging
+import os
 
+from mmengine.config import DictAction
 from mmengine.logging import print_log
 
-from rca_mm.utils.tool_utils import (add_common_args, build_runner,
-                                     finish_distributed, load_config,
-                                     parse_args)
+from rca_mm.engine.runner_builder import build_runner, load_config
+from rca_mm.utils.dist_utils import finish_distributed
 from rca_mm.utils.workdir_lock import lock_dir
 
 
-def main():
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Train a model')
     parser.add_argument('config', help='train config file path')
+    parser.add_argument(
+        '--work-dir',
+        help='the dir to save logs and models (default: the config\'s '
+        'work_dir, else ./work_dirs/<config name>)')
     parser.add_argument(
         '--resume',
         action='store_true',
@@ -24,10 +32,38 @@ def main():
         action='store_true',
         default=False,
         help='enable automatic-mixed-precision training')
-    add_common_args(parser)
-    args = parse_args(parser)
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override some settings in the used config, the key-value pair '
+        'in xxx=yyy format will be merged into config file. If the value to '
+        'be overwritten is a list, it should be like key="[a,b]" or key=a,b '
+        'It also allows nested list/tuple values, e.g. key="[(a,b),(c,d)]" '
+        'Note that the quotation marks are necessary and that no white space '
+        'is allowed. A key the config does not have is refused.')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    # torch.distributed.launch passes `--local-rank` (torch >= 2.0).
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
 
-    cfg = load_config(args)
+
+def main() -> None:
+    args = parse_args()
+
+    # load config: Config.fromfile, --cfg-options (checked), launcher;
+    # work_dir is determined in this priority: CLI > config > file name
+    cfg = load_config(args.config, args.cfg_options, args.work_dir,
+                      args.launcher)
+
+    # enable automatic-mixed-precision training
     if args.amp:
         optim_wrapper = cfg.optim_wrapper.type
         if optim_wrapper == 'AmpOptimWrapper':
@@ -41,11 +77,14 @@ def main():
                 f'`OptimWrapper` but got {optim_wrapper}.')
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
             cfg.optim_wrapper.loss_scale = 'dynamic'
+
+    # resume training
     cfg.resume = args.resume
 
-    # One run per work dir: a second one would overwrite its checkpoints.
+    # one run per work dir: a second one would overwrite its checkpoints
     with lock_dir(cfg.work_dir, cfg.launcher, what='work dir (--work-dir)'):
-        build_runner(cfg).train()
+        runner = build_runner(cfg)
+        runner.train()
         finish_distributed()
 
 

@@ -7,14 +7,14 @@ once; the table names that file:
 ==========================================  ===================================
 input                                       where
 ==========================================  ===================================
-misspelt ``--cfg-options`` key              here (tool_utils.check_cfg_options)
-``--cfg-options`` value of the wrong type   here (tool_utils.check_cfg_options)
+misspelt ``--cfg-options`` key              here (config_checks.check_cfg_options)
+``--cfg-options`` value of the wrong type   here (config_checks.check_cfg_options)
 class file of 20 classes, num_classes 10    here (NumClassesCheckHook: train, test)
 truncated last checkpoint for ``--resume``  tests/test_utils/test_safe_checkpoint, test_train_test
 work dir or ``--out`` dir in use            tests/test_utils/test_workdir_lock, test_train_test,
                                             test_export_failures
 pretrained weights path does not exist      here (safe_checkpoint loader)
-checkpoint of another model in test.py      here (tool_utils.check_checkpoint_fits)
+checkpoint of another model in test.py      here (config_checks.check_checkpoint_fits)
 checkpoint with a pickled callable          here + tests/test_utils, test_train_test
 pseudo-label directory with missing files   tests/test_datasets/test_pseudo_label_dataset
 images that failed in a ``--out`` export    tests/test_tools/test_export_failures
@@ -25,7 +25,6 @@ disk full while writing pseudo labels       here (PseudoLabelMetric)
 NaN in the loss                             tests/test_engine/test_hooks/test_nan_guard_hook
 ==========================================  ===================================
 """
-import argparse
 import errno
 import os
 import os.path as osp
@@ -37,10 +36,11 @@ from mmengine.config import Config
 
 import rca_mm.evaluation.metrics.pseudo_label_metric as plm
 from rca_mm.datasets.synthvoc import generate_synthvoc
+from rca_mm.engine.config_checks import check_checkpoint_fits
+from rca_mm.engine.runner_builder import load_config
 from rca_mm.registry import MODELS
 from rca_mm.utils import register_all_modules
 from rca_mm.utils.safe_checkpoint import UnsafeCheckpointError
-from rca_mm.utils.tool_utils import check_checkpoint_fits, load_config
 from ..conftest import run_tool
 from ..test_evaluation.test_metrics.test_pseudo_label_metric import (  # noqa: F401,E501
     dataset, log_messages, run_metric)
@@ -50,10 +50,7 @@ CONFIG = 'configs/synthvoc/rca_r18-w16_8e_synthvoc-112x112.py'
 
 
 def load(**options):
-    return load_config(
-        argparse.Namespace(
-            config=CONFIG, launcher='none', work_dir='/tmp/unused',
-            cfg_options=options))
+    return load_config(CONFIG, options, work_dir='/tmp/unused')
 
 
 @pytest.mark.parametrize('key, message', [

@@ -7,10 +7,10 @@ import pytest
 import torch
 from mmengine.config import Config
 
+from rca_mm.engine.config_checks import check_checkpoint_fits
 from rca_mm.registry import MODELS
 from rca_mm.utils import register_all_modules
 from rca_mm.utils.safe_checkpoint import safe_torch_load
-from rca_mm.utils.tool_utils import check_checkpoint_fits
 from tests.conftest import REPO, run_tool
 
 CONFIG = 'configs/synthvoc/rca_r18-w16_8e_synthvoc-112x112.py'

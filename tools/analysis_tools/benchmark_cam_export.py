@@ -13,9 +13,10 @@ classifier, run by hand so that each part is timed on its own:
 The weights are random (timing does not depend on them). The data is a
 SynthVOC generated into a temporary folder (``--image-size``,
 ``--num-images``) unless ``--data-root`` points at a dataset of the
-config's layout. ``--model vgg16`` replaces the config's model by
-VGG16-LargeFOV with the three 512-channel convs of OAA and the VOC configs'
-export scales (0.5, 1, 1.5, 2) with flips.
+config's layout. ``--model-config`` takes the model from another config,
+e.g. ``configs/cam/cam_vgg16_voc.py``: VGG16-LargeFOV with the three
+512-channel convs of OAA and the VOC configs' export scales (0.5, 1, 1.5,
+2) with flips, for the classes of ``--config``.
 
 A breakdown of ``predict`` follows: the scale-1 forward that ``predict``
 runs for the image scores (``head.scores``), against the multi-scale
@@ -24,8 +25,9 @@ forward (``multiscale_cams``), and the per-image post-processing.
 Examples::
 
     python tools/analysis_tools/benchmark_cam_export.py --threads 1
-    python tools/analysis_tools/benchmark_cam_export.py --model vgg16 \\
-        --image-size 320 480 --num-images 4 --batch-size 1 --threads 1
+    python tools/analysis_tools/benchmark_cam_export.py \\
+        --model-config configs/cam/cam_vgg16_voc.py --image-size 320 480 \\
+        --num-images 4 --batch-size 1 --threads 1
     python tools/analysis_tools/benchmark_cam_export.py --quick
 """
 import argparse
@@ -33,36 +35,31 @@ import os
 import os.path as osp
 import statistics
 import tempfile
-import time
 from typing import Dict, List
 
 import torch
 from mmengine.config import Config
-from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 
 from rca_mm.datasets.synthvoc import generate_synthvoc
 from rca_mm.registry import METRICS, MODELS
-from rca_mm.utils.machine import machine_line
+from rca_mm.utils.benchmark import (benchmark_parser, cost, cost_name,
+                                    machine_line, measure,
+                                    random_weights_config, start_benchmark)
 
 DEFAULT_CONFIG = 'configs/synthvoc/cam_r18-w16_8e_synthvoc-112x112.py'
 
 
-def build_cfg(args) -> Config:
-    if not osp.isfile(args.config):
-        raise FileNotFoundError(f'--config {args.config!r} does not exist')
-    cfg = Config.fromfile(args.config)
-    if args.model == 'vgg16':
-        num_classes = cfg.model.head.num_classes
-        cfg.model.backbone = dict(type='VGG16LargeFOV')
-        cfg.model.head = dict(
-            type='CAMHead',
-            in_channels=512,
-            num_classes=num_classes,
-            num_convs=3,
-            channels=512)
-        cfg.model.test_cfg = dict(scales=(0.5, 1.0, 1.5, 2.0), flip=True)
-    cfg.model.backbone.pop('init_cfg', None)  # random weights
+def build_cfg(args: argparse.Namespace) -> Config:
+    """The config's data and metric with the model of ``--model-config``
+    (random weights; the data's preprocessor and classes), at the
+    benchmark's sizes."""
+    cfg = random_weights_config(args.config)
+    if args.model_config:
+        model = random_weights_config(args.model_config).model
+        model.data_preprocessor = cfg.model.data_preprocessor
+        model.head.num_classes = cfg.model.head.num_classes
+        cfg.model = model
     loader = cfg.test_dataloader
     loader.num_workers = args.workers
     loader.persistent_workers = False
@@ -70,11 +67,6 @@ def build_cfg(args) -> Config:
         loader.batch_size = args.batch_size
     loader.dataset.indices = args.num_images
     return cfg
-
-
-def sync(device: torch.device) -> None:
-    if device.type == 'cuda':
-        torch.cuda.synchronize(device)
 
 
 def export_pass(model, loader, metric_cfg: dict, meta: dict,
@@ -86,33 +78,27 @@ def export_pass(model, loader, metric_cfg: dict, meta: dict,
     for part in ('data', 'model', 'metric'):
         times[part] = times[part + '_cpu'] = 0.
 
-    def now():
-        return time.perf_counter(), time.process_time()
-
-    def add(part, start, end):
-        times[part] += end[0] - start[0]
-        times[part + '_cpu'] += end[1] - start[1]
+    def add(part: str, wall: float, cpu: float) -> None:
+        times[part] += wall
+        times[part + '_cpu'] += cpu
 
     with tempfile.TemporaryDirectory() as out:
         metric = METRICS.build(dict(metric_cfg, output_dir=out))
         metric.dataset_meta = meta
         iterator = iter(loader)
         while True:
-            start = now()
-            try:
-                batch = next(iterator)
-            except StopIteration:
+            wall, cpu, batch = measure(lambda: next(iterator, None), device)
+            if batch is None:
                 break
-            t_data = now()
+            add('data', wall, cpu)
             with torch.no_grad():
-                outputs = model.test_step(batch)
-            sync(device)
-            t_model = now()
-            metric.process(batch, [o.to_dict() for o in outputs])
-            t_metric = now()
-            add('data', start, t_data)
-            add('model', t_data, t_model)
-            add('metric', t_model, t_metric)
+                wall, cpu, outputs = measure(lambda: model.test_step(batch),
+                                             device)
+            add('model', wall, cpu)
+            wall, cpu, _ = measure(
+                lambda: metric.process(batch, [o.to_dict() for o in outputs]),
+                device)
+            add('metric', wall, cpu)
             times['images'] += len(outputs)
         if len(os.listdir(osp.join(out, 'pseudo_labels'))) != \
                 times['images']:
@@ -133,32 +119,21 @@ def predict_breakdown(model, loader, device: torch.device,
         scores=lambda: model.head.scores(model.extract_feat(inputs)),
         multiscale=lambda: model.multiscale_cams(inputs),
         predict=lambda: model.predict(inputs, samples))
-    clock = time.process_time if device.type == 'cpu' else time.perf_counter
     times = {name: [] for name in parts}
     for _ in range(repeat):
         for name, fn in parts.items():
-            sync(device)
-            start = clock()
-            fn()
-            sync(device)
-            times[name].append(clock() - start)
+            times[name].append(cost(*measure(fn, device)[:2], device))
     return {name: statistics.median(v) for name, v in times.items()}
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description='CAM export images/s, model vs I/O vs metric')
+    parser = benchmark_parser(
+        'CAM export images/s, model vs I/O vs metric', config=DEFAULT_CONFIG)
     parser.add_argument(
-        '--config',
-        default=DEFAULT_CONFIG,
-        help='stage-1 config with a PseudoLabelMetric '
-        'test_evaluator')
-    parser.add_argument(
-        '--model',
-        choices=['config', 'vgg16'],
-        default='config',
-        help="'config': the config's model; 'vgg16': "
-        'VGG16-LargeFOV, scales 0.5-2 with flips')
+        '--model-config',
+        help="config whose backbone, head and test_cfg (scales, flip) "
+        "replace --config's, e.g. configs/cam/cam_vgg16_voc.py (default: "
+        "--config's model)")
     parser.add_argument(
         '--data-root',
         help='dataset root of the config\'s '
@@ -187,16 +162,6 @@ def parse_args() -> argparse.Namespace:
         type=int,
         default=3,
         help='passes over the images (medians reported)')
-    parser.add_argument('--device', default='cpu')
-    parser.add_argument(
-        '--threads',
-        type=int,
-        default=None,
-        help='torch CPU threads (1 on a shared CPU)')
-    parser.add_argument(
-        '--quick',
-        action='store_true',
-        help='tiny sizes, to check that the script runs')
     args = parser.parse_args()
     if args.quick:
         args.num_images, args.repeat = 4, 1
@@ -209,13 +174,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    if device.type == 'cuda' and not torch.cuda.is_available():
-        raise SystemExit('--device cuda: no CUDA device is available')
-    init_default_scope('rca_mm')
-    print(machine_line(device))
+    device = start_benchmark(args)
     cfg = build_cfg(args)
     with tempfile.TemporaryDirectory() as tmp:
         root = args.data_root
@@ -248,8 +207,10 @@ def main() -> None:
     cpu = {k: statistics.median(p[k + '_cpu'] for p in passes) for k in keys}
     total, total_cpu = sum(med.values()), sum(cpu.values())
     head = cfg.model.head
-    print(f'cam export: {args.model} model ({cfg.model.backbone.type}, '
-          f'{head.type}), scales {tuple(model.scales)}, flip {model.flip}, '
+    print(f'cam export: model of '
+          f'{osp.basename(args.model_config or args.config)} '
+          f'({cfg.model.backbone.type}, {head.type}), scales '
+          f'{tuple(model.scales)}, flip {model.flip}, '
           f'{num} images of {args.image_size[0]}x{args.image_size[1]}'
           f'{" (generated SynthVOC)" if args.data_root is None else ""}, '
           f'batch {loader.batch_size}, {args.workers} loader workers, '
@@ -265,11 +226,10 @@ def main() -> None:
               f'{100 * cpu[name] / total_cpu:5.1f}%')
     predict, scores = 1000 * parts['predict'], 1000 * parts['scores']
     multiscale = 1000 * parts['multiscale']
-    kind = 'CPU' if device.type == 'cpu' else 'wall'
-    print(f'  predict of one batch ({kind}): {predict:.0f} ms = scale-1 '
-          f'score pass {scores:.0f} ms ({100 * scores / predict:.1f}%) + '
-          f'multi-scale {multiscale:.0f} ms + per-image post '
-          f'{predict - scores - multiscale:.0f} ms')
+    print(f'  predict of one batch ({cost_name(device)}): {predict:.0f} ms '
+          f'= scale-1 score pass {scores:.0f} ms '
+          f'({100 * scores / predict:.1f}%) + multi-scale {multiscale:.0f} '
+          f'ms + per-image post {predict - scores - multiscale:.0f} ms')
     print(machine_line(device))
 
 

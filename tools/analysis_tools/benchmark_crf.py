@@ -35,15 +35,16 @@ import numpy as np
 from rca_mm.models.postprocess.dense_crf import (DEEPLABV2_CRF_PARAMS,
                                                  dense_crf_batch,
                                                  import_densecrf)
-from rca_mm.utils.machine import machine_line
+from rca_mm.utils.benchmark import (benchmark_parser, machine_line,
+                                    start_benchmark)
 
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp')
 
 
-def machine(workers: int) -> str:
-    """One line: CPU model, cores, workers and load average."""
-    return machine_line(extra=f'CRF workers 1 vs {workers} (processes, '
-                        'pydensecrf is single-threaded)')
+def workers_line(workers: int) -> str:
+    """The worker counts, for the machine line."""
+    return (f'CRF workers 1 vs {workers} (processes, pydensecrf is '
+            'single-threaded)')
 
 
 def cpu_seconds() -> float:
@@ -96,8 +97,8 @@ def smooth_probs(shape: tuple, classes: int,
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description='Dense CRF images/s with 1 vs N processes')
+    parser = benchmark_parser(
+        'Dense CRF images/s with 1 vs N processes', device=False)
     parser.add_argument(
         '--image-dir',
         help='folder of images (default: '
@@ -128,11 +129,6 @@ def parse_args() -> argparse.Namespace:
         default=os.cpu_count() or 2,
         help='processes of the parallel variant')
     parser.add_argument('--repeat', type=int, default=3)
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument(
-        '--quick',
-        action='store_true',
-        help='tiny sizes, to check that the script runs')
     args = parser.parse_args()
     if args.quick:
         args.num_images, args.size, args.repeat = 4, [64, 80], 1
@@ -147,7 +143,7 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     import_densecrf()  # fails early with the install hint
-    print(machine(args.workers))
+    start_benchmark(args, workers_line(args.workers))
     params = DEEPLABV2_CRF_PARAMS if args.params == 'deeplabv2' else {}
     with tempfile.TemporaryDirectory() as tmp:
         if args.image_dir:
@@ -190,7 +186,7 @@ def main() -> None:
               f'{cores:.2f} cores obtained)')
     print(f'  ratio {args.workers} workers / 1 = '
           f'{rate[args.workers] / rate[1]:.2f}x')
-    print(machine(args.workers))
+    print(machine_line(extra=workers_line(args.workers)))
 
 
 if __name__ == '__main__':

@@ -27,53 +27,37 @@ Example::
     python tools/analysis_tools/benchmark_rca.py --quick      # seconds
 """
 import argparse
-import os
 import time
-from typing import Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Tuple
 
 import torch
 
 from rca_mm.models.losses.region_contrast_loss import RegionContrastLoss
 from rca_mm.models.memory.kmeans import batched_kmeans
 from rca_mm.models.memory.region_memory_bank import RegionMemoryBank
-from rca_mm.utils.machine import machine_line
+from rca_mm.utils.benchmark import benchmark_parser, measure, start_benchmark
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description='Benchmark the RCA memory bank, k-means and RSC loss')
-    parser.add_argument(
-        '--device', default='cpu', help='torch device of our implementation')
+    parser = benchmark_parser(
+        'Benchmark the RCA memory bank, k-means and RSC loss')
     parser.add_argument(
         '--repeat',
         type=int,
         default=3,
         help='timed runs of our implementation (best kept)')
-    parser.add_argument(
-        '--quick',
-        action='store_true',
-        help='small sizes, to check that the script runs')
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument(
-        '--threads',
-        type=int,
-        default=None,
-        help='CPU threads of torch and of scikit-learn (default: torch\'s)')
     return parser.parse_args()
 
 
-def best_time(fn: Callable, repeat: int, device: torch.device):
-    """The fastest of ``repeat`` runs after one warm-up, and the result."""
+def best_time(fn: Callable[[], Any], repeat: int,
+              device: torch.device) -> Tuple[float, Any]:
+    """The fastest wall time of ``repeat`` runs after one warm-up, and the
+    result."""
     out = fn()
     times = []
     for _ in range(repeat):
-        if device.type == 'cuda':
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        out = fn()
-        if device.type == 'cuda':
-            torch.cuda.synchronize(device)
-        times.append(time.perf_counter() - start)
+        wall, _, out = measure(fn, device)
+        times.append(wall)
     return min(times), out
 
 
@@ -250,13 +234,7 @@ def bench_bank(args, device, datasets: Dict[str, tuple],
 
 def main() -> None:
     args = parse_args()
-    device = torch.device(args.device)
-    torch.manual_seed(args.seed)
-    if args.threads:
-        from threadpoolctl import threadpool_limits
-        torch.set_num_threads(args.threads)
-        threadpool_limits(args.threads)
-    print(machine_line(device))
+    device = start_benchmark(args)
     if args.quick:
         kmeans_sizes = [(8, 100, 32), (8, 100, 128)]
         banks = {'small (10 cls)': (10, 600)}

@@ -10,9 +10,13 @@ size: allocated from synthetic tags and filled with random entries written by
 
 Banks (``--bank``): ``voc`` is one entry per (image, tag) of 10,582 images
 with about 1.5 tags each (20 classes); ``coco`` is 80 classes x 500 entries
-(``capacity_per_class=500``). Backbones: ``vgg16`` (VGG16-LargeFOV with three
-new 512-channel convs, D = 512), ``wrn38`` (WideResNet-38, D = 4096),
-``r18`` (mmpretrain ResNet-18 of width 16, D = 128, for quick checks).
+(``capacity_per_class=500``). The model is that of a CAM config
+(``--config``): its backbone and head, the head made an ``RCAHead`` for the
+RCA variant, with the bank's number of classes. E.g.
+``configs/cam/cam_vgg16_voc.py`` (VGG16-LargeFOV with three new 512-channel
+convs, D = 512), ``configs/cam/cam_r38_voc.py`` (WideResNet-38, D = 4096);
+``--quick`` uses ``configs/synthvoc/cam_r18-w16_8e_synthvoc-112x112.py``
+(ResNet-18 of width 16, D = 128).
 
 ``--sweep`` instead times the bank-dependent part alone (RSC loss forward and
 backward, Eq. 4-6, plus the bank update, Eq. 3) for a batch of regions
@@ -21,10 +25,12 @@ against bank sizes and feature dimensions, and can plot it (``--plot``).
 Examples::
 
     # D = 512 at the paper's batch, a smaller input (CPU)
-    python tools/analysis_tools/benchmark_step.py --backbone vgg16 \\
+    python tools/analysis_tools/benchmark_step.py \\
+        --config configs/cam/cam_vgg16_voc.py \\
         --input-size 161 --batch 8 --bank voc coco
     # D = 4096, float16 bank storage also timed, loss effect printed
-    python tools/analysis_tools/benchmark_step.py --backbone wrn38 \\
+    python tools/analysis_tools/benchmark_step.py \\
+        --config configs/cam/cam_r38_voc.py \\
         --input-size 97 --batch 8 --bank voc coco --fp16
     python tools/analysis_tools/benchmark_step.py --sweep \\
         --plot docs/images/perf_rca_sweep.png
@@ -34,34 +40,21 @@ import argparse
 import copy
 import os
 import statistics
-import time
 from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
-from mmengine.registry import init_default_scope
 from mmseg.structures import SegDataSample
 
 from rca_mm.models.losses.region_contrast_loss import RegionContrastLoss
 from rca_mm.models.memory import batched_kmeans
 from rca_mm.models.memory.region_memory_bank import RegionMemoryBank
 from rca_mm.registry import MODELS
-from rca_mm.utils.machine import machine_line
+from rca_mm.utils.benchmark import (benchmark_parser, cost, cost_name,
+                                    machine_line, measure,
+                                    random_weights_config, start_benchmark)
 
-# Backbone configs and the head arguments that make F of dimension D.
-BACKBONES: Dict[str, Tuple[dict, dict]] = dict(
-    vgg16=(dict(type='VGG16LargeFOV'),
-           dict(in_channels=512, num_convs=3, channels=512)),
-    wrn38=(dict(type='WideResNet38'),
-           dict(in_channels=4096, dropout_ratio=0.5)),
-    r18=(dict(
-        type='mmpretrain.ResNet',
-        depth=18,
-        stem_channels=16,
-        base_channels=16,
-        strides=(1, 2, 1, 1),
-        dilations=(1, 1, 2, 4),
-        out_indices=(3, )), dict(in_channels=128)),
-)
+DEFAULT_CONFIG = 'configs/cam/cam_vgg16_voc.py'
+QUICK_CONFIG = 'configs/synthvoc/cam_r18-w16_8e_synthvoc-112x112.py'
 # name: (classes, images, mean tags per image, per-class cap)
 BANKS: Dict[str, Tuple[int, int, float, Optional[int]]] = dict(
     voc=(20, 10582, 1.5, None),
@@ -108,37 +101,32 @@ def fill_bank(bank: RegionMemoryBank,
 
 
 def build_pair(
-    args, bank_name: str, device: torch.device
+    model: dict, bank_name: str, device: torch.device, seed: int
 ) -> Tuple[torch.nn.Module, torch.nn.Module, torch.Tensor]:
-    """The CAM and RCA classifiers sharing one backbone, RCA's bank filled
-    and its prototypes set, and the synthetic tags of the bank's images."""
+    """The CAM classifier ``model`` and its RCA variant sharing one
+    backbone, RCA's bank filled and its prototypes set, and the synthetic
+    tags of the bank's images."""
     num_classes, num_images, per_image, cap = BANKS[bank_name]
-    backbone_cfg, head_args = BACKBONES[args.backbone]
-    cam = MODELS.build(
-        dict(
-            type='CAMClassifier',
-            backbone=backbone_cfg,
-            head=dict(type='CAMHead', num_classes=num_classes, **head_args)))
+    head = dict(model['head'], num_classes=num_classes)
+    cam = MODELS.build(dict(model, head=dict(head, type='CAMHead')))
     rca = MODELS.build(
         dict(
-            type='CAMClassifier',
-            backbone=backbone_cfg,
+            model,
             head=dict(
+                head,
                 type='RCAHead',
-                num_classes=num_classes,
                 memory_bank=dict(
-                    type='RegionMemoryBank', capacity_per_class=cap),
-                **head_args)))
+                    type='RegionMemoryBank', capacity_per_class=cap))))
     rca.backbone = cam.backbone  # the same backbone object
     rca.head.load_state_dict(cam.head.state_dict(), strict=False)
     cam.to(device).train()
     rca.to(device).train()
-    gen = torch.Generator().manual_seed(args.seed)
+    gen = torch.Generator().manual_seed(seed)
     tags = synthetic_tags(num_classes, num_images, per_image, gen)
     fill_bank(rca.head.memory_bank, tags, gen)
     entries, mask = rca.head.memory_bank.per_class_entries()
     centers, valid, _ = batched_kmeans(
-        entries.float(), mask, 10, num_iters=20, n_init=1, seed=args.seed)
+        entries.float(), mask, 10, num_iters=20, n_init=1, seed=seed)
     rca.head.aggregation.set_prototypes(centers, valid)
     return cam, rca, tags
 
@@ -163,23 +151,18 @@ def step_fn(model: torch.nn.Module, inputs: torch.Tensor, samples: list,
                             lr=1e-5,
                             momentum=0.9)
 
-    def run() -> Tuple[float, float]:
-        sync(device)
-        start, cpu = time.perf_counter(), time.process_time()
+    def step() -> None:
         losses = model.loss(inputs, samples)
         loss = sum(v for v in losses.values())
         optim.zero_grad()
         loss.backward()
         optim.step()
-        sync(device)
-        return time.perf_counter() - start, time.process_time() - cpu
+
+    def run() -> Tuple[float, float]:
+        wall, cpu, _ = measure(step, device)
+        return wall, cpu
 
     return run
-
-
-def sync(device: torch.device) -> None:
-    if device.type == 'cuda':
-        torch.cuda.synchronize(device)
 
 
 def interleaved(fns: Dict[str, Callable[[], Tuple[float, float]]], warmup: int,
@@ -260,9 +243,10 @@ def fp16_loss_effect(rca: torch.nn.Module,
     return stored, relative_change()
 
 
-def run_steps(args, device: torch.device) -> None:
+def run_steps(args: argparse.Namespace, device: torch.device) -> None:
+    model = random_weights_config(args.config).model
     for bank_name in args.bank:
-        cam, rca, tags = build_pair(args, bank_name, device)
+        cam, rca, tags = build_pair(model, bank_name, device, args.seed)
         inputs, samples = make_batch(tags, args.batch, args.input_size, device)
         fns = dict(
             cam=step_fn(cam, inputs, samples, device),
@@ -272,27 +256,24 @@ def run_steps(args, device: torch.device) -> None:
                 half_bank_copy(rca), inputs, samples, device)
         bank = rca.head.memory_bank
         times = interleaved(fns, args.warmup, args.repeat)
-        # CPU time of this process is what the step costs when the cores
-        # are shared (wall time then includes waiting for them); on a GPU
-        # only the (synchronised) wall time is meaningful.
-        clock = 1 if device.type == 'cpu' else 0
         wall = {
             k: statistics.median(t[0] for t in v)
             for k, v in times.items()
         }
         med = {
-            k: statistics.median(t[clock] for t in v)
+            k: statistics.median(cost(*t, device) for t in v)
             for k, v in times.items()
         }
-        print(f'step: backbone {args.backbone} (D={bank.feat_dim}), bank '
+        print(f'step: {os.path.basename(args.config)} '
+              f'({model.backbone.type}, D={bank.feat_dim}), bank '
               f'{bank_name} ({bank.num_written()} entries, '
               f'{bank.nbytes / 2**20:.1f} MiB float32, entries alone '
               f'{bank.feats.numel() * 2 / 2**20:.1f} MiB as float16), batch '
               f'{args.batch}, input {args.input_size}x{args.input_size}, '
               f'{args.repeat} timed steps after {args.warmup} warm-up')
-        kind = 'CPU' if clock else 'wall'
+        kind = cost_name(device)
         for name, value in med.items():
-            values = [t[clock] for t in times[name]]
+            values = [cost(*t, device) for t in times[name]]
             print(f'  {name:9s} median {value:.3f} s/step {kind} (range '
                   f'{min(values):.3f}-{max(values):.3f}; wall median '
                   f'{wall[name]:.3f})')
@@ -342,27 +323,23 @@ def bank_op_time(num_entries: int, dim: int, regions: int,
     feats = torch.rand(regions, dim, generator=gen).to(device)
     classes = (torch.arange(regions) % 20).to(device)
     image_ids = torch.arange(regions, device=device) // 2
-    clock = time.process_time if device.type == 'cpu' else time.perf_counter
-    times = []
-    for i in range(repeat + 1):
+
+    def step() -> None:
         f = feats.clone().requires_grad_()
-        sync(device)
-        start = clock()
         bank_feats, bank_classes = bank.entries()  # as RCAHead.loss
         loss(f, classes, image_ids, bank_feats, bank_classes).backward()
         bank.update(f.detach(), classes, image_ids, defer=True)
-        sync(device)
-        if i:
-            times.append(clock() - start)
-    return statistics.median(times)
+
+    step()  # warm-up
+    return statistics.median(
+        cost(*measure(step, device)[:2], device) for _ in range(repeat))
 
 
-def run_sweep(args, device: torch.device) -> None:
+def run_sweep(args: argparse.Namespace, device: torch.device) -> None:
     sizes = args.sweep_sizes
     dims = args.sweep_dims
-    kind = 'CPU' if device.type == 'cpu' else 'wall'
     print(f'sweep: RSC loss fwd+bwd + bank update, {args.regions} regions '
-          f'per step, median of {args.repeat}; ms {kind} time')
+          f'per step, median of {args.repeat}; ms {cost_name(device)} time')
     print('  entries ' + ''.join(f'{f"D={d}":>10s}' for d in dims))
     table = {}
     for size in sizes:
@@ -401,10 +378,11 @@ def plot_sweep(table: Dict[int, List[float]], dims: List[int],
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description='Training-step overhead of the RCA head')
+    parser = benchmark_parser('Training-step overhead of the RCA head')
     parser.add_argument(
-        '--backbone', choices=sorted(BACKBONES), default='vgg16')
+        '--config',
+        help=f'CAM config whose model is timed, and made RCA (default: '
+        f'{DEFAULT_CONFIG}; with --quick {QUICK_CONFIG})')
     parser.add_argument(
         '--bank', nargs='+', choices=sorted(BANKS), default=['voc', 'coco'])
     parser.add_argument('--batch', type=int, default=8, help='paper: 8')
@@ -424,15 +402,6 @@ def parse_args() -> argparse.Namespace:
         action='store_true',
         help='also time a float16 bank, and print the '
         'effect on the RSC loss value')
-    parser.add_argument('--device', default='cpu')
-    parser.add_argument(
-        '--threads',
-        type=int,
-        default=None,
-        help='torch CPU threads (default: torch\'s). On a CPU shared with '
-        'other jobs use 1: multi-threaded ops then wait for busy cores and '
-        'the timings scatter by 10x')
-    parser.add_argument('--seed', type=int, default=0)
     parser.add_argument(
         '--profile',
         type=int,
@@ -455,13 +424,11 @@ def parse_args() -> argparse.Namespace:
         default=12,
         help='regions per step in the sweep (8 images x 1.5)')
     parser.add_argument('--plot', help='PNG of the sweep')
-    parser.add_argument(
-        '--quick',
-        action='store_true',
-        help='tiny sizes, to check that the script runs')
     args = parser.parse_args()
+    args.config = args.config or (QUICK_CONFIG if args.quick else
+                                  DEFAULT_CONFIG)
     if args.quick:
-        args.backbone, args.bank, args.batch = 'r18', ['tiny'], 2
+        args.bank, args.batch = ['tiny'], 2
         args.input_size, args.warmup, args.repeat = 64, 1, 2
         args.sweep_sizes, args.sweep_dims = [200, 1000], [64, 128]
         args.threads = args.threads or 1
@@ -473,13 +440,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    if device.type == 'cuda' and not torch.cuda.is_available():
-        raise SystemExit('--device cuda: no CUDA device is available')
-    init_default_scope('rca_mm')
-    print(machine_line(device))
+    device = start_benchmark(args)
     if args.sweep:
         run_sweep(args, device)
     else:

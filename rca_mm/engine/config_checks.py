@@ -1,24 +1,16 @@
-"""What tools/train.py and tools/test.py share: the common command-line
-options, loading the config, and building the Runner."""
-import argparse
+"""Early checks of a run's config, before anything is built or loaded:
+``--cfg-options`` keys and values, and ``load_from`` against the model."""
 import difflib
-import gc
 import inspect
-import os
-import os.path as osp
-import time
 from typing import Any, Dict, Iterable, List, Optional
 
-import torch.distributed as dist
-from mmengine.config import Config, ConfigDict, DictAction
+from mmengine.config import Config, ConfigDict
 from mmengine.runner import Runner
+from torch import nn
 from torch.utils.data import DataLoader
 
 import rca_mm.registry as registries
-from rca_mm.engine.hooks.num_classes_check_hook import NumClassesCheckHook
-from rca_mm.registry import RUNNERS
-from .dist_utils import init_cpu_distributed
-from .safe_checkpoint import safe_torch_load
+from rca_mm.utils.safe_checkpoint import safe_torch_load
 
 # Top-level keys a --cfg-options may add: what Runner.from_cfg reads.
 _RUNNER_KEYS = frozenset(
@@ -31,58 +23,6 @@ _OPTIM_WRAPPER_KEYS = frozenset({'constructor', 'paramwise_cfg'})
 _DATALOADER_KEYS = frozenset(inspect.signature(DataLoader.__init__).parameters
                              ) | {'sampler', 'batch_sampler', 'collate_fn',
                                   'dataset', 'worker_init_fn'}
-
-
-def add_common_args(parser: argparse.ArgumentParser) -> None:
-    """``--work-dir``, ``--cfg-options``, ``--launcher``, ``--local-rank``."""
-    parser.add_argument(
-        '--work-dir',
-        help='the dir for logs, checkpoints and metrics (default: '
-        'the config\'s work_dir, else ./work_dirs/<config name>)')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override some settings in the used config, the key-value pair '
-        'in xxx=yyy format will be merged into config file. If the value to '
-        'be overwritten is a list, it should be like key="[a,b]" or key=a,b '
-        'It also allows nested list/tuple values, e.g. key="[(a,b),(c,d)]" '
-        'Note that the quotation marks are necessary and that no white space '
-        'is allowed.')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    # torch.distributed.launch passes `--local-rank` (torch >= 2.0).
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-
-
-def parse_args(parser: argparse.ArgumentParser) -> argparse.Namespace:
-    """Parse, and export ``LOCAL_RANK`` when the launcher did not."""
-    args = parser.parse_args()
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
-
-
-def load_config(args: argparse.Namespace) -> Config:
-    """Read ``args.config``, apply ``--cfg-options`` and set the work dir.
-
-    The work dir is ``--work-dir``, else the config's ``work_dir``, else
-    ``./work_dirs/<config file name>``, as in mmsegmentation.
-    """
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        check_cfg_options(cfg, args.cfg_options, args.config)
-        cfg.merge_from_dict(args.cfg_options)
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
-    return cfg
 
 
 def _type_params(type_: Any) -> Optional[Dict[str, Any]]:
@@ -222,7 +162,7 @@ def check_cfg_options(cfg: Config, options: dict, config: str = '') -> None:
             _check_value_type(option, node, value, config)
 
 
-def check_checkpoint_fits(model, filename: str) -> None:
+def check_checkpoint_fits(model: nn.Module, filename: str) -> None:
     """Refuse a checkpoint whose weights are not those of ``model``.
 
     mmengine loads ``load_from`` non-strictly: missing, unexpected and
@@ -261,81 +201,3 @@ def check_checkpoint_fits(model, filename: str) -> None:
             f'checkpoint {filename!r} does not fit the model '
             f'{type(model).__name__} of the config ({"; ".join(problems)}). '
             'Was it trained with another config?')
-
-
-def build_runner(cfg: Config, check_load_from: bool = False) -> Runner:
-    """Build the Runner (or ``cfg.runner_type``), starting gloo first for a
-    distributed run on a machine without CUDA, and register
-    :class:`NumClassesCheckHook` (the model's class count against the
-    dataset's, before the first step).
-
-    Args:
-        cfg (Config): the run's config.
-        check_load_from (bool): refuse a ``cfg.load_from`` checkpoint whose
-            weights do not match the model (:func:`check_checkpoint_fits`),
-            as for testing. Default: False (training may load partially).
-    """
-    if cfg.launcher != 'none':
-        init_cpu_distributed(cfg)
-    if 'runner_type' not in cfg:
-        runner = Runner.from_cfg(cfg)
-    else:
-        runner = RUNNERS.build(cfg)
-    runner.register_hook(NumClassesCheckHook())
-    if check_load_from and cfg.get('load_from'):
-        check_checkpoint_fits(runner.model, cfg.load_from)
-    return runner
-
-
-def finish_distributed(timeout: float = 300.) -> None:
-    """Wait for every process, then tear the process group down so that
-    no rank exits while another still tears its own down.
-
-    .. code:: text
-
-        barrier               every rank is done with collectives
-        gc.collect()          the finished Runner's DDP wrapper (a cycle)
-                              drops its reference to the group now, not
-                              at interpreter exit
-        destroy_process_group
-        store: destroyed += 1, wait for world_size
-        store: left += 1 (rank > 0); rank 0 waits for world_size - 1,
-               as it may host the store
-
-    A gloo group left alive until interpreter exit, or destroyed while a
-    peer has already exited, can abort a process (``terminate called
-    without an active exception``) after its work is done.
-
-    Args:
-        timeout (float): seconds to wait for the other ranks at the end.
-            Default: 300.
-    """
-    if not (dist.is_available() and dist.is_initialized()):
-        return
-    dist.barrier()
-    gc.collect()
-    rank, world_size = dist.get_rank(), dist.get_world_size()
-    store = dist.distributed_c10d._get_default_store()
-    dist.destroy_process_group()
-    _store_barrier(store, 'finish_distributed/destroyed', world_size,
-                   timeout)
-    if rank > 0:
-        store.add('finish_distributed/left', 1)
-    else:
-        _store_barrier(store, 'finish_distributed/left', world_size - 1,
-                       timeout, add=False)
-
-
-def _store_barrier(store, key: str, count: int, timeout: float,
-                   add: bool = True) -> None:
-    """Wait until the counter ``key`` of ``store`` reaches ``count``
-    (incremented first when ``add``)."""
-    done = store.add(key, 1 if add else 0)
-    end = time.monotonic() + timeout
-    while done < count:
-        if time.monotonic() > end:
-            raise TimeoutError(
-                f'finish_distributed: {done} of {count} processes reached '
-                f'{key!r} within {timeout:.0f} s')
-        time.sleep(0.05)
-        done = store.add(key, 0)

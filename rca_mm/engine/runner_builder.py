@@ -1,0 +1,84 @@
+"""From a config file to the Runner of ``tools/train.py`` and
+``tools/test.py``, as mmsegmentation's tools build it."""
+import os.path as osp
+from typing import Optional
+
+from mmengine.config import Config
+from mmengine.runner import Runner
+
+from rca_mm.engine.hooks.num_classes_check_hook import NumClassesCheckHook
+from rca_mm.registry import RUNNERS
+from rca_mm.utils.dist_utils import init_cpu_distributed
+from .config_checks import check_cfg_options, check_checkpoint_fits
+
+
+def load_config(filename: str,
+                cfg_options: Optional[dict] = None,
+                work_dir: Optional[str] = None,
+                launcher: str = 'none') -> Config:
+    """Load a config as mmseg's tools do, refusing unknown option keys.
+
+    .. code:: text
+
+        Config.fromfile(filename)
+        cfg.launcher = launcher
+        check_cfg_options          every key of --cfg-options exists (or may
+                                   be added), of the config's kind of value
+        cfg.merge_from_dict(cfg_options)
+        cfg.work_dir               --work-dir, else the config's, else
+                                   ./work_dirs/<config file name>
+
+    Args:
+        filename (str): the config file.
+        cfg_options (dict, optional): ``--cfg-options``. Default: None.
+        work_dir (str, optional): ``--work-dir``. Default: None.
+        launcher (str): ``--launcher``. Default: ``'none'``.
+
+    Returns:
+        Config: the config to build the Runner from.
+    """
+    cfg = Config.fromfile(filename)
+    cfg.launcher = launcher
+    if cfg_options is not None:
+        check_cfg_options(cfg, cfg_options, filename)
+        cfg.merge_from_dict(cfg_options)
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(filename))[0])
+    return cfg
+
+
+def build_runner(cfg: Config, check_load_from: bool = False) -> Runner:
+    """Build the Runner as mmseg's tools do, with rca_mm's checks.
+
+    .. code:: text
+
+        init_cpu_distributed     gloo first for a distributed run on a
+                                 machine without CUDA
+        Runner.from_cfg(cfg)     or RUNNERS.build(cfg) with cfg.runner_type
+        NumClassesCheckHook      the model's class count against the
+                                 dataset's, before the first step
+        check_checkpoint_fits    with check_load_from: cfg.load_from must
+                                 hold the model's weights
+
+    Args:
+        cfg (Config): the run's config, ``launcher`` and ``work_dir`` set.
+        check_load_from (bool): refuse a ``cfg.load_from`` checkpoint whose
+            weights do not match the model, as for testing. Default: False
+            (training may load partially).
+
+    Returns:
+        Runner: the built runner.
+    """
+    if cfg.launcher != 'none':
+        init_cpu_distributed(cfg)
+    if 'runner_type' not in cfg:
+        runner = Runner.from_cfg(cfg)
+    else:
+        runner = RUNNERS.build(cfg)
+    runner.register_hook(NumClassesCheckHook())
+    if check_load_from and cfg.get('load_from'):
+        check_checkpoint_fits(runner.model, cfg.load_from)
+    return runner
