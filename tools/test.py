@@ -11,7 +11,7 @@ from mmengine.config import Config
 from mmengine.dist import is_main_process
 from mmengine.logging import print_log
 
-from rca_mm.utils.fileio import write_json_atomic
+from rca_mm.fileio import write_json_atomic
 from rca_mm.utils.tool_utils import (add_common_args, build_runner,
                                      finish_distributed, load_config,
                                      parse_args)

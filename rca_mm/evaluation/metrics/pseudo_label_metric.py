@@ -32,13 +32,13 @@ from mmengine.logging import print_log
 from mmseg.utils import ConfigType
 from prettytable import PrettyTable
 
+from rca_mm.fileio import (atomic_write, read_label_png, save_cam_npz,
+                           save_label_png)
 from rca_mm.registry import METRICS, PSEUDO_LABEL_RECIPES
-from rca_mm.testing.voc_layout import save_palette_png
 from rca_mm.visualization.pseudo_label_overlay import \
     draw_pseudo_label_overlay
-from ..functional import (PROTOCOLS, atomic_write, confusion_matrix,
-                          find_image_list, read_image_names, read_label_png,
-                          save_cam_npz, summarize_confusion)
+from ..functional import (PROTOCOLS, confusion_matrix, find_image_list,
+                          read_image_names, summarize_confusion)
 from ..recipes.flat_form import flat_key_error, recipe_from_flat_form
 
 # Columns of the per-class table after the IoU of each protocol: title, key
@@ -262,8 +262,7 @@ class PseudoLabelMetric(BaseMetric):
             atomic_write(paths['overlay'],
                          lambda tmp: _imwrite_or_raise(tmp, overlay))
         if 'label' in paths:
-            atomic_write(paths['label'],
-                         lambda tmp: save_palette_png(labels, tmp))
+            save_label_png(labels, paths['label'])
 
     def _num_classes(self, sample: dict) -> int:
         """L + 1: the dataset's classes, else the CAM count + background."""

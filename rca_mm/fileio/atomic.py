@@ -26,7 +26,7 @@ import os.path as osp
 import re
 import secrets
 import socket
-from typing import IO, Callable, Iterator, Set
+from typing import IO, Callable, Iterable, Iterator, Set
 
 # `<host>.<pid>.<8 hex>.tmp[<ext>]` at the end of a temporary file's name.
 _TMP_TAIL = re.compile(r'\.(\d+)\.[0-9a-f]{8}\.tmp(\.[^.]*)?$')
@@ -164,6 +164,17 @@ def atomic_write(path: str, write: Callable[[str], None]) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
         raise
+
+
+def atomic_write_bytes(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file and ``os.replace``."""
+    with atomic_open(path, 'wb') as f:
+        f.write(data)
+
+
+def atomic_write_lines(path: str, lines: Iterable[str]) -> None:
+    """Write text lines (newline-terminated) atomically."""
+    atomic_write_bytes(path, ''.join(f'{ln}\n' for ln in lines).encode())
 
 
 def write_json_atomic(path: str, data: dict) -> None:
