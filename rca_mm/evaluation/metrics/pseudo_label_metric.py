@@ -25,15 +25,14 @@ import os.path as osp
 from typing import Dict, List, Optional, Sequence, Union
 
 import cv2
-import mmcv
 import numpy as np
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 from mmseg.utils import ConfigType
 from prettytable import PrettyTable
 
-from rca_mm.fileio import (atomic_write, read_label_png, save_cam_npz,
-                           save_label_png)
+from rca_mm.fileio import (atomic_write, read_image, read_label_png,
+                           save_cam_npz, save_label_png)
 from rca_mm.registry import METRICS, PSEUDO_LABEL_RECIPES
 from rca_mm.visualization.pseudo_label_overlay import \
     draw_pseudo_label_overlay
@@ -363,18 +362,14 @@ def _percent(value: float) -> float:
 
 
 def _read_rgb(path: str, shape: tuple) -> np.ndarray:
-    """The image at ``path`` as (H, W, 3) uint8 RGB of the CAMs' size."""
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'image {path!r} does not exist (needed for '
-                                'the CRF or the overlay)')
-    image = mmcv.imread(path, channel_order='rgb')
-    if image is None:
-        raise OSError(f'image {path!r} cannot be read')
+    """The image at ``path`` as (H, W, 3) uint8 RGB of the CAMs' size, for
+    the CRF or the overlay."""
+    image, _ = read_image(path, channel_order='rgb', exif_orientation=True)
     if image.shape[:2] != tuple(shape):
         raise ValueError(f'image {path!r} is {image.shape[:2]} but its CAMs '
                          f'are {tuple(shape)} (predict must return CAMs at '
                          'the original size)')
-    return np.ascontiguousarray(image)
+    return image
 
 
 def _imwrite_or_raise(path: str, image: np.ndarray) -> None:
