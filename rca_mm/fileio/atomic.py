@@ -104,6 +104,28 @@ def _naming(path: str, err: OSError) -> OSError:
 
 
 @contextlib.contextmanager
+def _replacing(tmp: str, path: str) -> Iterator[None]:
+    """Rename the temporary file ``tmp`` over ``path`` when the block ends.
+
+    If the block raises, ``tmp`` is removed and ``path`` is left as it was;
+    an ``OSError`` about ``tmp`` (or about no file) is raised again naming
+    ``path``.
+    """
+    try:
+        try:
+            yield
+            os.replace(tmp, path)
+        except OSError as err:
+            if err.filename not in (None, tmp):
+                raise  # about another file
+            raise _naming(path, err) from err
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
+
+
+@contextlib.contextmanager
 def atomic_open(path: str, mode: str = 'wb') -> Iterator[IO]:
     """Open a temporary file that replaces ``path`` when the block ends.
 
@@ -118,21 +140,11 @@ def atomic_open(path: str, mode: str = 'wb') -> Iterator[IO]:
         OSError: writing failed; the error names ``path``.
     """
     fd, tmp = _create_temporary(path, '.tmp')
-    try:
-        try:
-            with os.fdopen(fd, mode) as f:
-                yield f
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except OSError as err:
-            if err.filename not in (None, tmp):
-                raise  # about another file
-            raise _naming(path, err) from err
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
-        raise
+    with _replacing(tmp, path):
+        with os.fdopen(fd, mode) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
 
 
 def atomic_write(path: str, write: Callable[[str], None]) -> None:
@@ -152,18 +164,8 @@ def atomic_write(path: str, write: Callable[[str], None]) -> None:
     """
     fd, tmp = _create_temporary(path, f'.tmp{osp.splitext(path)[1]}')
     os.close(fd)
-    try:
-        try:
-            write(tmp)
-            os.replace(tmp, path)
-        except OSError as err:
-            if err.filename not in (None, tmp):
-                raise  # about another file
-            raise _naming(path, err) from err
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
-        raise
+    with _replacing(tmp, path):
+        write(tmp)
 
 
 def atomic_write_bytes(path: str, data: bytes) -> None:
