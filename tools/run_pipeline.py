@@ -41,7 +41,7 @@ from mmengine.config import Config
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from rca_mm.utils.fileio import write_json_atomic  # noqa: E402
+from rca_mm.fileio import write_json_atomic  # noqa: E402
 
 # The key of the stage-2 config that names the pseudo-label directory.
 PSEUDO_LABEL_KEY = 'train_dataloader.dataset.data_prefix.seg_map_path'

@@ -15,8 +15,8 @@ from mmengine.dist import is_main_process
 from mmengine.logging import print_log
 
 from rca_mm.engine.runner_builder import build_runner, load_config
+from rca_mm.fileio import write_json_atomic
 from rca_mm.utils.dist_utils import finish_distributed
-from rca_mm.utils.fileio import write_json_atomic
 from rca_mm.utils.workdir_lock import lock_dir
 
 

@@ -13,7 +13,7 @@ from typing import Callable, List, Sequence
 
 from mmengine.utils import track_parallel_progress, track_progress
 
-from rca_mm.utils.fileio import atomic_write
+from rca_mm.fileio import atomic_write
 
 
 def write_text(path: str, text: str) -> None:

@@ -33,8 +33,8 @@ import numpy as np
 from mmseg.datasets import BaseSegDataset
 from PIL import Image
 
+from rca_mm.fileio import voc_palette
 from rca_mm.registry import DATASETS
-from rca_mm.testing.voc_layout import voc_palette
 from . import metainfo as class_names
 
 # Names accepted by ``classes``.

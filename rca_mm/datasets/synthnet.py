@@ -47,7 +47,7 @@ from rca_mm.datasets.synthvoc_render import (BACKGROUNDS, BODY_STYLES,
                                              build_world, class_look,
                                              composite, draw_object,
                                              light_and_noise)
-from rca_mm.utils.fileio import atomic_write
+from rca_mm.fileio import atomic_write
 
 # Bumped whenever a seed would render differently (synthnet.json records it).
 FORMAT_VERSION = 1

@@ -26,8 +26,7 @@ from rca_mm.datasets.generated import (is_complete, map_jobs,
                                        write_text)
 from rca_mm.datasets.synthvoc_render import (FORMAT_VERSION, build_world,
                                              render_sample)
-from rca_mm.testing.voc_layout import save_palette_png
-from rca_mm.utils.fileio import atomic_write
+from rca_mm.fileio import atomic_write, save_label_png
 
 LISTS = ('train_aug', 'train', 'val')
 
@@ -41,9 +40,8 @@ def _write_image(job: Tuple[str, int, str, int, Tuple[int, int], int]):
         osp.join(out_dir, 'JPEGImages', name + '.jpg'),
         lambda p: Image.fromarray(sample['image']).save(
             p, format='JPEG', quality=95))
-    atomic_write(
-        osp.join(out_dir, 'SegmentationClassAug', name + '.png'),
-        lambda p: save_palette_png(sample['label'], p))
+    save_label_png(sample['label'],
+                   osp.join(out_dir, 'SegmentationClassAug', name + '.png'))
     atomic_write(
         osp.join(out_dir, 'SaliencyMaps', name + '.png'),
         lambda p: Image.fromarray(sample['saliency']).save(p, format='PNG'))

@@ -2,8 +2,8 @@
 import os.path as osp
 from typing import Dict, Optional
 
+from rca_mm.fileio import voc_palette
 from rca_mm.registry import DATASETS
-from rca_mm.testing.voc_layout import voc_palette
 from .metainfo import SYNTHVOC_CLASSES
 from .wsss_dataset import WSSSDataset
 

@@ -1,8 +1,8 @@
 """PASCAL VOC 2012 (+ SBD "train_aug") with image-level tags."""
 from typing import Dict, Optional
 
+from rca_mm.fileio import voc_palette
 from rca_mm.registry import DATASETS
-from rca_mm.testing.voc_layout import voc_palette
 from .metainfo import VOC_CLASSES
 from .wsss_dataset import WSSSDataset
 

@@ -8,10 +8,9 @@ from typing import Dict, List, Optional
 from mmengine.logging import print_log
 from mmseg.datasets import BaseSegDataset
 
+from rca_mm.fileio import (label_map_classes, list_stems, read_list_file,
+                           read_tag_file, voc_palette)
 from rca_mm.registry import DATASETS
-from rca_mm.testing.voc_layout import voc_palette
-from .label_io import (label_map_classes, list_stems, read_list_file,
-                       read_tag_file)
 
 _EMPTY_TAG_POLICIES = ('skip', 'keep', 'error')
 

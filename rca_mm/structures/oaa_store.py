@@ -1,13 +1,10 @@
 """The on-disk store of OAA's accumulated attention maps.
 
-One ``<img_name>.npz`` per image in one directory, holding
-
-- ``class_ids``: int64 (k,), the 0-based foreground classes stored, sorted;
-- ``maps``: float16 (k, h, w) in [0, 1], the element-wise maximum of every
-  map written for that class (OAA's accumulation, Jiang et al., ICCV 2019,
-  Sec. 3.1);
-- ``ori_shape``: int64 (2,), the original image size, for whoever resizes
-  the maps to it.
+One ``<img_name>.npz`` per image in one directory, in the format of
+:func:`rca_mm.fileio.save_oaa_npz`: the 0-based foreground classes stored,
+their maps, each the element-wise maximum of every map written for that
+class (OAA's accumulation, Jiang et al., ICCV 2019, Sec. 3.1), and the
+original image size, for whoever resizes the maps to it.
 
 Every write goes to a temporary file in the same directory and is renamed
 over the old file with ``os.replace``, so a reader (or a run killed
@@ -26,8 +23,7 @@ from typing import Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
-from rca_mm.utils.class_maps_io import load_class_maps
-from rca_mm.utils.fileio import atomic_open
+from rca_mm.fileio import load_oaa_npz, save_oaa_npz
 
 
 class OAAEntry(NamedTuple):
@@ -102,11 +98,7 @@ class OAAStore:
                 f'OAAStore: no accumulated maps for image {img_name!r} '
                 f'({path!r} does not exist); was it trained with '
                 'OAAAccumulationHook into this store_dir?')
-        class_ids, maps, extra = load_class_maps(path, 'maps', 'OAAStore',
-                                                 ('ori_shape', ))
-        ori_shape = tuple(int(v) for v in extra['ori_shape']) \
-            if extra['ori_shape'].size == 2 else None
-        return OAAEntry(class_ids, maps, ori_shape)
+        return OAAEntry(*load_oaa_npz(path))
 
     def update(self,
                img_name: str,
@@ -153,18 +145,8 @@ class OAAStore:
                 merged[cls] = np.maximum(merged[cls], new) \
                     if cls in merged else new
             ids = sorted(merged)
-            self._write(
-                path, np.asarray(ids, dtype=np.int64),
-                np.stack([merged[c] for c in ids]).astype(np.float16),
-                np.asarray(
-                    ori_shape if ori_shape is not None else [],
-                    dtype=np.int64))
-
-    def _write(self, path: str, class_ids: np.ndarray, maps: np.ndarray,
-               ori_shape: np.ndarray) -> None:
-        """Write atomically: temporary file in the same dir, then rename."""
-        with atomic_open(path, 'wb') as f:
-            np.savez(f, class_ids=class_ids, maps=maps, ori_shape=ori_shape)
+            save_oaa_npz(path, ids, np.stack([merged[c] for c in ids]),
+                         ori_shape)
 
     def clear(self) -> int:
         """Remove every entry and leftover temporary file; return the number

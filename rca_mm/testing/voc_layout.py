@@ -27,26 +27,7 @@ from typing import Sequence, Tuple
 import numpy as np
 from PIL import Image
 
-
-def voc_palette(num_entries: int = 256) -> np.ndarray:
-    """The PASCAL VOC colour map (bit-interleaved class id), ``(N, 3)``."""
-    palette = np.zeros((num_entries, 3), dtype=np.uint8)
-    for label in range(num_entries):
-        c, r, g, b = label, 0, 0, 0
-        for shift in range(7, -1, -1):
-            r |= (c & 1) << shift
-            g |= ((c >> 1) & 1) << shift
-            b |= ((c >> 2) & 1) << shift
-            c >>= 3
-        palette[label] = (r, g, b)
-    return palette
-
-
-def save_palette_png(mask: np.ndarray, path: str) -> None:
-    """Write a ``uint8`` label map as a VOC palette PNG."""
-    img = Image.fromarray(mask.astype(np.uint8), mode='P')
-    img.putpalette(voc_palette().reshape(-1).tolist())
-    img.save(path)
+from rca_mm.fileio import save_label_png
 
 
 def _draw_sample(rng: np.random.Generator, size: Tuple[int, int],
@@ -102,7 +83,7 @@ def write_voc_layout(root: str,
         image, mask, saliency = _draw_sample(rng, size, classes, colours)
         Image.fromarray(image).save(
             osp.join(dirs['img'], name + '.jpg'), quality=95)
-        save_palette_png(mask, osp.join(dirs['seg'], name + '.png'))
+        save_label_png(mask, osp.join(dirs['seg'], name + '.png'))
         Image.fromarray(saliency).save(osp.join(dirs['sal'], name + '.png'))
     lists = {
         'train_aug': names[:num_train],

@@ -38,7 +38,7 @@ from typing import ContextManager, Optional
 
 from mmengine.logging import print_log
 
-from .fileio import pid_alive
+from rca_mm.fileio import pid_alive
 
 LOCK_NAME = '.rca_mm.lock'
 

@@ -2,7 +2,7 @@
 import cv2
 import numpy as np
 
-from rca_mm.testing.voc_layout import voc_palette
+from rca_mm.fileio import voc_palette
 
 
 def draw_pseudo_label_overlay(image: np.ndarray, cams: np.ndarray,

@@ -28,6 +28,7 @@ from mmengine.structures import PixelData
 from mmseg.utils import OptConfigType
 from mmseg.visualization import SegLocalVisualizer
 
+from rca_mm.fileio import VOC_IGNORE_COLOUR
 from rca_mm.registry import PSEUDO_LABEL_RECIPES, VISUALIZERS
 
 # A titled panel: (title, (H, W, 3) uint8 RGB image).
@@ -88,7 +89,7 @@ class WSSSLocalVisualizer(SegLocalVisualizer):
                  alpha: float = 0.8,
                  recipe: OptConfigType = None,
                  heatmap_alpha: float = 0.5,
-                 ignore_color: Sequence[int] = (224, 224, 192),
+                 ignore_color: Sequence[int] = VOC_IGNORE_COLOUR,
                  title_height: int = 14,
                  **kwargs) -> None:
         super().__init__(

@@ -11,7 +11,7 @@ from PIL import Image
 from rca_mm.datasets import PseudoLabelSegDataset
 from rca_mm.datasets.metainfo import SYNTHVOC_CLASSES, VOC_CLASSES
 from rca_mm.datasets.pseudo_label_dataset import resolve_classes
-from rca_mm.testing.voc_layout import save_palette_png
+from rca_mm.fileio import save_label_png
 
 PIPELINE = [
     dict(type='LoadImageFromFile'),
@@ -33,7 +33,7 @@ def pseudo_dir(voc_root, tmp_path):
             Image.open(
                 osp.join(voc_root, 'SegmentationClassAug', name + '.png')))
         label = np.where((gt > 0) & (gt < 255), 4 - gt, gt)
-        save_palette_png(label, str(out / (name + '.png')))
+        save_label_png(label, str(out / (name + '.png')))
     return str(out), names
 
 
@@ -103,7 +103,7 @@ def test_label_removed_after_start_up_names_the_file(voc_root, pseudo_dir):
 
 def test_label_of_the_wrong_size_names_both_files(voc_root, pseudo_dir):
     seg_dir, names = pseudo_dir
-    save_palette_png(
+    save_label_png(
         np.zeros((64, 60), np.uint8), osp.join(seg_dir, names[2] + '.png'))
     dataset = build(voc_root, seg_dir)
     with pytest.raises(ValueError) as err:
@@ -115,7 +115,7 @@ def test_label_of_the_wrong_size_names_both_files(voc_root, pseudo_dir):
 
 def test_label_value_out_of_range_names_the_file(voc_root, pseudo_dir):
     seg_dir, names = pseudo_dir
-    save_palette_png(
+    save_label_png(
         np.full((64, 64), 30, np.uint8), osp.join(seg_dir, names[1] + '.png'))
     dataset = build(voc_root, seg_dir)
     with pytest.raises(ValueError, match=r'value\(s\) \[30\]') as err:

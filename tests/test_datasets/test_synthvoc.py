@@ -11,7 +11,7 @@ from PIL import Image
 from rca_mm.datasets.metainfo import SYNTHVOC_CLASSES
 from rca_mm.datasets.synthvoc import generate_synthvoc
 from rca_mm.datasets.synthvoc_render import build_world
-from rca_mm.testing.voc_layout import voc_palette
+from rca_mm.fileio import voc_palette
 from tests.conftest import REPO, run_tool
 
 SMALL = dict(num_train=32, num_val=8, num_train_subset=12, size=(64, 64))

@@ -6,7 +6,7 @@ from typing import Dict, List, Sequence
 import numpy as np
 from PIL import Image
 
-from rca_mm.testing.voc_layout import save_palette_png
+from rca_mm.fileio import save_label_png
 
 
 def write_png_layout(root: str,
@@ -31,7 +31,7 @@ def write_png_layout(root: str,
         grey = grey.astype(np.uint8)
         Image.fromarray(np.repeat(grey[..., None], 3, axis=2)).save(
             osp.join(root, 'JPEGImages', name + '.png'))
-        save_palette_png(mask, osp.join(root, 'SegmentationClassAug',
+        save_label_png(mask, osp.join(root, 'SegmentationClassAug',
                                         name + '.png'))
         if saliency:
             Image.fromarray(grey).save(

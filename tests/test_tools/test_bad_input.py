@@ -33,6 +33,7 @@ import pytest
 import torch
 import torch.nn as nn
 from mmengine.config import Config
+from PIL import Image
 
 import rca_mm.evaluation.metrics.pseudo_label_metric as plm
 from rca_mm.datasets.synthvoc import generate_synthvoc
@@ -176,12 +177,12 @@ def test_disk_full_while_writing_pseudo_labels(dataset, monkeypatch,
     root, samples = dataset
     out = osp.join(root, 'out')
 
-    def save(mask, path):
+    def save(image, path, *args, **kwargs):  # the PNG encoder's write
         with open(path, 'wb') as f:
             f.write(b'\x89PNG')  # a partial file in the temporary name
         raise OSError(errno.ENOSPC, 'No space left on device', path)
 
-    monkeypatch.setattr(plm, 'save_palette_png', save)
+    monkeypatch.setattr(Image.Image, 'save', save)
     assert run_metric(samples, output_dir=out) == dict(num_failed=3)
     assert 'img2: OSError: [Errno 28] No space left on device' in \
         log_messages()

@@ -28,22 +28,22 @@ from ..conftest import REPO, run_dist_tool, run_tool
 BASE = f'{REPO}/configs/synthvoc/cam_r18-w16_8e_synthvoc-112x112.py'
 NUM_IMAGES = 15  # odd: the 2-process sampler pads one image
 
-# Test-only: log every file the metric writes (one line per write, appended
-# by each process), to count the writes of each pseudo label.
+# Test-only: log every pseudo label the metric writes (one line per write,
+# appended by each process), to count the writes of each pseudo label.
 COUNT_WRITES = '''
 import os
 from rca_mm.evaluation.metrics import pseudo_label_metric
 
-_atomic_write = pseudo_label_metric.atomic_write
+_save_label_png = pseudo_label_metric.save_label_png
 
 
-def logged_atomic_write(path, write):
-    _atomic_write(path, write)
+def logged_save_label_png(labels, path):
+    _save_label_png(labels, path)
     with open(os.environ['WRITE_LOG'], 'a') as log:
         log.write(f'{os.getpid()} {path}\\n')
 
 
-pseudo_label_metric.atomic_write = logged_atomic_write
+pseudo_label_metric.save_label_png = logged_save_label_png
 '''
 
 

@@ -19,7 +19,7 @@ import errno
 import os
 from rca_mm.evaluation.metrics import pseudo_label_metric
 
-_save = pseudo_label_metric.save_palette_png
+_save = pseudo_label_metric.save_label_png
 _calls = []
 
 
@@ -30,7 +30,7 @@ def failing_save(labels, path):
     _save(labels, path)
 
 
-pseudo_label_metric.save_palette_png = failing_save
+pseudo_label_metric.save_label_png = failing_save
 '''
 
 

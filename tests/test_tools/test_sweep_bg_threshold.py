@@ -5,8 +5,8 @@ import sys
 import numpy as np
 import pytest
 
-from rca_mm.evaluation.functional import read_image_names, save_cam_npz
-from rca_mm.testing.voc_layout import save_palette_png
+from rca_mm.evaluation.functional import read_image_names
+from rca_mm.fileio import save_cam_npz, save_label_png
 from tests.conftest import REPO, run_tool
 
 TOOL = osp.join(REPO, 'tools', 'analysis_tools', 'sweep_bg_threshold.py')
@@ -31,7 +31,7 @@ def cam_gt(tmp_path):
     gt = np.array([[1, 1], [0, 1]], np.uint8)
     for name in ('a', 'b'):
         save_cam_npz(str(cam_dir / f'{name}.npz'), np.array([1]), cams)
-        save_palette_png(gt, str(gt_dir / f'{name}.png'))
+        save_label_png(gt, str(gt_dir / f'{name}.png'))
     (tmp_path / 'list.txt').write_text('a\n/JPEGImages/b.jpg x\n\n')
     return str(cam_dir), str(gt_dir), str(tmp_path / 'list.txt')
 
@@ -115,7 +115,7 @@ def test_sweep_agrees_with_metric(tmp_path):
         tags[i] = True
         cams[~tags] = 0
         gt = rng.integers(0, 5, (5, 6))
-        save_palette_png(gt, str(gt_dir / f's{i}.png'))
+        save_label_png(gt, str(gt_dir / f's{i}.png'))
         samples.append(make_sample(str(tmp_path), f's{i}', cams, tags, gt))
         names.append(f's{i}')
     out = tmp_path / 'out'

@@ -1,7 +1,7 @@
 import cv2
 import numpy as np
 
-from rca_mm.testing.voc_layout import voc_palette
+from rca_mm.fileio import voc_palette
 from rca_mm.visualization.pseudo_label_overlay import \
     draw_pseudo_label_overlay
 

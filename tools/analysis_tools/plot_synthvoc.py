@@ -15,7 +15,7 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from rca_mm.datasets.synthvoc_render import build_world, render_sample  # noqa
-from rca_mm.testing.voc_layout import voc_palette  # noqa: E402
+from rca_mm.fileio import voc_palette  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -27,10 +27,10 @@ from typing import List, Sequence
 
 import numpy as np
 
-from rca_mm.evaluation.functional import (confusion_matrix, load_cam_npz,
-                                          read_image_names, read_label_png,
+from rca_mm.evaluation.functional import (confusion_matrix, read_image_names,
                                           summarize_confusion)
 from rca_mm.evaluation.recipes import BasePseudoLabelRecipe
+from rca_mm.fileio import load_cam_npz, read_label_png
 from rca_mm.registry import PSEUDO_LABEL_RECIPES
 
 

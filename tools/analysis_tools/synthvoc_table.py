@@ -32,7 +32,7 @@ import numpy as np
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, REPO)
 
-from rca_mm.utils.fileio import atomic_open  # noqa: E402
+from rca_mm.fileio import atomic_open  # noqa: E402
 
 STAGE1 = 'configs/synthvoc/{}_r18-w16_8e_synthvoc-112x112.py'
 ABLATION = ('configs/synthvoc/ablations/'

@@ -35,9 +35,9 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 from mmengine.utils import track_parallel_progress, track_progress
 
-from rca_mm.datasets.label_io import (atomic_write_lines, label_map_classes,
-                                      save_label_png, write_tag_file)
 from rca_mm.datasets.metainfo import COCO_CLASSES
+from rca_mm.fileio import (atomic_write_lines, label_map_classes,
+                           save_label_png, write_tag_file)
 
 IGNORE = 255
 # One task: (file stem, height, width, [(label, segmentation, iscrowd,

@@ -30,10 +30,9 @@ import numpy as np
 from mmengine.utils import track_parallel_progress, track_progress
 from PIL import Image
 
-from rca_mm.datasets.label_io import (atomic_write_lines, label_map_classes,
-                                      read_list_file, save_label_png,
-                                      write_tag_file)
-from rca_mm.testing.voc_layout import voc_palette
+from rca_mm.fileio import (atomic_write_lines, label_map_classes,
+                           read_list_file, save_label_png, voc_palette,
+                           write_tag_file)
 
 NUM_CLASSES = 21  # VOC: background + 20
 

@@ -26,8 +26,8 @@ import os.path as osp
 
 import torch
 
+from rca_mm.fileio import atomic_open
 from rca_mm.models.memory import empty_bank_state
-from rca_mm.utils.fileio import atomic_open
 from rca_mm.utils.safe_checkpoint import safe_torch_load
 
 

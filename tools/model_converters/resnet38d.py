@@ -43,7 +43,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from rca_mm.utils.fileio import atomic_open
+from rca_mm.fileio import atomic_open
 
 MXNET_LIST_MAGIC = 0x112
 NDARRAY_V1_MAGIC = 0xF993FAC8

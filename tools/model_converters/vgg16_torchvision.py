@@ -25,7 +25,7 @@ from typing import Dict
 import torch
 from torch import Tensor
 
-from rca_mm.utils.fileio import atomic_open
+from rca_mm.fileio import atomic_open
 
 # torchvision ``features`` index -> VGG16LargeFOV conv name.
 TORCHVISION_CONV_INDICES = (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)

@@ -7,8 +7,8 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 from mmengine.logging import print_log
 
+from rca_mm.fileio import read_image, read_label_png, read_saliency_map
 from rca_mm.registry import TRANSFORMS
-from ..label_io import read_image, read_label_map, read_saliency_map
 
 _NOTED_CONVERSIONS = set()
 
@@ -113,7 +113,7 @@ class LoadWSSSAnnotations(BaseTransform):
         path = results.get('seg_map_path')
         if path is None:
             return results
-        seg = read_label_map(path)
+        seg = read_label_png(path)
         _check_aligned(results, seg, path, 'label map')
         num_fg = results.get('num_fg_classes')
         if num_fg is not None:

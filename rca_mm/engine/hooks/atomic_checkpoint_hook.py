@@ -25,7 +25,7 @@ from mmengine.hooks import CheckpointHook
 
 from rca_mm.engine.atomic_local_backend import AtomicLocalBackend
 from rca_mm.registry import HOOKS
-from rca_mm.utils.fileio import atomic_open
+from rca_mm.fileio import atomic_open
 
 
 @HOOKS.register_module()

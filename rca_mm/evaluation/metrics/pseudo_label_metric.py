@@ -25,20 +25,19 @@ import os.path as osp
 from typing import Dict, List, Optional, Sequence, Union
 
 import cv2
-import mmcv
 import numpy as np
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 from mmseg.utils import ConfigType
 from prettytable import PrettyTable
 
+from rca_mm.fileio import (atomic_write, read_image, read_label_png,
+                           save_cam_npz, save_label_png)
 from rca_mm.registry import METRICS, PSEUDO_LABEL_RECIPES
-from rca_mm.testing.voc_layout import save_palette_png
 from rca_mm.visualization.pseudo_label_overlay import \
     draw_pseudo_label_overlay
-from ..functional import (PROTOCOLS, atomic_write, confusion_matrix,
-                          find_image_list, read_image_names, read_label_png,
-                          save_cam_npz, summarize_confusion)
+from ..functional import (PROTOCOLS, confusion_matrix, find_image_list,
+                          read_image_names, summarize_confusion)
 from ..recipes.flat_form import flat_key_error, recipe_from_flat_form
 
 # Columns of the per-class table after the IoU of each protocol: title, key
@@ -262,8 +261,7 @@ class PseudoLabelMetric(BaseMetric):
             atomic_write(paths['overlay'],
                          lambda tmp: _imwrite_or_raise(tmp, overlay))
         if 'label' in paths:
-            atomic_write(paths['label'],
-                         lambda tmp: save_palette_png(labels, tmp))
+            save_label_png(labels, paths['label'])
 
     def _num_classes(self, sample: dict) -> int:
         """L + 1: the dataset's classes, else the CAM count + background."""
@@ -364,18 +362,14 @@ def _percent(value: float) -> float:
 
 
 def _read_rgb(path: str, shape: tuple) -> np.ndarray:
-    """The image at ``path`` as (H, W, 3) uint8 RGB of the CAMs' size."""
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'image {path!r} does not exist (needed for '
-                                'the CRF or the overlay)')
-    image = mmcv.imread(path, channel_order='rgb')
-    if image is None:
-        raise OSError(f'image {path!r} cannot be read')
+    """The image at ``path`` as (H, W, 3) uint8 RGB of the CAMs' size, for
+    the CRF or the overlay."""
+    image, _ = read_image(path, channel_order='rgb', exif_orientation=True)
     if image.shape[:2] != tuple(shape):
         raise ValueError(f'image {path!r} is {image.shape[:2]} but its CAMs '
                          f'are {tuple(shape)} (predict must return CAMs at '
                          'the original size)')
-    return np.ascontiguousarray(image)
+    return image
 
 
 def _imwrite_or_raise(path: str, image: np.ndarray) -> None:

@@ -27,8 +27,9 @@ import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from typing import Dict, List, Optional, Sequence, Union
 
-import mmcv
 import numpy as np
+
+from rca_mm.fileio import read_image
 
 # deeplab-pytorch configs/voc12.yaml and cocostuff164k.yaml (CRF section),
 # used as well by EPS's and OAA's DeepLabV2 test scripts.
@@ -139,19 +140,12 @@ def dense_crf(image: np.ndarray,
                                                      width)
 
 
-def read_rgb(path: str) -> np.ndarray:
-    """Read an image file as an (H, W, 3) uint8 RGB C-contiguous array."""
-    image = mmcv.imread(path, channel_order='rgb')
-    if image is None:
-        raise FileNotFoundError(f'dense CRF: cannot read the image {path!r}')
-    return np.ascontiguousarray(image)
-
-
 def _crf_job(image: Union[str, np.ndarray], probs: np.ndarray,
              return_labels: bool, params: dict) -> np.ndarray:
     path = image if isinstance(image, str) else None
     if path is not None:
-        image = read_rgb(path)
+        # EXIF-rotated, as mmseg's LoadImageFromFile gave the network.
+        image, _ = read_image(path, channel_order='rgb', exif_orientation=True)
     try:
         marginals = dense_crf(image, probs, **params)
     except ValueError as err:

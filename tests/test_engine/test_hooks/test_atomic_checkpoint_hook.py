@@ -9,7 +9,7 @@ import pytest
 import torch
 from mmengine.fileio import get_file_backend
 
-import rca_mm.utils.fileio as fileio
+import rca_mm.fileio.atomic as fileio
 from rca_mm.engine import AtomicLocalBackend
 from rca_mm.engine.hooks.rng_state_hook import get_rng_state, set_rng_state
 from rca_mm.utils.safe_checkpoint import safe_torch_load

@@ -13,11 +13,10 @@ from PIL import Image
 
 import rca_mm.evaluation.metrics.pseudo_label_metric as plm
 from rca_mm.evaluation.functional import (confusion_matrix, crf_refine_cams,
-                                          read_label_png, saliency_recipe,
-                                          summarize_confusion,
+                                          saliency_recipe, summarize_confusion,
                                           threshold_recipe)
+from rca_mm.fileio import read_label_png, save_label_png
 from rca_mm.registry import METRICS, PSEUDO_LABEL_RECIPES
-from rca_mm.testing.voc_layout import save_palette_png
 
 CLASSES = ('background', 'a', 'b', 'c')
 H, W = 6, 8
@@ -155,14 +154,14 @@ def test_resume_skips_written_and_rereads_them(dataset, monkeypatch,
     def no_writes(*args, **kwargs):
         raise AssertionError('a complete image was written again')
 
-    monkeypatch.setattr(plm, 'save_palette_png', no_writes)
+    monkeypatch.setattr(plm, 'save_label_png', no_writes)
     monkeypatch.setattr(plm, 'save_cam_npz', no_writes)
     second = run_metric(samples, output_dir=out, save_cams=True)
     assert second == first
     assert '0 labelled, 3 skipped as already written' in log_messages()
     # The score comes from the file: edit one and the score follows.
     edited = osp.join(out, 'pseudo_labels', 'img1.png')
-    save_palette_png(np.zeros((H, W), np.uint8), edited)
+    save_label_png(np.zeros((H, W), np.uint8), edited)
     third = run_metric(samples, output_dir=out, save_cams=True)
     labels = [expected_labels(s) for s in samples]
     labels[1] = np.zeros((H, W), np.uint8)
@@ -178,14 +177,14 @@ def test_crash_mid_write_leaves_no_partial_png(dataset, monkeypatch,
                                                log_messages):
     root, samples = dataset
     out = osp.join(root, 'out')
-    real_save = plm.save_palette_png
+    real_save = Image.Image.save
 
-    def save_then_crash(mask, path):
-        real_save(mask, path)
+    def save_then_crash(image, path, *args, **kwargs):  # the PNG encoder
+        real_save(image, path, *args, **kwargs)
         assert osp.isfile(path)
         raise OSError('disk full')
 
-    monkeypatch.setattr(plm, 'save_palette_png', save_then_crash)
+    monkeypatch.setattr(Image.Image, 'save', save_then_crash)
     metrics = run_metric(samples, output_dir=out)
     assert metrics == dict(num_failed=3)
     assert os.listdir(osp.join(out, 'pseudo_labels')) == []

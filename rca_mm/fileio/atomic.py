@@ -26,7 +26,7 @@ import os.path as osp
 import re
 import secrets
 import socket
-from typing import IO, Callable, Iterator, Set
+from typing import IO, Callable, Iterable, Iterator, Set
 
 # `<host>.<pid>.<8 hex>.tmp[<ext>]` at the end of a temporary file's name.
 _TMP_TAIL = re.compile(r'\.(\d+)\.[0-9a-f]{8}\.tmp(\.[^.]*)?$')
@@ -104,6 +104,28 @@ def _naming(path: str, err: OSError) -> OSError:
 
 
 @contextlib.contextmanager
+def _replacing(tmp: str, path: str) -> Iterator[None]:
+    """Rename the temporary file ``tmp`` over ``path`` when the block ends.
+
+    If the block raises, ``tmp`` is removed and ``path`` is left as it was;
+    an ``OSError`` about ``tmp`` (or about no file) is raised again naming
+    ``path``.
+    """
+    try:
+        try:
+            yield
+            os.replace(tmp, path)
+        except OSError as err:
+            if err.filename not in (None, tmp):
+                raise  # about another file
+            raise _naming(path, err) from err
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
+
+
+@contextlib.contextmanager
 def atomic_open(path: str, mode: str = 'wb') -> Iterator[IO]:
     """Open a temporary file that replaces ``path`` when the block ends.
 
@@ -118,21 +140,11 @@ def atomic_open(path: str, mode: str = 'wb') -> Iterator[IO]:
         OSError: writing failed; the error names ``path``.
     """
     fd, tmp = _create_temporary(path, '.tmp')
-    try:
-        try:
-            with os.fdopen(fd, mode) as f:
-                yield f
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except OSError as err:
-            if err.filename not in (None, tmp):
-                raise  # about another file
-            raise _naming(path, err) from err
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
-        raise
+    with _replacing(tmp, path):
+        with os.fdopen(fd, mode) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
 
 
 def atomic_write(path: str, write: Callable[[str], None]) -> None:
@@ -152,18 +164,19 @@ def atomic_write(path: str, write: Callable[[str], None]) -> None:
     """
     fd, tmp = _create_temporary(path, f'.tmp{osp.splitext(path)[1]}')
     os.close(fd)
-    try:
-        try:
-            write(tmp)
-            os.replace(tmp, path)
-        except OSError as err:
-            if err.filename not in (None, tmp):
-                raise  # about another file
-            raise _naming(path, err) from err
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
-        raise
+    with _replacing(tmp, path):
+        write(tmp)
+
+
+def atomic_write_bytes(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file and ``os.replace``."""
+    with atomic_open(path, 'wb') as f:
+        f.write(data)
+
+
+def atomic_write_lines(path: str, lines: Iterable[str]) -> None:
+    """Write text lines (newline-terminated) atomically."""
+    atomic_write_bytes(path, ''.join(f'{ln}\n' for ln in lines).encode())
 
 
 def write_json_atomic(path: str, data: dict) -> None:

@@ -8,11 +8,11 @@ import stat
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
-from rca_mm.utils import fileio
-from rca_mm.utils.fileio import (atomic_open, atomic_write,
-                                 remove_stale_temporaries)
+from rca_mm.fileio import (atomic, atomic_open, atomic_write, read_label_png,
+                           remove_stale_temporaries, save_label_png)
 
 
 @pytest.fixture
@@ -69,7 +69,7 @@ def test_write_errors_name_the_final_file(tmp_path):
 def test_temporary_of_a_killed_writer_is_removed_by_the_next_one(
         tmp_path, monkeypatch):
     # A writer SIGKILLed between its write and the rename.
-    code = ('import os, signal; from rca_mm.utils.fileio import '
+    code = ('import os, signal; from rca_mm.fileio import '
             'atomic_write; atomic_write({!r}, lambda tmp: (open(tmp, "wb")'
             '.write(b"x"), os.kill(os.getpid(), signal.SIGKILL)))')
     proc = subprocess.run(
@@ -84,8 +84,30 @@ def test_temporary_of_a_killed_writer_is_removed_by_the_next_one(
     other = '.img2.png.elsewhere.1234.0123abcd.tmp.png'
     for name in (live, other):
         (tmp_path / name).write_bytes(b'x')
-    monkeypatch.setattr(fileio, '_CLEANED', set())
+    monkeypatch.setattr(atomic, '_CLEANED', set())
     atomic_write(
         str(tmp_path / 'img3.png'), lambda tmp: open(tmp, 'wb').write(b'x'))
     assert sorted(os.listdir(tmp_path)) == sorted([live, other, 'img3.png'])
     assert remove_stale_temporaries(str(tmp_path)) == 0
+
+
+def test_atomic_write_crash_leaves_nothing(tmp_path):
+    path = str(tmp_path / 'a.png')
+
+    def crash(tmp):
+        save_label_png(np.ones((2, 2), np.uint8), tmp)
+        assert tmp.endswith('.png') and os.path.isfile(tmp)
+        raise OSError('disk full')
+
+    with pytest.raises(OSError, match='disk full'):
+        atomic_write(path, crash)
+    assert os.listdir(tmp_path) == []
+    # An existing file is left as it was.
+    save_label_png(np.zeros((2, 2), np.uint8), path)
+    with pytest.raises(OSError):
+        atomic_write(path, crash)
+    np.testing.assert_array_equal(read_label_png(path), np.zeros((2, 2)))
+    assert os.listdir(tmp_path) == ['a.png']
+    atomic_write(path, lambda tmp: save_label_png(np.full((2, 2), 3), tmp))
+    np.testing.assert_array_equal(read_label_png(path), np.full((2, 2), 3))
+    assert os.listdir(tmp_path) == ['a.png']

@@ -1,0 +1,125 @@
+"""Label PNGs: the one writer and the one reader of label maps.
+
+A label map is an 8-bit palette PNG of class indices, 0 = background,
+1..C = classes, 255 = ignore, coloured with the VOC colour map
+(:func:`~rca_mm.fileio.palette.voc_palette`). Stage 1 writes its pseudo
+labels with :func:`save_label_png` (``PseudoLabelMetric``,
+``tools/test.py --out``), the dataset converters their ground truth; the
+WSSS loading transform, the pseudo-label metric (on resume) and the
+threshold sweep read them with :func:`read_label_png`. Stage 2
+(``PseudoLabelSegDataset`` with mmseg's ``LoadAnnotations``) reads the same
+indices.
+
+Every write is atomic (:func:`~rca_mm.fileio.atomic.atomic_write`): an
+interrupted writer leaves the whole file or none.
+"""
+from typing import List, Optional
+
+import numpy as np
+from PIL import Image
+
+from .atomic import atomic_write
+from .image import WIDE_MODES, open_checked
+from .palette import voc_palette
+
+#: PIL modes of 8-bit, one-channel images: palette indices or grey levels.
+_INDEX_MODES = ('P', 'L')
+
+
+def save_label_png(mask: np.ndarray,
+                   path: str,
+                   palette: Optional[np.ndarray] = None) -> None:
+    """Write a label map as a palette PNG, atomically.
+
+    Args:
+        mask (np.ndarray): ``(H, W)`` class indices (0..255).
+        path (str): the output file; its directory is created.
+        palette (np.ndarray, optional): ``(256, 3)`` colours. Default: None
+            (the VOC colour map).
+
+    Raises:
+        ValueError: ``mask`` is not 2-D or holds values outside 0..255.
+        OSError: writing failed; the error names ``path``.
+    """
+    if mask.ndim != 2 or mask.min() < 0 or mask.max() > 255:
+        raise ValueError(f'cannot write {path!r}: a label map must be a 2-D '
+                         f'array of values 0..255')
+    img = Image.fromarray(mask.astype(np.uint8), mode='P')
+    img.putpalette((voc_palette() if palette is None else np.asarray(
+        palette, np.uint8)).reshape(-1).tolist())
+    atomic_write(path, lambda tmp: img.save(tmp, format='PNG'))
+
+
+def _open_label_map(path: str) -> Image.Image:
+    """Open a label map and check it is an 8-bit index image."""
+    img = open_checked(path, 'label map')
+    if img.mode in _INDEX_MODES:
+        return img
+    if img.mode in WIDE_MODES:
+        raise ValueError(
+            f'label map {path!r} is a {img.mode} (16/32-bit) image; label '
+            f'maps must be 8-bit palette or grey PNGs with values 0..C-1 and '
+            f'255 = ignore. Convert it, e.g. with '
+            f'Image.fromarray(arr.astype(np.uint8)).save(...) after checking '
+            f'its values are below 256')
+    raise ValueError(
+        f'label map {path!r} is a colour image (mode {img.mode}); label maps '
+        f"must be palette ('P') or grey ('L') PNGs whose pixel values are "
+        f'class indices. Convert colour-coded VOC masks with '
+        f'tools/dataset_converters/voc_aug.py')
+
+
+def read_label_png(path: str) -> np.ndarray:
+    """Read a label map: a palette or grey 8-bit PNG of class indices.
+
+    The pixel values are returned, not the palette's colours.
+
+    Args:
+        path (str): the PNG file.
+
+    Returns:
+        np.ndarray: ``(H, W)`` uint8 (writable), 0 = background,
+        255 = ignore.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: the file is truncated or unreadable, is 16/32-bit (a
+            wide integer map would be silently wrapped to 8 bits), or is a
+            colour (RGB/RGBA) image rather than an index map.
+    """
+    return np.array(_open_label_map(path), dtype=np.uint8)
+
+
+def label_map_classes(path: str,
+                      num_classes: int,
+                      ignore_index: int = 255) -> List[int]:
+    """The 0-based foreground tags of a label map: classes present other
+    than background (0) and ``ignore_index``.
+
+    Only PIL's 256-bin histogram of the decoded map is computed (about
+    1 ms per VOC mask, most of it PNG decoding).
+
+    Args:
+        path (str): the PNG file.
+        num_classes (int): classes including background; valid values are
+            ``0..num_classes-1`` and ``ignore_index``.
+        ignore_index (int): the ignore value. Default: 255.
+
+    Returns:
+        list[int]: sorted tags ``c - 1`` for every class ``c >= 1`` present.
+
+    Raises:
+        ValueError: the map holds a value that is neither a class of the
+            dataset nor ``ignore_index`` (or any error of
+            :func:`read_label_png`).
+    """
+    # the histogram of a P/L image counts raw indices, not palette colours
+    present = np.flatnonzero(_open_label_map(path).histogram())
+    bad = [int(v) for v in present if v >= num_classes and v != ignore_index]
+    if bad:
+        raise ValueError(
+            f'label map {path!r} holds class ids {bad}, outside the '
+            f'dataset\'s {num_classes} classes (0..{num_classes - 1}, '
+            f'{ignore_index} = ignore): the mask belongs to another dataset '
+            f'or the dataset\'s `metainfo.classes` is too short')
+    return [int(v) - 1 for v in present if 0 < v < num_classes]
