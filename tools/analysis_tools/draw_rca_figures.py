@@ -40,6 +40,7 @@ from mmengine.dataset import pseudo_collate
 from mmengine.registry import init_default_scope
 from mmengine.runner import load_checkpoint
 
+from rca_mm.fileio import atomic_write_bytes, read_image
 from rca_mm.registry import DATASETS, MODELS
 from rca_mm.visualization import (WSSSLocalVisualizer, affinity_panels,
                                   baseline_maps, cams_at, comparison_panels,
@@ -148,7 +149,8 @@ def main(argv=None) -> None:
     fig3_rows, fig4_rows = [], []
     for sample in samples:
         inputs, data_sample = preprocess(rca, sample, args.device)
-        image = mmcv.imread(data_sample.img_path, channel_order='rgb')
+        image, _ = read_image(data_sample.img_path, channel_order='rgb',
+                              exif_orientation=True)
         size = image.shape[:2]
         tags = np.flatnonzero(data_sample.gt_img_labels.cpu().numpy() > 0.5)
         gt = None
@@ -176,10 +178,12 @@ def main(argv=None) -> None:
     for out, rows in ((args.fig3, fig3_rows), (args.fig4, fig4_rows)):
         if out:
             # Lossless at the smallest size (heatmaps compress poorly).
-            mmcv.imwrite(
-                mmcv.rgb2bgr(visualizer.draw_panels(rows)),
-                out,
-                params=[cv2.IMWRITE_PNG_COMPRESSION, 9])
+            ok, png = cv2.imencode(
+                '.png', mmcv.rgb2bgr(visualizer.draw_panels(rows)),
+                [cv2.IMWRITE_PNG_COMPRESSION, 9])
+            if not ok:
+                raise ValueError(f'could not encode the figure for {out}')
+            atomic_write_bytes(out, png.tobytes())
             print(f'wrote {out}')
 
 
