@@ -3,8 +3,8 @@
 Tests and reference scripts build an mmengine ``Runner`` from a repository
 config (the model, the hooks and the schedule as users get them) and train
 it for a couple of epochs on CPU in seconds: the data are redirected to a
-tiny generated SynthVOC, the pipeline is a plain resize (deterministic but
-for the model's own draws), the backbone starts from scratch and the loaders
+tiny generated SynthVOC, the pipeline is the config's loading steps and a
+plain resize (deterministic but for the model's own draws), the backbone starts from scratch and the loaders
 run in the main process.
 """
 from typing import Optional, Sequence
@@ -56,8 +56,13 @@ def tiny_stage1_cfg(config: str,
     cfg = Config.fromfile(config)
     loader = dict(
         batch_size=batch_size, num_workers=0, persistent_workers=False)
-    pipeline = [
-        dict(type='LoadWSSSImageFromFile'),
+    # The config's loading steps (image, saliency where it has one), then
+    # a plain resize.
+    loads = [
+        t for t in cfg.train_dataloader.dataset.pipeline
+        if t['type'].startswith('Load')
+    ]
+    pipeline = loads + [
         dict(type='Resize', scale=(size, size), keep_ratio=False),
         dict(type='PackWSSSInputs'),
     ]
