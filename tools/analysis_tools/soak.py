@@ -193,13 +193,10 @@ def build_config(args, data_root: str, work_dir: str) -> Config:
     cfg.model.head.gate_threshold = 0.0  # write every region (untrained)
     cfg.model.head.memory_bank = dict(
         type='RegionMemoryBank', capacity_per_class=args.capacity_per_class)
-    cfg.custom_hooks = [
-        dict(
-            type='RegionMemoryHook',
-            num_prototypes=args.num_prototypes,
-            num_init=1),
-        dict(type='RSCWarmupHook', warmup_epochs=1),
-    ]
+    cfg.model.head.aggregation = dict(
+        type='PrototypeAggregation',
+        num_prototypes=args.num_prototypes,
+        num_init=1)
     pipeline = cfg.train_dataloader.dataset.pipeline
     for step in pipeline:
         if step['type'] == 'RandomResize':
