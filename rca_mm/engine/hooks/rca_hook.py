@@ -4,7 +4,7 @@
 
     before_run:          head.allocate_bank(tags of every training image)
     before_train_epoch:  head.begin_epoch(epoch)
-                           contrast on from model.head.rsc_warmup_epochs (Eq. 11)
+                           alpha_1 on from model.head.rsc_warmup_epochs, Eq. 11
                            Q_l = k-means_K(written entries of class l), from
                            model.head.aggregation.start_epoch (Sec. 3.3)
 

@@ -24,11 +24,11 @@ by ``RCAHook``:
 
 .. code:: text
 
-    before_run:          allocate_bank(tags of every training image)
-    before_train_epoch:  begin_epoch(epoch)
-                           -> set_contrast(epoch >= rsc_warmup_epochs)  (Eq. 11)
-                           -> refresh_prototypes(epoch)
-                                Q_l = k-means_K(written entries of class l)
+    before_run:         allocate_bank(tags of every training image)  (Eq. 3)
+    before_train_epoch: begin_epoch(epoch)
+                          -> set_contrast(epoch >= rsc_warmup_epochs) (Eq. 11)
+                          -> refresh_prototypes(epoch): the Q of Eq. 7-8,
+                             Q_l = k-means_K(written entries of class l)
 """
 from typing import Dict, Tuple
 
