@@ -115,15 +115,68 @@ def test_test_tool_reports_miou_writes_and_draws_predictions(
     assert drawn == sorted(f'test_{n}.jpg_0.png' for n in val_names)
 
 
-def test_test_tool_tta_averages_scales_and_flips(trained, voc_root,
-                                                tmp_path):
-    work_dir, _ = trained
+def test_test_tool_tta_averages_scales_and_flips(voc_root, tmp_path):
+    """--tta writes the argmax of the class probabilities averaged over
+    every scale of ``tta_scales`` and both flips, each view's logits taken
+    back to the image's size and orientation."""
+    import numpy as np
+    from mmengine.config import Config
+    from mmseg.apis import init_model
+    from PIL import Image
+
+    from rca_mm.registry import TRANSFORMS
+    # Trained long enough to predict more than one class, so that the
+    # views change the prediction.
+    train(tmp_path / 'train', voc_root, 40, ckpt_interval=40)
+    ckpt = osp.join(tmp_path / 'train', 'iter_40.pth')
+    out = tmp_path / 'tta_out'
     log = run_tool([
-        'python', 'tools/test.py', CONFIG,
-        osp.join(work_dir, 'iter_4.pth'), '--tta', '--work-dir',
-        tmp_path / 'tta', '--cfg-options', *data_options(voc_root)
+        'python', 'tools/test.py', CONFIG, ckpt, '--tta', '--out', out,
+        '--work-dir', tmp_path / 'tta', '--cfg-options',
+        *data_options(voc_root)
     ])
     assert re.search(r'Iter\(test\).*mIoU: [\d.]+', log), log[-2000:]
+
+    cfg = Config.fromfile(CONFIG)
+    model = init_model(cfg, ckpt, device='cpu')
+    names = open(osp.join(voc_root,
+                          'ImageSets/Segmentation/val.txt')).read().split()
+    changed = 0
+    for name in names:
+        probs, single = 0, None
+        for scale in cfg.tta_scales:
+            for flip in (0.0, 1.0):
+                view = [
+                    TRANSFORMS.build(t) for t in (
+                        dict(type='LoadImageFromFile'),
+                        dict(type='Resize', scale_factor=scale,
+                             keep_ratio=True),
+                        dict(type='RandomFlip', prob=flip,
+                             direction='horizontal'),
+                        dict(type='LoadAnnotations'),
+                        dict(type='PackSegInputs'))
+                ]
+                data = dict(
+                    img_path=osp.join(voc_root, 'JPEGImages', name + '.jpg'),
+                    seg_map_path=osp.join(voc_root, 'SegmentationClassAug',
+                                          name + '.png'),
+                    reduce_zero_label=False, seg_fields=[])
+                for t in view:
+                    data = t(data)
+                with torch.no_grad():
+                    logits = model.test_step(dict(
+                        inputs=[data['inputs']],
+                        data_samples=[data['data_samples']]))[0] \
+                        .seg_logits.data
+                probs = probs + logits.softmax(dim=0)
+                if scale == 1.0 and not flip:
+                    single = logits.argmax(dim=0).numpy()
+        expected = (probs / (2 * len(cfg.tta_scales))).argmax(dim=0).numpy()
+        written = np.asarray(Image.open(out / f'{name}.png'))
+        np.testing.assert_array_equal(written, expected, err_msg=name)
+        changed += int((expected != single).sum())
+    # The views matter for this model: a single-scale test would differ.
+    assert changed > 0
 
 
 def test_test_tool_tta_without_pipeline_names_the_key(trained, voc_root,
