@@ -3,9 +3,9 @@
 Tests and reference scripts build an mmengine ``Runner`` from a repository
 config (the model, the hooks and the schedule as users get them) and train
 it for a couple of epochs on CPU in seconds: the data are redirected to a
-tiny generated SynthVOC, the pipeline is the config's loading steps and a
-plain resize (deterministic but for the model's own draws), the backbone starts from scratch and the loaders
-run in the main process.
+tiny generated SynthVOC, the pipeline is the config's loading steps and
+a plain resize (deterministic but for the model's own draws), the
+backbone starts from scratch and the loaders run in the main process.
 """
 from typing import Optional, Sequence
 

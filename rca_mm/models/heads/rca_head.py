@@ -202,10 +202,9 @@ class RCAHead(CAMHead):
             return False
         entries, mask = self.memory_bank.per_class_entries()
         k = self.aggregation.cluster(entries, mask, epoch)
-        print_log(
-            f'RCA prototypes: {int(self.aggregation.prototype_valid.sum())} '
-            f'from {int(mask.sum())} bank entries (K={k})',
-            logger='current')
+        valid = int(self.aggregation.prototype_valid.sum())
+        print_log(f'RCA prototypes: {valid} from {int(mask.sum())} bank '
+                  f'entries (K={k})', logger='current')
         return True
 
     def begin_epoch(self, epoch: int) -> None:

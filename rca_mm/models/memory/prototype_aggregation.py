@@ -1,4 +1,4 @@
-"""Class prototypes by k-means, and aggregation of features with them (Eq. 7-8).
+"""Class prototypes by k-means, and the aggregation with them (Eq. 7-8).
 
 .. code:: text
 

@@ -38,31 +38,37 @@ def _head(runner):
     return unwrap_model(runner.model).head
 
 
+def _rng_states():
+    return torch.get_rng_state(), np.random.get_state(), random.getstate()
+
+
 def _allocated(runner):
     return int(runner.model.state_dict()['head.memory_bank.feats'].shape[0])
 
 
 @HOOKS.register_module()
-class _FirstSpy(Hook):
-    priority = 'HIGHEST'
+class _Spy(Hook):
+    """Records what RCA's hooks did: registered at the highest priority
+    (``first``, before every other hook of an event) and at the lowest
+    (``last``, after them)."""
+
+    def __init__(self, where):
+        self.where = where
 
     def before_run(self, runner):
-        EVENTS.append(('before_run:first', _allocated(runner)))
+        EVENTS.append((f'before_run:{self.where}', _allocated(runner)))
 
     def before_val(self, runner):
-        EVENTS.append(('before_val', (torch.get_rng_state(),
-                                      np.random.get_state(),
-                                      random.getstate())))
+        if self.where == 'first':
+            EVENTS.append(('before_val', _rng_states()))
 
-
-@HOOKS.register_module()
-class _LastSpy(Hook):
-    priority = 'LOWEST'
-
-    def before_run(self, runner):
-        EVENTS.append(('before_run:last', _allocated(runner)))
+    def after_val(self, runner):
+        if self.where == 'last':
+            EVENTS.append(('after_val', _rng_states()))
 
     def before_train_epoch(self, runner):
+        if self.where != 'last':
+            return
         bank = _head(runner).memory_bank
         state = runner.model.state_dict()
         entries, mask = bank.per_class_entries()
@@ -74,12 +80,9 @@ class _LastSpy(Hook):
 
     def after_train_iter(self, runner, batch_idx, data_batch=None,
                          outputs=None):
-        EVENTS.append(('loss_rsc', runner.epoch, float(outputs['loss_rsc'].detach())))
-
-    def after_val(self, runner):
-        EVENTS.append(('after_val', (torch.get_rng_state(),
-                                     np.random.get_state(),
-                                     random.getstate())))
+        if self.where == 'last':
+            EVENTS.append(('loss_rsc', runner.epoch,
+                           float(outputs['loss_rsc'].detach())))
 
 
 @pytest.fixture(scope='module')
@@ -92,7 +95,10 @@ def _train(data_root, work_dir, name, **kwargs):
     torch.set_num_threads(1)
     cfg = tiny_stage1_cfg(
         CONFIG, data_root, str(work_dir), name=name,
-        extra_hooks=[dict(type='_FirstSpy'), dict(type='_LastSpy')],
+        extra_hooks=[
+            dict(type='_Spy', where='first', priority='HIGHEST'),
+            dict(type='_Spy', where='last', priority='LOWEST')
+        ],
         **kwargs)
     # Write every region (the paper's nu = 0.7 needs a trained P).
     cfg.model.head.gate_threshold = 0.0
