@@ -1,5 +1,5 @@
 # RCA on OAA+ with VGG16-LargeFOV, MS COCO 2014 (the paper's COCO row
-# "RCA + OAA+"): oaa/oaa_vgg16_coco.py plus the RCA head and hooks, with the
+# "RCA + OAA+"): oaa/oaa_vgg16_coco.py plus the RCA head and hook, with the
 # memory capped at 500 entries per class (paper, COCO).
 #   bash tools/dist_train.sh configs/rca/rca_oaa_vgg16_coco.py 4 \
 #       --work-dir WORK_DIR
@@ -9,9 +9,9 @@ _base_ = ['../oaa/oaa_vgg16_coco.py']
 model = dict(
     head=dict(
         type='RCAHead',
-        memory_bank=dict(type='RegionMemoryBank', capacity_per_class=500)))
+        memory_bank=dict(type='RegionMemoryBank', capacity_per_class=500),
+        aggregation=dict(type='PrototypeAggregation', num_prototypes=10)))
 custom_hooks = [
     dict(type='OAAAccumulationHook', start_epoch=1),
-    dict(type='RegionMemoryHook', num_prototypes=10),
-    dict(type='RSCWarmupHook', warmup_epochs=1),
+    dict(type='RCAHook'),  # the bank's size, warm-up, k-means: the head's
 ]

@@ -1,7 +1,7 @@
 # RCA (Zhou et al., CVPR 2022) on OAA+/OAA++ with VGG16-LargeFOV, PASCAL VOC
 # 2012: the paper's row "RCA + OAA++ (VGG16)", 71.4 pseudo-label mIoU
 # on `train` (mIoU_confident; with OAA++'s saliency maps).
-# The baseline (oaa/oaa_vgg16_voc.py) plus the RCA head and its hooks:
+# The baseline (oaa/oaa_vgg16_voc.py) plus the RCA head and its hook:
 # region memory bank (Eq. 3; one entry per (image, class), gamma 0.99),
 # regional semantic contrast with region mixup (Eq. 4-6, alpha_1 0.01 after
 # one warm-up epoch), K = 10 k-means prototypes per class aggregated into O
@@ -19,9 +19,9 @@ model = dict(
         memory_bank=dict(
             type='RegionMemoryBank', momentum=0.99, capacity_per_class=None),
         contrast_loss=dict(
-            type='RegionContrastLoss', loss_weight=0.01, use_mixup=True)))
+            type='RegionContrastLoss', loss_weight=0.01, use_mixup=True),
+        aggregation=dict(type='PrototypeAggregation', num_prototypes=10)))
 custom_hooks = [
     dict(type='OAAAccumulationHook', start_epoch=1),
-    dict(type='RegionMemoryHook', num_prototypes=10),
-    dict(type='RSCWarmupHook', warmup_epochs=1),
+    dict(type='RCAHook'),  # the bank's size, warm-up, k-means: the head's
 ]

@@ -4,8 +4,8 @@
 # prototypes (Eq. 7-10); the final CAMs are O. Every default of the head is
 # the paper's (docs/rca.md).
 _base_ = ['./cam_r18-w16_8e_synthvoc-112x112.py']
-model = dict(head=dict(type='RCAHead'))
-custom_hooks = [
-    dict(type='RegionMemoryHook', num_prototypes=10),
-    dict(type='RSCWarmupHook', warmup_epochs=1),
-]
+model = dict(
+    head=dict(
+        type='RCAHead',
+        aggregation=dict(type='PrototypeAggregation', num_prototypes=10)))
+custom_hooks = [dict(type='RCAHook')]  # bank size, warm-up, k-means

@@ -56,7 +56,7 @@ def rca_maps(model, inputs: Tensor) -> Dict[str, Tensor]:
     if not aggregation.has_prototypes:
         raise ValueError(
             'model.head.aggregation has no prototypes: load a checkpoint '
-            'trained with RegionMemoryHook (k-means at epoch starts)')
+            'trained with RCAHook (k-means at epoch starts)')
     feats = head.features(model.extract_feat(inputs))  # F
     n, _, h, w = feats.shape
     _, weights = aggregation(feats, return_weights=True)  # S, Eq. 7

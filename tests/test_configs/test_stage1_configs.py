@@ -39,9 +39,9 @@ ABLATIONS = {
     'no-mixup': {'model.head.contrast_loss.use_mixup': False},
     **{f'gamma{g}': {'model.head.memory_bank.momentum': float(g)}
        for g in ('0', '0.5', '0.8', '0.9', '0.999')},
-    **{f'k{k}': {'custom_hooks.1.num_prototypes': k}
+    **{f'k{k}': {'model.head.aggregation.num_prototypes': k}
        for k in (1, 20, 50, 100)},
-    'kall': {'custom_hooks.1.num_prototypes': None},
+    'kall': {'model.head.aggregation.num_prototypes': None},
     **{f'mem{m}': {'model.head.memory_bank.capacity_per_class': m}
        for m in (100, 500)},
 }
@@ -105,8 +105,8 @@ def test_settings(rel):
         assert cfg.param_scheduler[0]['type'] == 'PolyLR'
     if 'rca' in rel:
         assert head.type == 'RCAHead'
-        assert hook_types(cfg)[-2:] == ['RegionMemoryHook', 'RSCWarmupHook']
-        assert cfg.custom_hooks[-2]['num_prototypes'] == 10
+        assert hook_types(cfg)[-1:] == ['RCAHook']
+        assert cfg.model.head.aggregation.num_prototypes == 10
         capacity = head.get('memory_bank', {}).get('capacity_per_class')
         assert capacity == (500 if coco else None)
     else:
@@ -260,5 +260,6 @@ def test_ablation_defaults_are_the_parents():
     assert cfg.model.head.memory_bank.momentum == 0.99
     assert cfg.model.head.memory_bank.capacity_per_class is None
     assert cfg.model.head.contrast_loss.use_mixup
-    assert cfg.custom_hooks[1] == dict(
-        type='RegionMemoryHook', num_prototypes=10)
+    assert cfg.custom_hooks[1] == dict(type='RCAHook')
+    assert cfg.model.head.aggregation == dict(
+        type='PrototypeAggregation', num_prototypes=10)

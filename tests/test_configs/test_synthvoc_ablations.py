@@ -14,7 +14,7 @@ from ..conftest import REPO
 PARENT = 'configs/synthvoc/rca-oaa_r18-w16_8e_synthvoc-112x112.py'
 ABLATION = ('configs/synthvoc/ablations/'
             'rca-oaa_r18-w16_8e_synthvoc-112x112_{}.py')
-# What each ablation changes: head settings, and K (the memory hook's).
+# What each ablation changes: head settings, K included.
 EXPECTED = {
     'rsc-only': dict(use_rsa=False),
     'rsa-only': dict(use_rsc=False),
@@ -34,7 +34,6 @@ def settings(rel: str) -> dict:
     init_default_scope('rca_mm')
     cfg = Config.fromfile(osp.join(REPO, rel))
     head = MODELS.build(cfg.model).head
-    hooks = [h for h in cfg.custom_hooks if h.type == 'RegionMemoryHook']
     return dict(
         use_rsc=head.use_rsc,
         use_rsa=head.use_rsa,
@@ -44,7 +43,7 @@ def settings(rel: str) -> dict:
         if head.contrast_loss is not None else None,
         momentum=head.memory_bank.momentum,
         capacity_per_class=head.memory_bank.capacity_per_class,
-        num_prototypes=hooks[0].get('num_prototypes'),
+        num_prototypes=cfg.model.head.aggregation.num_prototypes,
         hooks=[h.type for h in cfg.custom_hooks],
         backbone=cfg.model.backbone.to_dict())
 

@@ -97,8 +97,7 @@ def config(tmp_path_factory):
         _base_ = ['{BASE}']
         custom_imports = dict(imports=['dump_bank_hook'])
         custom_hooks = [
-            dict(type='RegionMemoryHook', num_prototypes=4, num_init=1),
-            dict(type='RSCWarmupHook', warmup_epochs=1),
+            dict(type='RCAHook'),
             dict(type='DumpBankHook'),
         ]
         train_dataloader = dict(
@@ -106,7 +105,9 @@ def config(tmp_path_factory):
             dataset=dict(data_root='{root}'))
         model = dict(data_preprocessor=dict(size=(64, 64)),
                      backbone=dict(init_cfg=None),
-                     head=dict(gate_threshold=0.0))
+                     head=dict(gate_threshold=0.0,
+                               aggregation=dict(num_prototypes=4,
+                                                num_init=1)))
         train_cfg = dict(max_epochs=2, val_interval=100)
         ''') + NO_VAL)
     return tmp, cfg
@@ -149,10 +150,11 @@ def fair_configs(tmp):
         model = dict(
             data_preprocessor=dict(size=(64, 64)),
             backbone=dict(norm_eval=True, init_cfg=None),
-            head=dict(gate_threshold=0.0, use_rsc=False))
+            head=dict(gate_threshold=0.0, use_rsc=False,
+                      aggregation=dict(num_prototypes=None)))
         custom_hooks = [
             dict(type='OAAAccumulationHook', start_epoch=0),
-            dict(type='RegionMemoryHook', num_prototypes=None),
+            dict(type='RCAHook'),
             dict(type='DumpBankHook'),
         ]
         train_pipeline = [

@@ -195,10 +195,7 @@ def soak_config(work_dir: str, *, epochs: int, size: int, batch_size: int,
     cfg.model.head.gate_threshold = 0.0  # write every region (untrained)
     cfg.model.head.memory_bank = dict(
         type='RegionMemoryBank', capacity_per_class=capacity_per_class)
-    cfg.custom_hooks = [
-        dict(type='RegionMemoryHook', num_prototypes=3, num_init=1),
-        dict(type='RSCWarmupHook', warmup_epochs=1),
-    ]
+    cfg.model.head.aggregation.update(num_prototypes=3, num_init=1)
     for step in cfg.train_dataloader.dataset.pipeline:
         if step['type'] == 'RandomResize':
             step['scale'] = (size, size)

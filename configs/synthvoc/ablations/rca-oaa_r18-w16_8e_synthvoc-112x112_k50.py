@@ -1,8 +1,4 @@
 # RCA ablation on OAA+ (paper Sec. 4.2): K = 50 prototypes per class (paper:
-# 10, the parent config). custom_hooks is a list, so it is restated whole.
+# 10, the parent config).
 _base_ = ['../rca-oaa_r18-w16_8e_synthvoc-112x112.py']
-custom_hooks = [
-    dict(type='OAAAccumulationHook', start_epoch=1),
-    dict(type='RegionMemoryHook', num_prototypes=50),
-    dict(type='RSCWarmupHook', warmup_epochs=1),
-]
+model = dict(head=dict(aggregation=dict(num_prototypes=50)))

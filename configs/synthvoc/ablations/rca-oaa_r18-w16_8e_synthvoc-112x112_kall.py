@@ -1,9 +1,4 @@
 # RCA ablation on OAA+ (paper Sec. 4.2): no clustering, every written memory
 # entry is a prototype (K = "all"; paper: 10, the parent config).
-# custom_hooks is a list, so it is restated whole.
 _base_ = ['../rca-oaa_r18-w16_8e_synthvoc-112x112.py']
-custom_hooks = [
-    dict(type='OAAAccumulationHook', start_epoch=1),
-    dict(type='RegionMemoryHook', num_prototypes=None),
-    dict(type='RSCWarmupHook', warmup_epochs=1),
-]
+model = dict(head=dict(aggregation=dict(num_prototypes=None)))

@@ -17,11 +17,24 @@ The final CAMs are ``O``. With ``with_background=True`` (RCA on EPS) both P
 and O have L+1 maps and the saliency loss is applied to each; regions and
 scores use the L foreground maps. ``use_rsc``/``use_rsa`` switch the two
 parts off for the ablations of the paper's Section 4.2.
+
+Every RCA setting is the head's, K and the k-means included
+(``aggregation``). The epoch-level events are methods of the head, called
+by ``RCAHook``:
+
+.. code:: text
+
+    before_run:         allocate_bank(tags of every training image)  (Eq. 3)
+    before_train_epoch: begin_epoch(epoch)
+                          -> set_contrast(epoch >= rsc_warmup_epochs) (Eq. 11)
+                          -> refresh_prototypes(epoch): the Q of Eq. 7-8,
+                             Q_l = k-means_K(written entries of class l)
 """
 from typing import Dict, Tuple
 
 import torch
 import torch.nn as nn
+from mmengine.logging import print_log
 from mmseg.utils import ConfigType, OptConfigType
 from torch import Tensor
 
@@ -52,13 +65,21 @@ class RCAHead(CAMHead):
             0.99 in the paper).
         contrast_loss (dict): ``RegionContrastLoss`` config (Eq. 4-6); its
             ``loss_weight`` is alpha_1 = 0.01 (paper).
-        aggregation (dict): ``PrototypeAggregation`` config (Eq. 7-8).
+        aggregation (dict): ``PrototypeAggregation`` config (Eq. 7-8): the
+            similarity ``scale``, and the prototypes' k-means (Sec. 3.3):
+            K ``num_prototypes`` (paper: 10; None: every entry),
+            ``num_iters`` (50), ``num_init`` restarts (3), the first
+            clustered epoch ``start_epoch`` (1) and ``seed`` (0).
         gate_threshold (float): nu of Eq. 3: a region is written to the bank
             only when ``sigmoid(score_l) > nu``. Default: 0.7 (paper).
         gate_score (str): the score of that gate: ``'p'``, the coarse
             classifier's ``p_l`` as Eq. 3 writes it, or ``'o'``, the final
             classifier's score, as the released code does. Default: ``'p'``.
         use_rsc (bool): compute the contrast loss. Default: True.
+        rsc_warmup_epochs (int): epochs with alpha_1 = 0 at the start
+            (Eq. 11); the bank is still written, so the contrast has
+            entries when it starts. Default: 1 (paper; the released code
+            waits two).
         use_rsa (bool): aggregate prototypes and classify with O. Without it
             the final CAMs are P. Default: True.
         classifier_bias (bool): a zero-initialised, trained bias in both
@@ -89,6 +110,7 @@ class RCAHead(CAMHead):
                  gate_threshold: float = 0.7,
                  gate_score: str = 'p',
                  use_rsc: bool = True,
+                 rsc_warmup_epochs: int = 1,
                  use_rsa: bool = True,
                  classifier_bias: bool = False,
                  dropout_in_regions: bool = True,
@@ -117,6 +139,7 @@ class RCAHead(CAMHead):
         self.gate_threshold = gate_threshold
         self.gate_score = gate_score
         self.use_rsc = use_rsc
+        self.rsc_warmup_epochs = rsc_warmup_epochs
         self.use_rsa = use_rsa
         self.dropout_in_regions = dropout_in_regions
         dim = self.feat_channels
@@ -128,8 +151,72 @@ class RCAHead(CAMHead):
                 dict(aggregation, num_classes=num_classes, channels=dim))
             # Eq. 10: a second, independent class-aware 1x1 conv on [F, F'].
             self.classifier_o = self.class_conv(2 * dim)
-        # Switched off in the warm-up epoch by RSCWarmupHook (alpha_1 = 0).
-        self.rsc_active = True
+        # alpha_1 = 0 in the warm-up epochs (set_contrast, begin_epoch).
+        self._rsc_active = True
+
+    def allocate_bank(self, image_labels: Tensor) -> None:
+        """Size the memory bank from the training set's tags (Eq. 3).
+
+        One slot per (image, tag) pair, or the per-class cap where one is
+        set (COCO). Called before a checkpoint is loaded, so a resumed bank
+        loads into tensors of its own shape (a loaded bank whose layout
+        differs from these tags is refused).
+
+        Args:
+            image_labels (Tensor): ``(num_images, L)`` bool multi-hot tags
+                indexed by ``sample_idx``.
+        """
+        self.memory_bank.allocate(image_labels)
+        print_log(
+            f'RCA memory bank: {self.memory_bank.feats.shape[0]} slots, '
+            f'{self.memory_bank.nbytes / 2**20:.1f} MiB',
+            logger='current')
+
+    @property
+    def rsc_active(self) -> bool:
+        """Whether the contrast loss is on (off in the warm-up, Eq. 11)."""
+        return self._rsc_active
+
+    def set_contrast(self, active: bool) -> None:
+        """Switch the contrast loss on or off (alpha_1 = 0 when off, Eq. 11).
+
+        The bank is written either way.
+        """
+        self._rsc_active = bool(active)
+
+    @torch.no_grad()
+    def refresh_prototypes(self, epoch: int) -> bool:
+        """Recompute the prototypes Q (k-means, Sec. 3.3) for ``epoch``.
+
+        From ``aggregation.start_epoch`` on, with RSA: each class's written
+        entries are clustered into K prototypes (the settings of
+        ``aggregation``); before, Q stays unset and F' = 0 (Eq. 8).
+
+        Args:
+            epoch (int): the epoch starting.
+
+        Returns:
+            bool: whether the prototypes were recomputed.
+        """
+        if not self.use_rsa or epoch < self.aggregation.start_epoch:
+            return False
+        entries, mask = self.memory_bank.per_class_entries()
+        k = self.aggregation.cluster(entries, mask, epoch)
+        valid = int(self.aggregation.prototype_valid.sum())
+        print_log(f'RCA prototypes: {valid} from {int(mask.sum())} bank '
+                  f'entries (K={k})', logger='current')
+        return True
+
+    def begin_epoch(self, epoch: int) -> None:
+        """The events of an epoch start: the contrast is on from
+        ``rsc_warmup_epochs`` (Eq. 11), and the prototypes are refreshed
+        (:meth:`refresh_prototypes`).
+
+        Args:
+            epoch (int): the epoch starting (0-based).
+        """
+        self.set_contrast(epoch >= self.rsc_warmup_epochs)
+        self.refresh_prototypes(epoch)
 
     def classify_o(self, x: Tensor, dropout: bool = True) -> Tensor:
         """``O = conv1x1([F, S Q])`` of ``F`` (Eq. 7-10).
@@ -202,7 +289,7 @@ class RCAHead(CAMHead):
     def rsc_loss(self, region_feats: Tensor, region_classes: Tensor,
                  image_ids: Tensor) -> Tensor:
         """alpha_1 * L_RM against the bank (Eq. 4-6); 0 in the warm-up."""
-        if not self.rsc_active:
+        if not self._rsc_active:
             return region_feats.sum() * 0.0
         bank_feats, bank_classes = self.memory_bank.entries()
         return self.contrast_loss(region_feats, region_classes, image_ids,

@@ -1,24 +1,30 @@
-"""Non-parametric aggregation of features with class prototypes (Eq. 7-8).
+"""Class prototypes by k-means, and the aggregation with them (Eq. 7-8).
 
 .. code:: text
 
+    bank entries of class l --k-means_K (Sec. 3.3, no equation)--> Q_l
     F (N, D, h, w) --pixels--> (N, hw, D)
     Q (L, K, D) --flatten--> (L*K, D), valid (L*K,)
     S = softmax_row(scale * F Q^T) over the valid prototypes     (Eq. 7)
     F' = S Q  --> (N, D, h, w)                                  (Eq. 8)
 
-The prototypes Q come from k-means of each class's memory entries (Sec. 3.3,
-:func:`rca_mm.models.memory.kmeans.batched_kmeans`) and are set with
-:meth:`PrototypeAggregation.set_prototypes`. They are persistent buffers, so
-they are saved in checkpoints and restored on resume.
+K and the k-means settings are this module's config, the only place they
+are set (``model.head.aggregation``). :meth:`PrototypeAggregation.cluster`
+computes Q from the memory entries with
+:func:`rca_mm.models.memory.kmeans.batched_kmeans` (called by
+``RCAHead.refresh_prototypes`` at the start of each epoch from
+``start_epoch`` on). The prototypes are persistent buffers, so they are
+saved in checkpoints and restored on resume.
 """
 from typing import Optional, Tuple, Union
 
 import torch
+from mmengine.dist import broadcast, is_distributed
 from mmengine.model import BaseModule
 from torch import Tensor
 
 from rca_mm.registry import MODELS
+from .kmeans import batched_kmeans
 
 
 @MODELS.register_module()
@@ -27,7 +33,9 @@ class PrototypeAggregation(BaseModule):
 
     ``S = softmax_row(scale * F Q^T)`` over the valid prototypes of all
     classes (Eq. 7) and ``F' = S Q`` (Eq. 8); there are no learned
-    projections, so the gradient reaches F through S only.
+    projections, so the gradient reaches F through S only. The prototypes
+    Q are the k-means centres of each class's memory entries (Sec. 3.3),
+    set by :meth:`cluster`.
 
     Before prototypes are set (no valid prototype at all, e.g. before the
     first k-means), ``F' = 0``.
@@ -35,33 +43,54 @@ class PrototypeAggregation(BaseModule):
     Args:
         num_classes (int): L; with ``num_prototypes`` and ``channels`` sizes
             the buffers at construction. Default: 0 (empty until set).
-        num_prototypes (int): K, prototypes per class (paper: 10).
-            Default: 10.
+        num_prototypes (int, optional): K, the k-means clusters per class.
+            None keeps every written entry as a prototype (the "all"
+            ablation; the buffers are then sized by each clustering).
+            Default: 10 (paper).
         channels (int): D. Default: 0.
         scale (float): multiplier of ``F Q^T`` before the softmax. 1.0 is
             the paper's raw dot product; ``D ** -0.5`` is the scaled
             dot-product alternative (the released code multiplies by 2).
             Default: 1.0.
+        num_iters (int): Lloyd iterations of the k-means. Default: 50.
+        num_init (int): k-means++ restarts, the lowest inertia kept.
+            Default: 3.
+        start_epoch (int): the first epoch whose prototypes are clustered
+            (at epoch 0 the bank is empty, and F' = 0). Default: 1 (the
+            released code).
+        seed (int): k-means seed; the epoch is added. Default: 0.
         init_cfg (dict, optional): mmengine init config. Default: None.
     """
 
     def __init__(self,
                  *,
                  num_classes: int = 0,
-                 num_prototypes: int = 10,
+                 num_prototypes: Optional[int] = 10,
                  channels: int = 0,
                  scale: float = 1.0,
+                 num_iters: int = 50,
+                 num_init: int = 3,
+                 start_epoch: int = 1,
+                 seed: int = 0,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if scale <= 0:
             raise ValueError(f'PrototypeAggregation: scale must be > 0, got '
                              f'{scale}')
+        if num_prototypes is not None and num_prototypes < 1:
+            raise ValueError('PrototypeAggregation: num_prototypes must be '
+                             f'>= 1 or None, got {num_prototypes}')
         self.scale = scale
+        self.num_prototypes = num_prototypes
+        self.num_iters = num_iters
+        self.num_init = num_init
+        self.start_epoch = start_epoch
+        self.seed = seed
+        k = num_prototypes or 0
+        self.register_buffer('prototypes',
+                             torch.zeros(num_classes, k, channels))
         self.register_buffer(
-            'prototypes', torch.zeros(num_classes, num_prototypes, channels))
-        self.register_buffer(
-            'prototype_valid',
-            torch.zeros(num_classes, num_prototypes, dtype=torch.bool))
+            'prototype_valid', torch.zeros(num_classes, k, dtype=torch.bool))
 
     @property
     def has_prototypes(self) -> bool:
@@ -93,6 +122,34 @@ class PrototypeAggregation(BaseModule):
             device=device, dtype=torch.float32).clone()
         self.prototype_valid = valid.detach().to(
             device=device, dtype=torch.bool).clone()
+
+    @torch.no_grad()
+    def cluster(self, entries: Tensor, mask: Tensor, epoch: int) -> int:
+        """Set Q to the k-means centres of each class's entries (Sec. 3.3).
+
+        K-means with ``num_prototypes`` clusters (every entry of the
+        fullest class where None), ``num_iters`` Lloyd iterations,
+        ``num_init`` restarts and the seed ``seed + epoch``. On several
+        processes rank 0's centres are broadcast, so every replica
+        aggregates with the same prototypes.
+
+        Args:
+            entries (Tensor): ``(L, N, D)`` per-class memory entries.
+            mask (Tensor): ``(L, N)`` bool, the written ones.
+            epoch (int): the epoch starting (added to the seed).
+
+        Returns:
+            int: the K used.
+        """
+        k = self.num_prototypes or max(int(mask.sum(1).max()), 1)
+        centers, valid, _ = batched_kmeans(
+            entries, mask, k, num_iters=self.num_iters, n_init=self.num_init,
+            seed=self.seed + epoch)
+        if is_distributed():
+            broadcast(centers, 0)
+            broadcast(valid, 0)
+        self.set_prototypes(centers, valid)
+        return k
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict,
                               missing_keys, unexpected_keys, error_msgs):

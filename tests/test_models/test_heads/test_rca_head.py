@@ -72,7 +72,7 @@ def test_warmup_and_ablations():
     feats = torch.randn(3, 4, 6, 6)
     samples = _samples(tags.float().tolist())
     head.loss(feats, samples)  # fill the bank
-    head.rsc_active = False
+    head.set_contrast(False)
     losses, _ = head.loss(feats, samples)
     assert losses['loss_rsc'] == 0
     rsc_only, _ = _head(use_rsa=False, loss_weight=1.0)
@@ -155,3 +155,24 @@ def test_bank_write_waits_for_the_backward_pass():
     bank.flush()
     assert int(bank.step) == 12 and not torch.equal(bank.feats, before)
     torch.testing.assert_close(bank.feats, reference.memory_bank.feats)
+
+
+def test_epoch_events_use_the_heads_own_settings():
+    head, tags = _head(
+        gate_threshold=0.0, rsc_warmup_epochs=2,
+        aggregation=dict(type='PrototypeAggregation', num_prototypes=1,
+                         start_epoch=2))
+    head.loss(torch.randn(3, 4, 6, 6), _samples(tags.float().tolist()))
+    for epoch, active, clustered in [(0, False, False), (1, False, False),
+                                     (2, True, True)]:
+        head.begin_epoch(epoch)
+        assert head.rsc_active is active
+        assert head.aggregation.has_prototypes is clustered
+    assert head.aggregation.prototypes.shape == (3, 1, 4)  # K = 1
+    assert head.refresh_prototypes(1) is False  # before start_epoch
+    rsc_only, _ = _head(use_rsa=False)
+    assert rsc_only.refresh_prototypes(5) is False  # no aggregation
+    fresh = MODELS.build(dict(type='RCAHead', in_channels=4, num_classes=3))
+    assert not fresh.memory_bank.is_allocated
+    fresh.allocate_bank(tags)
+    assert fresh.memory_bank.feats.shape == (int(tags.sum()), 4)

@@ -79,3 +79,27 @@ def test_bad_input():
         agg(torch.randn(1, 6, 2, 2))
     with pytest.raises(ValueError, match='scale'):
         PrototypeAggregation(scale=0)
+
+
+def test_k_and_the_kmeans_are_its_own_settings():
+    from rca_mm.models.memory import batched_kmeans
+    agg = PrototypeAggregation(
+        num_classes=2, num_prototypes=2, channels=3, num_iters=7,
+        num_init=2, seed=5)
+    assert agg.prototypes.shape == (2, 2, 3)  # sized by K at build
+    g = torch.Generator().manual_seed(0)
+    entries = torch.randn(2, 4, 3, generator=g)
+    mask = torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0]], dtype=torch.bool)
+    assert agg.cluster(entries, mask, epoch=3) == 2
+    centers, valid, _ = batched_kmeans(
+        entries, mask, 2, num_iters=7, n_init=2, seed=8)
+    assert torch.equal(agg.prototypes, centers)
+    assert torch.equal(agg.prototype_valid, valid)
+    # K = None: every written entry of the fullest class is a prototype.
+    every = PrototypeAggregation(num_classes=2, num_prototypes=None,
+                                 channels=3)
+    assert every.prototypes.shape == (2, 0, 3)
+    assert every.cluster(entries, mask, epoch=1) == 3
+    assert every.prototype_valid.sum() == 5
+    with pytest.raises(ValueError, match='num_prototypes'):
+        PrototypeAggregation(num_prototypes=0)

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from rca_mm.engine.hooks import RegionMemoryHook, RSCWarmupHook
+from rca_mm.engine.hooks import RCAHook
 from rca_mm.models.memory import batched_kmeans
 from rca_mm.registry import MODELS
 
@@ -22,10 +22,10 @@ class _Dataset:
         return dict(img_labels=self.tags[idx], sample_idx=idx)
 
 
-def _runner(tags, epoch=0):
+def _runner(tags, epoch=0, **head):
     model = nn.Module()
     model.head = MODELS.build(
-        dict(type='RCAHead', in_channels=4, num_classes=3))
+        dict(type='RCAHead', in_channels=4, num_classes=3, **head))
     return SimpleNamespace(
         model=model,
         epoch=epoch,
@@ -35,8 +35,12 @@ def _runner(tags, epoch=0):
 
 def test_allocates_from_dataset_tags_and_clusters_each_epoch():
     tags = [[0, 2], [1], [0], [2], [0, 1]]
-    runner = _runner(tags)
-    hook = RegionMemoryHook(num_prototypes=2, start_epoch=1, seed=3)
+    runner = _runner(
+        tags,
+        aggregation=dict(
+            type='PrototypeAggregation', num_prototypes=2, start_epoch=1,
+            seed=3))
+    hook = RCAHook()
     hook.before_run(runner)
     bank = runner.model.head.memory_bank
     # adaptive size: one slot per (image, tag) pair
@@ -64,17 +68,42 @@ def test_refuses_a_plain_cam_head_and_untagged_datasets():
     runner.model.head = MODELS.build(
         dict(type='CAMHead', in_channels=4, num_classes=3))
     with pytest.raises(TypeError, match='RCAHead'):
-        RegionMemoryHook().before_run(runner)
+        RCAHook().before_run(runner)
     runner = _runner([[0]])
     runner.train_dataloader.dataset.get_data_info = lambda i: {}
     with pytest.raises(KeyError, match='img_labels'):
-        RegionMemoryHook().before_run(runner)
+        RCAHook().before_run(runner)
 
 
 def test_rsc_warmup_switches_contrast_on_after_warmup():
-    runner = _runner([[0]])
-    hook = RSCWarmupHook(warmup_epochs=2)
+    runner = _runner([[0]], rsc_warmup_epochs=2)
+    hook = RCAHook()
     for epoch, active in [(0, False), (1, False), (2, True)]:
         runner.epoch = epoch
         hook.before_train_epoch(runner)
         assert runner.model.head.rsc_active is active
+
+
+@pytest.mark.parametrize('cfg, new_key', [
+    (dict(type='RegionMemoryHook', num_prototypes=50),
+     'model.head.aggregation.num_prototypes'),
+    (dict(type='RegionMemoryHook', num_init=1),
+     'model.head.aggregation.num_init'),
+    (dict(type='RegionMemoryHook', num_iters=5),
+     'model.head.aggregation.num_iters'),
+    (dict(type='RegionMemoryHook', start_epoch=2),
+     'model.head.aggregation.start_epoch'),
+    (dict(type='RegionMemoryHook', seed=1), 'model.head.aggregation.seed'),
+    (dict(type='RSCWarmupHook', warmup_epochs=2),
+     'model.head.rsc_warmup_epochs'),
+    (dict(type='RCAHook', num_prototypes=50),
+     'model.head.aggregation.num_prototypes'),
+    (dict(type='RegionMemoryHook'), "dict(type='RCAHook')"),
+])
+def test_the_replaced_hooks_name_the_new_key(cfg, new_key):
+    from mmengine.registry import init_default_scope
+    from rca_mm.registry import HOOKS
+    init_default_scope('rca_mm')
+    with pytest.raises(ValueError) as error:
+        HOOKS.build(cfg)
+    assert new_key in str(error.value)

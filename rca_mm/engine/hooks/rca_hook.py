@@ -1,0 +1,118 @@
+"""The epoch-level events of RCA, carried out by the head's own methods.
+
+.. code:: text
+
+    before_run:          head.allocate_bank(tags of every training image)
+    before_train_epoch:  head.begin_epoch(epoch)
+                           alpha_1 on from model.head.rsc_warmup_epochs, Eq. 11
+                           Q_l = k-means_K(written entries of class l), from
+                           model.head.aggregation.start_epoch (Sec. 3.3)
+
+The hook has no settings: K, the k-means and the warm-up are the head's
+(``model.head.aggregation``, ``model.head.rsc_warmup_epochs``), set once.
+"""
+import torch
+from mmengine.hooks import Hook
+
+from rca_mm.registry import HOOKS
+from rca_mm.utils.dist_utils import unwrap_model
+
+
+# Where the settings of the hooks RCAHook replaced are set now.
+MOVED = dict(
+    num_prototypes='model.head.aggregation.num_prototypes',
+    num_iters='model.head.aggregation.num_iters',
+    num_init='model.head.aggregation.num_init',
+    start_epoch='model.head.aggregation.start_epoch',
+    seed='model.head.aggregation.seed',
+    warmup_epochs='model.head.rsc_warmup_epochs')
+
+
+def dataset_tags(dataset, num_classes: int) -> torch.Tensor:
+    """Multi-hot tags ``(num_images, L)`` indexed by ``sample_idx``.
+
+    Raises:
+        KeyError: the dataset's samples carry no ``img_labels``.
+    """
+    tags = torch.zeros(len(dataset), num_classes, dtype=torch.bool)
+    for idx in range(len(dataset)):
+        info = dataset.get_data_info(idx)
+        if 'img_labels' not in info:
+            raise KeyError(
+                f'train_dataloader.dataset ({type(dataset).__name__}) gives '
+                'no img_labels; RCA needs a WSSS dataset (e.g. '
+                'WSSSVOCDataset)')
+        tags[idx, list(info['img_labels'])] = True
+    return tags
+
+
+@HOOKS.register_module()
+class RCAHook(Hook):
+    """Drives RCA's epoch events through the head (``RCAHead``).
+
+    ``before_run`` (before mmengine loads or resumes a checkpoint) sizes the
+    memory bank from the training set's tags, so a resumed bank loads into
+    tensors of its own shape and every rank allocates the same tensors;
+    ``before_train_epoch`` starts the epoch on the head: the contrast
+    warm-up and the k-means of the prototypes (on several processes rank 0
+    clusters and broadcasts).
+    """
+
+    priority = 'NORMAL'
+
+    def __init__(self, **settings) -> None:
+        if settings:
+            raise ValueError(
+                "RCAHook has no settings (RCA's settings are model.head's): "
+                + _where_now('RCAHook', settings))
+
+    @staticmethod
+    def head(runner):
+        head = unwrap_model(runner.model).head
+        if not hasattr(head, 'allocate_bank'):
+            raise TypeError(
+                'RCAHook needs a model with an RCAHead (model.head), got '
+                f'{type(head).__name__}')
+        return head
+
+    def before_run(self, runner) -> None:
+        head = self.head(runner)
+        head.allocate_bank(
+            dataset_tags(runner.train_dataloader.dataset, head.num_classes))
+
+    def before_train_epoch(self, runner) -> None:
+        self.head(runner).begin_epoch(runner.epoch)
+
+
+def _where_now(hook: str, settings: dict) -> str:
+    """Where each of ``settings`` of ``hook`` is set now."""
+    return '; '.join(
+        f'{hook}.{k} is now {MOVED[k]}' if k in MOVED else
+        f'{hook}.{k} is not a setting' for k in settings)
+
+
+# The hooks that carried RCA's settings before the head did: an old config
+# fails with the new key of each of its settings, rather than having them
+# ignored.
+def _replaced(hook: str, settings: dict) -> str:
+    return (f"{hook} was replaced by dict(type='RCAHook'), which has no "
+            "settings (RCA's settings are model.head's)" +
+            (f': {_where_now(hook, settings)}' if settings else '') +
+            ". List dict(type='RCAHook') once in custom_hooks instead of "
+            'RegionMemoryHook and RSCWarmupHook.')
+
+
+@HOOKS.register_module()
+class RegionMemoryHook(Hook):
+    """Replaced by :class:`RCAHook`; names the head keys of its settings."""
+
+    def __init__(self, **settings) -> None:
+        raise ValueError(_replaced('RegionMemoryHook', settings))
+
+
+@HOOKS.register_module()
+class RSCWarmupHook(Hook):
+    """Replaced by :class:`RCAHook`; names the head key of its setting."""
+
+    def __init__(self, **settings) -> None:
+        raise ValueError(_replaced('RSCWarmupHook', settings))
