@@ -30,17 +30,16 @@ import argparse
 import json
 import os
 import os.path as osp
-import re
-import subprocess
 import sys
 import time
-from typing import List, Optional, Tuple
+from typing import List, Optional
 
 from mmengine.config import Config
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
 
+from rca_mm.engine.pipeline import Pipeline, StepFailed  # noqa: E402
 from rca_mm.fileio import write_json_atomic  # noqa: E402
 
 # The key of the stage-2 config that names the pseudo-label directory.
@@ -49,177 +48,8 @@ PSEUDO_LABEL_KEY = 'train_dataloader.dataset.data_prefix.seg_map_path'
 
 STEPS = ('stage1', 'pseudo', 'stage2', 'val', 'val_crf')
 PRETRAIN_STEPS = ('synthnet', 'pretrain', 'pretrain_val', 'pretrain_export')
-# What the terminal shows of a step's output: mmengine's logger lines
-# (condensed to the loop, position, eta and loss) and progress bars.
-_LOGGER = re.compile(
-    r'- INFO - ((?:Epoch|Iter)\((\w+)\)\s*(?:\[[^\]]*\])+)(.*)')
-_BAR = re.compile(r'^\[[> ]*\] \d+/\d+')
-PROGRESS_EVERY = 10.0  # seconds between two progress lines of a step
-
-
-class StepFailed(RuntimeError):
-    """A pipeline step exited non-zero."""
-
-
 class StopPipeline(Exception):
     """``--until`` reached."""
-
-
-class Pipeline:
-    """Runs the steps in order, skipping the finished ones.
-
-    Args:
-        work_dir (str): where every step writes; markers in ``steps/``.
-        python (str): the interpreter for the tools.
-        launcher_gpus (int): > 1 runs the training steps through
-            ``tools/dist_train.sh`` with that many processes.
-    """
-
-    def __init__(self, work_dir: str, python: str, launcher_gpus: int):
-        self.work_dir = osp.abspath(work_dir)
-        self.python = python
-        self.gpus = launcher_gpus
-        os.makedirs(osp.join(self.work_dir, 'logs'), exist_ok=True)
-
-    def marker(self, step: str) -> str:
-        return osp.join(self.work_dir, 'steps', f'{step}.json')
-
-    def done(self, step: str) -> Optional[dict]:
-        """The record of a finished step, or None."""
-        if not osp.exists(self.marker(step)):
-            return None
-        with open(self.marker(step)) as f:
-            return json.load(f)
-
-    def run(self, step: str, cmd: List[str], record: Optional[dict] = None
-            ) -> dict:
-        """Run ``cmd`` for ``step`` unless it is already done."""
-        finished = self.done(step)
-        if finished is not None:
-            print(f'[pipeline] {step}: done before, skipped '
-                  f'({finished["seconds"]:.0f} s then)')
-            return finished
-        log = osp.join(self.work_dir, 'logs', f'{step}.log')
-        print(f'[pipeline] {step}: {" ".join(cmd)}\n'
-              f'[pipeline]   log: {log}', flush=True)
-        start = time.time()
-        returncode = _run_logged(step, cmd, log, self.python)
-        seconds = time.time() - start
-        if returncode != 0:
-            with open(log) as f:
-                tail = f.read()[-3000:]
-            raise StepFailed(
-                f'step "{step}" failed (exit {returncode}) after '
-                f'{seconds:.0f} s; log: {log}\n--- last lines ---\n{tail}')
-        result = dict(record or {}, seconds=seconds, command=cmd)
-        write_json_atomic(self.marker(step), result)
-        print(f'[pipeline] {step}: {seconds:.0f} s', flush=True)
-        return result
-
-    def train(self, step: str, config: str, options: List[str]) -> str:
-        """Train (resuming a killed run); returns the last checkpoint."""
-        work = osp.join(self.work_dir, step)
-        if self.gpus > 1:
-            cmd = ['bash', 'tools/dist_train.sh', config, str(self.gpus)]
-        else:
-            cmd = [self.python, 'tools/train.py', config]
-        cmd += ['--work-dir', work, '--resume']
-        if options:
-            cmd += ['--cfg-options'] + options
-        self.run(step, cmd)
-        return last_checkpoint(work)
-
-    def metrics_path(self, step: str) -> str:
-        return osp.join(self.work_dir, step, 'metrics.json')
-
-    def metrics(self, step: str) -> dict:
-        """The metrics of a finished test step, else ``{}``."""
-        if self.done(step) is None or not osp.exists(self.metrics_path(step)):
-            return {}
-        with open(self.metrics_path(step)) as f:
-            return json.load(f)
-
-    def step_seconds(self, steps=('data', ) + STEPS) -> dict:
-        """Wall time of every finished step, from its marker."""
-        records = {step: self.done(step) for step in steps}
-        return {
-            step: record['seconds']
-            for step, record in records.items() if record is not None
-        }
-
-    def test(self, step: str, config: str, checkpoint: str,
-             options: List[str], out: Optional[str] = None) -> None:
-        """Test; the metrics go to ``STEP/metrics.json``."""
-        metrics = self.metrics_path(step)
-        cmd = [self.python, 'tools/test.py', config, checkpoint,
-               '--work-dir', osp.join(self.work_dir, step),
-               '--metrics-json', metrics]
-        if out:
-            cmd += ['--out', out]
-        if options:
-            cmd += ['--cfg-options'] + options
-        self.run(step, cmd)
-
-
-def condense(line: str) -> Optional[Tuple[str, bool]]:
-    """What the terminal shows of one output line of a step, and whether it
-    is a result (always shown, not throttled); None for other lines.
-
-    A logger line keeps its loop and position (``Epoch(train) [2][25/125]``)
-    with the eta and the loss, or, for a validation or test result, all its
-    metrics; a progress bar is kept as it is.
-    """
-    match = _LOGGER.search(line)
-    if match:
-        where, mode, rest = match.groups()
-        if mode != 'train' and 'eta:' not in rest:
-            return f'{where} {rest.strip()}', True
-        keep = re.findall(r'\b(eta|loss): (\S+)', rest)
-        return ' '.join([where] + [f'{k} {v}' for k, v in keep]), False
-    if _BAR.match(line.strip()):
-        return line.strip(), False
-    return None
-
-
-def _run_logged(step: str, cmd: List[str], log: str, python: str) -> int:
-    """Run ``cmd``, writing its output to ``log`` and its progress (one
-    condensed line every ``PROGRESS_EVERY`` seconds, every result line) to
-    the terminal; returns the exit code."""
-    last = 0.0
-    with open(log, 'w') as f:
-        proc = subprocess.Popen(
-            cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            env=dict(os.environ, PYTHON=python, PYTHONUNBUFFERED='1'),
-            text=True, errors='replace')
-        for line in proc.stdout:  # universal newlines: '\r' ends a line too
-            f.write(line if line.endswith('\n') else line + '\n')
-            f.flush()
-            shown = condense(line)
-            if shown is None:
-                continue
-            shown, result = shown
-            if result or time.time() - last >= PROGRESS_EVERY:
-                print(f'[pipeline]   {step} | {shown}', flush=True)
-                last = time.time()
-    return proc.wait()
-
-
-def last_checkpoint(work_dir: str) -> str:
-    """The checkpoint named in mmengine's ``last_checkpoint`` file.
-
-    mmengine records an absolute path; when the work dir has been moved
-    since, the checkpoint of the same name inside ``work_dir`` is used.
-    """
-    path = osp.join(work_dir, 'last_checkpoint')
-    if not osp.exists(path):
-        raise StepFailed(f'{work_dir} has no last_checkpoint: the training '
-                         'step wrote no checkpoint')
-    with open(path) as f:
-        recorded = f.read().strip()
-    moved = osp.join(work_dir, osp.basename(recorded))
-    if not osp.exists(recorded) and osp.exists(moved):
-        return moved
-    return recorded
 
 
 def pick(metrics: dict, *names: str) -> Optional[float]:
@@ -287,7 +117,7 @@ def pretrain(config: str, work_dir: Optional[str], weights: str,
     cfg = Config.fromfile(config)
     work_dir = work_dir or osp.join(
         REPO, 'work_dirs', osp.splitext(osp.basename(config))[0])
-    pipe = Pipeline(work_dir, sys.executable, 1)
+    pipe = Pipeline(work_dir, sys.executable, 1, REPO)
     weights = osp.join(REPO, weights)
     reused = osp.isfile(weights)
     if reused:
@@ -369,7 +199,7 @@ def run_stages(pipe: Pipeline, stage1: str, stage2: str, root: str,
         pseudo_label_coverage=pick(pseudo, 'coverage'),
         seg_val_miou=pick(val, 'mIoU'),
         seg_val_miou_crf=pick(val_crf, 'mIoU'),
-        step_seconds=pipe.step_seconds())
+        step_seconds=pipe.step_seconds(('data', ) + STEPS))
 
 
 # The rows of the side-by-side table: summary key, label.
@@ -444,7 +274,7 @@ def parse_args():
 
 def main():
     args = parse_args()
-    pipe = Pipeline(args.work_dir, sys.executable, args.gpus)
+    pipe = Pipeline(args.work_dir, sys.executable, args.gpus, REPO)
     cfg1 = Config.fromfile(args.stage1)
     root = osp.abspath(args.data_root
                        or cfg1.train_dataloader.dataset.data_root)
@@ -483,7 +313,7 @@ def main():
                   f'{args.baseline_until}', flush=True)
             summary['baseline'] = run_stages(
                 Pipeline(osp.join(pipe.work_dir, 'baseline'), sys.executable,
-                         args.gpus), args.baseline, args.stage2, root,
+                         args.gpus, REPO), args.baseline, args.stage2, root,
                 args.seed, args.baseline_until, args.stage1_cfg_options,
                 args.stage2_cfg_options)
             summary['baseline']['until'] = args.baseline_until

@@ -83,23 +83,6 @@ def test_a_failing_step_is_named_with_its_log(tiny_synthvoc, tmp_path):
     assert 'gate_treshold' in out
 
 
-def test_last_checkpoint_follows_a_moved_work_dir(tmp_path):
-    import importlib.util
-    from tests.conftest import REPO
-    spec = importlib.util.spec_from_file_location(
-        'run_pipeline', f'{REPO}/tools/run_pipeline.py')
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    (tmp_path / 'epoch_8.pth').write_bytes(b'')
-    (tmp_path / 'last_checkpoint').write_text('/gone/stage1/epoch_8.pth')
-    assert mod.last_checkpoint(str(tmp_path)) == str(tmp_path / 'epoch_8.pth')
-    (tmp_path / 'last_checkpoint').write_text('/gone/stage1/epoch_9.pth')
-    assert mod.last_checkpoint(str(tmp_path)) == '/gone/stage1/epoch_9.pth'
-    (tmp_path / 'last_checkpoint').unlink()
-    with pytest.raises(mod.StepFailed, match='no last_checkpoint'):
-        mod.last_checkpoint(str(tmp_path))
-
-
 def test_pretraining_once_then_reused_and_a_baseline_beside(
         tiny_synthvoc, tmp_path):
     """--pretrain makes the file the stage configs start from, the stages
@@ -168,28 +151,3 @@ def test_pretraining_once_then_reused_and_a_baseline_beside(
     assert 'publish_model.py --no-sha' in third
     for key, value in safe_torch_load(str(weights))['state_dict'].items():
         assert (value == pre[key]).all()
-
-
-def test_condense_keeps_the_loop_eta_loss_and_results():
-    import importlib.util
-    from tests.conftest import REPO
-    spec = importlib.util.spec_from_file_location(
-        'run_pipeline', f'{REPO}/tools/run_pipeline.py')
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    train = ('12/01 22:07:41 - mmengine - INFO - Epoch(train) [1][ 75/125]  '
-             'lr: 5.0000e-02  eta: 0:00:58  time: 0.2752  data_time: 0.0185'
-             '  loss: 4.0132')
-    assert mod.condense(train) == ('Epoch(train) [1][ 75/125] eta 0:00:58 '
-                                   'loss 4.0132', False)
-    val = ('12/01 22:08:46 - mmengine - INFO - Epoch(val) [1][16/16]    '
-           'accuracy/top1: 19.5000  accuracy/top5: 59.4000')
-    assert mod.condense(val) == ('Epoch(val) [1][16/16] accuracy/top1: '
-                                 '19.5000  accuracy/top5: 59.4000', True)
-    test = ('12/01 22:09:01 - mmengine - INFO - Epoch(test) [ 50/125]    '
-            'eta: 0:00:10  time: 0.3000  data_time: 0.0100')
-    assert mod.condense(test) == ('Epoch(test) [ 50/125] eta 0:00:10', False)
-    assert mod.condense('[>>>>     ] 20/100, 5.0 task/s') == (
-        '[>>>>     ] 20/100, 5.0 task/s', False)
-    assert mod.condense('12/01 - mmengine - WARNING - something') is None
-    assert mod.condense('Traceback (most recent call last):') is None

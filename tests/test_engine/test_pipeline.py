@@ -1,0 +1,66 @@
+"""rca_mm.engine.pipeline: the steps of a resumable chain of tool
+commands, their records, logs and progress lines.
+
+(tests/test_tools/test_run_pipeline.py runs the whole chain.)"""
+import sys
+
+import pytest
+
+from rca_mm.engine.pipeline import (Pipeline, StepFailed, condense,
+                                    last_checkpoint)
+
+
+def test_last_checkpoint_follows_a_moved_work_dir(tmp_path):
+    (tmp_path / 'epoch_8.pth').write_bytes(b'')
+    (tmp_path / 'last_checkpoint').write_text('/gone/stage1/epoch_8.pth')
+    assert last_checkpoint(str(tmp_path)) == str(tmp_path / 'epoch_8.pth')
+    (tmp_path / 'last_checkpoint').write_text('/gone/stage1/epoch_9.pth')
+    assert last_checkpoint(str(tmp_path)) == '/gone/stage1/epoch_9.pth'
+    (tmp_path / 'last_checkpoint').unlink()
+    with pytest.raises(StepFailed, match='no last_checkpoint'):
+        last_checkpoint(str(tmp_path))
+
+
+def test_condense_keeps_the_loop_eta_loss_and_results():
+    train = ('12/01 22:07:41 - mmengine - INFO - Epoch(train) [1][ 75/125]  '
+             'lr: 5.0000e-02  eta: 0:00:58  time: 0.2752  data_time: 0.0185'
+             '  loss: 4.0132')
+    assert condense(train) == ('Epoch(train) [1][ 75/125] eta 0:00:58 '
+                               'loss 4.0132', False)
+    val = ('12/01 22:08:46 - mmengine - INFO - Epoch(val) [1][16/16]    '
+           'accuracy/top1: 19.5000  accuracy/top5: 59.4000')
+    assert condense(val) == ('Epoch(val) [1][16/16] accuracy/top1: '
+                             '19.5000  accuracy/top5: 59.4000', True)
+    test = ('12/01 22:09:01 - mmengine - INFO - Epoch(test) [ 50/125]    '
+            'eta: 0:00:10  time: 0.3000  data_time: 0.0100')
+    assert condense(test) == ('Epoch(test) [ 50/125] eta 0:00:10', False)
+    assert condense('[>>>>     ] 20/100, 5.0 task/s') == (
+        '[>>>>     ] 20/100, 5.0 task/s', False)
+    assert condense('12/01 - mmengine - WARNING - something') is None
+    assert condense('Traceback (most recent call last):') is None
+
+
+def test_a_step_runs_once_records_itself_and_a_failure_names_its_log(
+        tmp_path, capsys):
+    pipe = Pipeline(str(tmp_path / 'work'), sys.executable, 1,
+                    str(tmp_path))
+    (tmp_path / 'count.txt').write_text('')
+    cmd = [sys.executable, '-c',
+           'open("count.txt", "a").write("x"); print("hello")']
+    first = pipe.run('a', cmd, record=dict(note=1))
+    assert first['note'] == 1 and first['command'] == cmd
+    assert pipe.done('a') == first  # the marker, read back
+    # Run in `repo`, output in the step's log.
+    assert (tmp_path / 'count.txt').read_text() == 'x'
+    assert 'hello' in (tmp_path / 'work' / 'logs' / 'a.log').read_text()
+    # A finished step is skipped.
+    assert pipe.run('a', cmd) == first
+    assert (tmp_path / 'count.txt').read_text() == 'x'
+    assert 'a: done before, skipped' in capsys.readouterr().out
+    assert set(pipe.step_seconds(('a', 'b'))) == {'a'}
+    # A failing step: its name, exit code and the end of its log; no marker.
+    with pytest.raises(StepFailed, match=r'step "b" failed \(exit 3\)'
+                       r'(.|\n)*last words'):
+        pipe.run('b', [sys.executable, '-c',
+                       'print("last words"); raise SystemExit(3)'])
+    assert pipe.done('b') is None
