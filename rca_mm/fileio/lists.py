@@ -13,7 +13,7 @@ every writer is atomic.
 """
 import os
 import os.path as osp
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from .atomic import atomic_write_lines
 
@@ -117,3 +117,31 @@ def list_stems(directory: str, suffix: str) -> Tuple[set, bool]:
     n = len(suffix)
     with os.scandir(directory) as it:
         return {e.name[:-n] for e in it if e.name.endswith(suffix)}, True
+
+
+def find_image_list(list_file: str, img_path: str) -> Optional[str]:
+    """Resolve a list file named in a config.
+
+    Args:
+        list_file (str): absolute, or relative to the working directory, or
+            to a parent directory of the images (the dataset root, whatever
+            ``data_root`` the config was given).
+        img_path (str): the path of one of the images.
+
+    Returns:
+        str, optional: ``list_file`` as given if it exists, else under the
+        nearest parent directory of ``img_path`` that holds it; None when
+        neither has it.
+    """
+    candidates = [list_file]
+    if not osp.isabs(list_file):
+        parent = osp.dirname(osp.abspath(img_path))
+        while True:
+            candidates.append(osp.join(parent, list_file))
+            if osp.dirname(parent) == parent:
+                break
+            parent = osp.dirname(parent)
+    for candidate in candidates:
+        if osp.isfile(candidate):
+            return candidate
+    return None

@@ -1,9 +1,10 @@
 import os
+import os.path as osp
 
 import pytest
 
-from rca_mm.fileio import (list_stems, read_list_file, read_tag_file, stem_of,
-                           write_tag_file)
+from rca_mm.fileio import (find_image_list, list_stems, read_list_file,
+                           read_tag_file, stem_of, write_tag_file)
 
 
 def test_tag_file_round_trip(tmp_path):
@@ -29,3 +30,21 @@ def test_list_files(tmp_path):
     (tmp_path / 'a.png').write_bytes(b'')
     assert list_stems(str(tmp_path), '.png') == ({'a'}, True)
     assert list_stems(str(tmp_path / 'none'), '.png') == (set(), False)
+
+
+def test_find_image_list(tmp_path, monkeypatch):
+    root = tmp_path / 'VOC'
+    os.makedirs(root / 'JPEGImages' / 'sub')
+    os.makedirs(root / 'ImageSets')
+    (root / 'ImageSets' / 'train.txt').write_text('a\n')
+    img = str(root / 'JPEGImages' / 'sub' / 'a.jpg')
+    found = str(root / 'ImageSets' / 'train.txt')
+    # Under the nearest parent of the image that holds it.
+    assert find_image_list('ImageSets/train.txt', img) == found
+    # Absolute as given; relative to the working directory first.
+    assert find_image_list(found, '/elsewhere/a.jpg') == found
+    monkeypatch.chdir(root)
+    assert find_image_list('ImageSets/train.txt',
+                           '/elsewhere/a.jpg') == 'ImageSets/train.txt'
+    assert find_image_list('ImageSets/val.txt', img) is None
+    assert find_image_list(osp.join(str(root), 'none.txt'), img) is None

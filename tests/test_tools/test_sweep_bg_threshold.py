@@ -5,8 +5,7 @@ import sys
 import numpy as np
 import pytest
 
-from rca_mm.evaluation.functional import read_image_names
-from rca_mm.fileio import save_cam_npz, save_label_png
+from rca_mm.fileio import read_list_file, save_cam_npz, save_label_png
 from tests.conftest import REPO, run_tool
 
 TOOL = osp.join(REPO, 'tools', 'analysis_tools', 'sweep_bg_threshold.py')
@@ -42,7 +41,7 @@ def test_sweep_hand_computed(cam_gt):
     1/3 and 1/3. Class 2 is in neither map and is skipped."""
     tool = load_tool()
     cam_dir, gt_dir, list_file = cam_gt
-    names = read_image_names(list_file)
+    names = read_list_file(list_file)
     assert names == ['a', 'b']
     for nproc in (1, 2):
         rows = tool.sweep(

@@ -27,10 +27,10 @@ from typing import List, Sequence
 
 import numpy as np
 
-from rca_mm.evaluation.functional import (confusion_matrix, read_image_names,
+from rca_mm.evaluation.functional import (confusion_matrix,
                                           summarize_confusion)
 from rca_mm.evaluation.recipes import BasePseudoLabelRecipe
-from rca_mm.fileio import load_cam_npz, read_label_png
+from rca_mm.fileio import load_cam_npz, read_label_png, read_list_file
 from rca_mm.registry import PSEUDO_LABEL_RECIPES
 
 
@@ -165,7 +165,7 @@ def main() -> None:
         help='classes with background (VOC: 21, COCO: 81)')
     args = parser.parse_args()
     try:
-        names = read_image_names(args.list)
+        names = read_list_file(args.list)
         rows = sweep(args.cam_dir, args.gt_dir, names,
                      parse_thresholds(args.thresholds), args.num_classes,
                      args.nproc)

@@ -31,13 +31,13 @@ from mmengine.logging import print_log
 from mmseg.utils import ConfigType
 from prettytable import PrettyTable
 
-from rca_mm.fileio import (atomic_write, read_image, read_label_png,
-                           save_cam_npz, save_label_png)
+from rca_mm.fileio import (atomic_write, find_image_list, read_image,
+                           read_label_png, read_list_file, save_cam_npz,
+                           save_label_png)
 from rca_mm.registry import METRICS, PSEUDO_LABEL_RECIPES
 from rca_mm.visualization.pseudo_label_overlay import \
     draw_pseudo_label_overlay
-from ..functional import (PROTOCOLS, confusion_matrix, find_image_list,
-                          read_image_names, summarize_confusion)
+from ..functional import PROTOCOLS, confusion_matrix, summarize_confusion
 from ..recipes.flat_form import flat_key_error, recipe_from_flat_form
 
 # Columns of the per-class table after the IoU of each protocol: title, key
@@ -284,7 +284,7 @@ class PseudoLabelMetric(BaseMetric):
                     f'PseudoLabelMetric: `score_list` {self.score_list!r} was'
                     ' found neither as given nor under any parent directory '
                     f'of the images (first image: {img_path!r})')
-            self._score_names = set(read_image_names(path))
+            self._score_names = set(read_list_file(path, 'score_list'))
         return name in self._score_names
 
     # ------------------------------------------------------------- summary
