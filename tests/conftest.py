@@ -11,6 +11,14 @@ from rca_mm.testing.voc_layout import write_voc_layout
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
+# --cfg-options that load every split in the test process itself (no
+# worker processes): cheaper for tiny data, and deterministic.
+SERIAL_LOADERS = [
+    f'{loader}.{key}'
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')
+    for key in ('num_workers=0', 'persistent_workers=False')
+]
+
 
 @pytest.fixture(scope='session')
 def voc_root(tmp_path_factory):

@@ -7,14 +7,14 @@
 import argparse
 import contextlib
 import logging
-import os
 import sys
 
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.dist import is_main_process
 from mmengine.logging import print_log
 
-from rca_mm.engine.runner_builder import build_runner, load_config
+from rca_mm.engine.runner_builder import (add_runner_args, build_runner,
+                                          load_config, parse_runner_args)
 from rca_mm.fileio import write_json_atomic
 from rca_mm.utils.dist_utils import finish_distributed
 from rca_mm.utils.workdir_lock import lock_dir
@@ -44,25 +44,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         '--wait-time', type=float, default=2, help='seconds per --show')
     parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override some settings in the used config, the key-value pair '
-        'in xxx=yyy format will be merged into config file; a key the '
-        'config does not have is refused')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    parser.add_argument(
         '--tta', action='store_true', help='test-time augmentation')
-    # torch.distributed.launch passes `--local-rank` (torch >= 2.0).
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    add_runner_args(parser)
+    return parse_runner_args(parser)
 
 
 def trigger_visualization_hook(cfg: Config,

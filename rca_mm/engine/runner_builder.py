@@ -1,15 +1,48 @@
 """From a config file to the Runner of ``tools/train.py`` and
 ``tools/test.py``, as mmsegmentation's tools build it."""
+import argparse
+import os
 import os.path as osp
 from typing import Optional
 
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 from rca_mm.engine.hooks.num_classes_check_hook import NumClassesCheckHook
 from rca_mm.registry import RUNNERS
 from rca_mm.utils.dist_utils import init_cpu_distributed
 from .config_checks import check_cfg_options, check_checkpoint_fits
+
+
+def add_runner_args(parser: argparse.ArgumentParser) -> None:
+    """The options that ``tools/train.py`` and ``tools/test.py`` share, as
+    mmseg's have them: ``--cfg-options``, ``--launcher`` and the
+    ``--local-rank`` that ``torch.distributed.launch`` passes."""
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override some settings in the used config, the key-value pair '
+        'in xxx=yyy format will be merged into config file. If the value to '
+        'be overwritten is a list, it should be like key="[a,b]" or key=a,b '
+        'It also allows nested list/tuple values, e.g. key="[(a,b),(c,d)]" '
+        'Note that the quotation marks are necessary and that no white space '
+        'is allowed. A key the config does not have is refused.')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    # torch.distributed.launch passes `--local-rank` (torch >= 2.0).
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def parse_runner_args(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """Parse the command line; ``LOCAL_RANK`` defaults to ``--local-rank``."""
+    args = parser.parse_args()
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
 
 
 def load_config(filename: str,

@@ -109,8 +109,11 @@ def test_voc_aug(tmp_path):
 
 def test_voc_aug_errors(tmp_path):
     conv = _module('voc_aug')
-    with pytest.raises(FileNotFoundError, match='cls/'):
-        conv.find_sbd_dataset(str(tmp_path))
+    with pytest.raises(FileNotFoundError, match='no cls/ directory'):
+        conv.find_dir(str(tmp_path), 'dataset', 'cls', 'pass SBD')
+    (tmp_path / 'dataset' / 'cls').mkdir(parents=True)
+    assert conv.find_dir(str(tmp_path), 'dataset', 'cls',
+                         'pass SBD') == str(tmp_path / 'dataset')
     savemat(str(tmp_path / 'x.mat'), {'other': np.zeros(3)})
     with pytest.raises(ValueError, match=r'x\.mat.*GTcls'):
         conv.read_sbd_mat(str(tmp_path / 'x.mat'))

@@ -22,24 +22,19 @@ import pytest
 from PIL import Image
 
 from rca_mm.datasets.synthvoc import generate_synthvoc
-from tests.conftest import run_tool
+from tests.conftest import SERIAL_LOADERS, run_tool
 
 STAGE1 = 'configs/synthvoc/rca-oaa_r18-w16_8e_synthvoc-112x112.py'
 STAGE2 = 'configs/synthvoc/deeplabv2_r18-w16-d8_1k_synthvoc-112x112.py'
-LOADERS = [
-    f'{loader}.{key}'
-    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')
-    for key in ('num_workers=0', 'persistent_workers=False')
-]
 SCRATCH = ['model.backbone.init_cfg=None']
 STAGE1_OPTIONS = [
     'train_cfg.max_epochs=2', 'train_cfg.val_interval=2',
     'train_dataloader.batch_size=8'
-] + LOADERS + SCRATCH
+] + SERIAL_LOADERS + SCRATCH
 STAGE2_OPTIONS = [
     'train_cfg.max_iters=6', 'train_cfg.val_interval=6',
     'train_dataloader.batch_size=4'
-] + LOADERS + SCRATCH
+] + SERIAL_LOADERS + SCRATCH
 
 # Written by the golden run at the commit that added this file.
 GOLDEN_SUMMARY = {

@@ -5,21 +5,16 @@ import json
 import pytest
 
 from rca_mm.datasets.synthvoc import generate_synthvoc
-from tests.conftest import run_tool
+from tests.conftest import SERIAL_LOADERS, run_tool
 
 STAGE1 = 'configs/synthvoc/rca_r18-w16_8e_synthvoc-112x112.py'
 BASELINE = 'configs/synthvoc/cam_r18-w16_8e_synthvoc-112x112.py'
 STAGE2 = 'configs/synthvoc/deeplabv2_r18-w16-d8_1k_synthvoc-112x112.py'
 PRETRAIN = 'configs/pretrain/resnet18-w16-d8_6e_synthnet-96x96.py'
-LOADERS = [
-    f'{loader}.{key}'
-    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')
-    for key in ('num_workers=0', 'persistent_workers=False')
-]
 FAST = [
     'train_cfg.max_epochs=2', 'train_cfg.val_interval=2',
     'train_dataloader.batch_size=8'
-] + LOADERS
+] + SERIAL_LOADERS
 SCRATCH = ['model.backbone.init_cfg=None']
 
 
@@ -105,7 +100,7 @@ def test_pretraining_once_then_reused_and_a_baseline_beside(
         'train_cfg.max_epochs=1', 'train_cfg.val_interval=1',
         'train_dataloader.batch_size=25', 'model.head.num_classes=50',
         'model.data_preprocessor.num_classes=50'
-    ] + LOADERS + [
+    ] + SERIAL_LOADERS + [
         '--baseline', BASELINE, '--baseline-until', 'pseudo',
         '--stage1-cfg-options'
     ] + FAST + start + ['--stage2-cfg-options'] + start

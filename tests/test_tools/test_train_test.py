@@ -31,6 +31,17 @@ def train(work_dir, root, max_iters, *extra, ckpt_interval=2):
     ])
 
 
+def resume_fails(work_dir, root):
+    """The log of ``tools/train.py --resume`` in ``work_dir``, which must
+    exit non-zero."""
+    code, log = run_tool([
+        'python', 'tools/train.py', CONFIG, '--work-dir', work_dir,
+        '--resume', '--cfg-options', *data_options(root)
+    ], check=False)
+    assert code != 0
+    return log
+
+
 @pytest.fixture(scope='module')
 def trained(tmp_path_factory, voc_root):
     work_dir = str(tmp_path_factory.mktemp('train'))
@@ -85,11 +96,7 @@ def test_resume_from_a_truncated_checkpoint_names_an_intact_one(
     data = open(osp.join(work_dir, 'iter_4.pth'), 'rb').read()
     (resume_dir / 'iter_4.pth').write_bytes(data[:len(data) // 2])
     (resume_dir / 'last_checkpoint').write_text(str(resume_dir / 'iter_4.pth'))
-    code, log = run_tool([
-        'python', 'tools/train.py', CONFIG, '--work-dir', resume_dir,
-        '--resume', '--cfg-options', *data_options(voc_root)
-    ], check=False)
-    assert code != 0
+    log = resume_fails(resume_dir, voc_root)
     assert (f"CorruptCheckpointError: checkpoint '{resume_dir}/iter_4.pth' "
             'is truncated or corrupt') in log, log[-3000:]
     assert f'--resume --cfg-options load_from={resume_dir}/iter_2.pth' in log
@@ -233,11 +240,7 @@ def test_resume_refuses_a_checkpoint_with_a_pickled_callable(
     torch.save({'state_dict': {}, 'payload': _CreatesFile(marker)},
                work_dir / 'iter_2.pth')
     (work_dir / 'last_checkpoint').write_text(str(work_dir / 'iter_2.pth'))
-    code, log = run_tool([
-        'python', 'tools/train.py', CONFIG, '--work-dir', work_dir,
-        '--resume', '--cfg-options', *data_options(voc_root)
-    ], check=False)
-    assert code != 0
+    log = resume_fails(work_dir, voc_root)
     assert 'UnsafeCheckpointError: Refused to load checkpoint' in log
     assert 'iter_2.pth' in log and 'posix.system' in log
     assert not marker.exists()

@@ -37,25 +37,18 @@ from rca_mm.fileio import (atomic_write_lines, label_map_classes,
 NUM_CLASSES = 21  # VOC: background + 20
 
 
-def find_sbd_dataset(sbd_root: str) -> str:
-    """The SBD directory holding ``cls/``, ``train.txt`` and ``val.txt``:
-    ``SBD_ROOT`` or ``SBD_ROOT/dataset`` (``benchmark_RELEASE``)."""
-    for candidate in (sbd_root, osp.join(sbd_root, 'dataset')):
-        if osp.isdir(osp.join(candidate, 'cls')):
+def find_dir(root: str, nested: str, marker: str, hint: str) -> str:
+    """``root`` or ``root/nested``, whichever holds the directory
+    ``marker``.
+
+    Raises:
+        FileNotFoundError: neither does; the message ends with ``hint``.
+    """
+    for candidate in (root, osp.join(root, nested)):
+        if osp.isdir(osp.join(candidate, marker)):
             return candidate
     raise FileNotFoundError(
-        f'no SBD `cls/` directory in {sbd_root!r} or {sbd_root}/dataset: '
-        f'pass the extracted benchmark_RELEASE directory')
-
-
-def find_voc2012(voc_root: str) -> str:
-    """``VOC_ROOT`` or ``VOC_ROOT/VOC2012``, whichever holds JPEGImages."""
-    for candidate in (voc_root, osp.join(voc_root, 'VOC2012')):
-        if osp.isdir(osp.join(candidate, 'JPEGImages')):
-            return candidate
-    raise FileNotFoundError(
-        f'no JPEGImages/ in {voc_root!r} or {voc_root}/VOC2012: pass the '
-        f'VOC2012 directory of VOCdevkit')
+        f'no {marker}/ directory in {root!r} or {root}/{nested}: {hint}')
 
 
 def read_sbd_mat(path: str) -> np.ndarray:
@@ -130,7 +123,10 @@ def main(argv: Optional[List[str]] = None) -> None:
         '--nproc', type=int, default=1, help='worker processes (default 1)')
     args = parser.parse_args(argv)
 
-    voc, sbd = find_voc2012(args.voc_root), find_sbd_dataset(args.sbd_root)
+    voc = find_dir(args.voc_root, 'VOC2012', 'JPEGImages',
+                   'pass the VOC2012 directory of VOCdevkit')
+    sbd = find_dir(args.sbd_root, 'dataset', 'cls',
+                   'pass the extracted SBD benchmark_RELEASE directory')
     everything, train_aug, voc_train, voc_val = build_lists(voc, sbd)
     work = partial(convert_one, voc=voc, sbd=sbd)
     if args.nproc > 1:

@@ -4,16 +4,11 @@ import pytest
 from rca_mm.evaluation.functional import saliency_recipe
 from rca_mm.evaluation.recipes import SaliencyRecipe
 from rca_mm.registry import PSEUDO_LABEL_RECIPES
+# The saliency example of test_pseudo_label_recipes.py: classes 2 and 5.
+from tests.test_evaluation.test_functional.test_pseudo_label_recipes import (
+    CAMS_S, SAL)
 from tests.test_evaluation.test_recipes.test_threshold_recipe import (
     fake_dense_crf, fake_refined)
-
-# The saliency example of test_pseudo_label_recipes.py: classes 2 and 5.
-SAL = np.array([[0, 31, 32, 255], [0, 0, 255, 255], [10, 10, 200, 255]],
-               np.float32) / 255
-CAMS_S = np.array([
-    [[0, 0, 0, 0.95], [0.85, 0, 0.5, 0.3], [0, 0, 0.6, 0.2]],
-    [[0, 0, 0, 0.92], [0, 0, 0.4, 0.7], [0, 0.3, 0.1, 0]],
-], np.float32)
 
 
 def test_rules_and_settings():
