@@ -66,7 +66,7 @@ def _open_label_map(path: str) -> Image.Image:
         f'label map {path!r} is a colour image (mode {img.mode}); label maps '
         f"must be palette ('P') or grey ('L') PNGs whose pixel values are "
         f'class indices. Convert colour-coded VOC masks with '
-        f'tools/dataset_converters/voc_aug.py')
+        f'tools/dataset_converters/voc_aug.py (read_voc_label_png)')
 
 
 def read_label_png(path: str) -> np.ndarray:
@@ -88,6 +88,33 @@ def read_label_png(path: str) -> np.ndarray:
             colour (RGB/RGBA) image rather than an index map.
     """
     return np.array(_open_label_map(path), dtype=np.uint8)
+
+
+def read_voc_label_png(path: str) -> np.ndarray:
+    """A VOC ``SegmentationClass`` PNG as class indices: a palette or grey
+    PNG as :func:`read_label_png` reads it, or a colour image coded with
+    the VOC colour map (every colour must be one of its entries).
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: the file is unreadable, or holds a colour that is not
+            in the VOC colour map.
+    """
+    img = open_checked(path, 'label map')
+    if img.mode in _INDEX_MODES:
+        return np.array(img, dtype=np.uint8)
+    rgb = np.asarray(img.convert('RGB')).astype(np.int64)
+    codes = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+    palette = voc_palette().astype(np.int64)
+    lut = {(r << 16) | (g << 8) | b: i for i, (r, g, b) in enumerate(palette)}
+    out = np.zeros(codes.shape, np.uint8)
+    for code in np.unique(codes):
+        if int(code) not in lut:
+            raise ValueError(f'{path!r} holds the colour '
+                             f'{(code >> 16, (code >> 8) & 255, code & 255)}'
+                             f', which is not in the VOC colour map')
+        out[codes == code] = lut[int(code)]
+    return out
 
 
 def label_map_classes(path: str,

@@ -10,8 +10,8 @@ from PIL import Image
 import rca_mm.datasets.transforms.loading as loading
 import rca_mm.evaluation.metrics.pseudo_label_metric as plm
 from rca_mm.datasets import PseudoLabelSegDataset
-from rca_mm.fileio import (label_map_classes, read_label_png, save_label_png,
-                           voc_palette)
+from rca_mm.fileio import (label_map_classes, read_label_png,
+                           read_voc_label_png, save_label_png, voc_palette)
 
 
 def test_read_errors_name_the_file(tmp_path):
@@ -75,3 +75,18 @@ def test_pseudo_label_png_round_trip(tmp_path):
     gt = dataset[0]['data_samples'].gt_sem_seg.data[0].numpy()
     np.testing.assert_array_equal(gt, label)
     assert (gt == 255).sum() == (label == 255).sum() > 0
+
+
+def test_colour_coded_voc_masks_are_read_as_indices(tmp_path):
+    rgb = np.zeros((2, 2, 3), np.uint8)
+    rgb[0, 0] = (128, 0, 0)  # VOC colour of class 1
+    Image.fromarray(rgb).save(tmp_path / 'c.png')
+    assert read_voc_label_png(str(tmp_path / 'c.png')).tolist() == [[1, 0],
+                                                                    [0, 0]]
+    # A palette PNG is read as its indices, as read_label_png reads it.
+    save_label_png(np.array([[3, 255]], np.uint8), str(tmp_path / 'p.png'))
+    assert read_voc_label_png(str(tmp_path / 'p.png')).tolist() == [[3, 255]]
+    rgb[1, 1] = (1, 2, 3)
+    Image.fromarray(rgb).save(tmp_path / 'c.png')
+    with pytest.raises(ValueError, match=r'c\.png.*not in the VOC colour'):
+        read_voc_label_png(str(tmp_path / 'c.png'))

@@ -28,10 +28,9 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 from mmengine.utils import track_parallel_progress, track_progress
-from PIL import Image
 
 from rca_mm.fileio import (atomic_write_lines, label_map_classes,
-                           read_list_file, save_label_png, voc_palette,
+                           read_list_file, read_voc_label_png, save_label_png,
                            write_tag_file)
 
 NUM_CLASSES = 21  # VOC: background + 20
@@ -67,33 +66,13 @@ def read_sbd_mat(path: str) -> np.ndarray:
     return seg.astype(np.uint8)
 
 
-def read_voc_mask(path: str) -> np.ndarray:
-    """A VOC ``SegmentationClass`` PNG (palette, grey, or colour-coded with
-    the VOC colour map) as uint8 class indices."""
-    img = Image.open(path)
-    if img.mode in ('P', 'L'):
-        return np.asarray(img, dtype=np.uint8)
-    rgb = np.asarray(img.convert('RGB')).astype(np.int64)
-    codes = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
-    palette = voc_palette().astype(np.int64)
-    lut = {(r << 16) | (g << 8) | b: i for i, (r, g, b) in enumerate(palette)}
-    out = np.zeros(codes.shape, np.uint8)
-    for code in np.unique(codes):
-        if int(code) not in lut:
-            raise ValueError(f'{path!r} holds the colour '
-                             f'{(code >> 16, (code >> 8) & 255, code & 255)}'
-                             f', which is not in the VOC colour map')
-        out[codes == code] = lut[int(code)]
-    return out
-
-
 def convert_one(name: str, voc: str, sbd: str) -> Tuple[str, List[int]]:
     """Write ``SegmentationClassAug/<name>.png`` unless it exists; return
     ``name`` and its tags."""
     out = osp.join(voc, 'SegmentationClassAug', name + '.png')
     if not osp.exists(out):
         voc_png = osp.join(voc, 'SegmentationClass', name + '.png')
-        mask = read_voc_mask(voc_png) if osp.exists(voc_png) else \
+        mask = read_voc_label_png(voc_png) if osp.exists(voc_png) else \
             read_sbd_mat(osp.join(sbd, 'cls', name + '.mat'))
         save_label_png(mask, out)
     return name, label_map_classes(out, NUM_CLASSES)
