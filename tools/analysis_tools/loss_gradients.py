@@ -5,9 +5,9 @@ augmentation, seeded), the gradient of every ``loss*`` term that
 ``model(mode='loss')`` returns is taken with respect to the backbone's
 parameters, one term at a time. Per term it prints the mean value, the mean
 gradient norm, that norm's share of the terms' summed norms and the cosine
-between the term's gradient and the sum of the other terms' gradients. For RCA this says whether
-the contrast term (alpha_1 L_RM of Eq. 11) shapes the features next to the
-classification terms. An RCA checkpoint's memory bank and prototypes load
+between the term's gradient and the sum of the other terms' gradients.
+For RCA this says whether the contrast term (alpha_1 L_RM of Eq. 11) shapes
+the features next to the classification terms. An RCA checkpoint's memory bank and prototypes load
 with its weights, and the contrast is on (as after the warm-up); its bank is
 also summarised: the mean cosine similarity of written entries of one class
 and of different classes, and the Eq. 4 loss of each entry against the
@@ -19,6 +19,7 @@ Usage::
         [--batches 20] [--seed 0] [--cfg-options KEY=VALUE ...]
 """
 import argparse
+import math
 import os.path as osp
 from typing import Dict, List, Tuple
 
@@ -78,14 +79,13 @@ def bank_separation(feats: Tensor, classes: Tensor) -> Dict[str, float]:
         value, valid = nce_per_query(logits, classes[i:i + 1], classes[keep])
         if valid.item():
             loss.append(value.item())
-            chance.append(
-                torch.log1p((classes[keep] != classes[i]).sum().float()))
+            negatives = int((classes[keep] != classes[i]).sum())
+            chance.append(math.log1p(negatives))
     return dict(
         cos_same=cos[same & off_diag].mean().item(),
         cos_other=cos[~same].mean().item(),
-        nce=sum(loss) / max(len(loss), 1),
-        nce_chance=(sum(chance) / max(len(chance), 1)).item()
-        if chance else float('nan'))
+        nce=sum(loss) / len(loss) if loss else float('nan'),
+        nce_chance=sum(chance) / len(chance) if chance else float('nan'))
 
 
 def parse_args() -> argparse.Namespace:
