@@ -7,11 +7,12 @@ parameters, one term at a time. Per term it prints the mean value, the mean
 gradient norm, that norm's share of the terms' summed norms and the cosine
 between the term's gradient and the sum of the other terms' gradients.
 For RCA this says whether the contrast term (alpha_1 L_RM of Eq. 11) shapes
-the features next to the classification terms. An RCA checkpoint's memory bank and prototypes load
-with its weights, and the contrast is on (as after the warm-up); its bank is
-also summarised: the mean cosine similarity of written entries of one class
-and of different classes, and the Eq. 4 loss of each entry against the
-others (no mixup) next to its chance level, log(1 + negatives).
+the features next to the classification terms. An RCA checkpoint's memory
+bank and prototypes load with its weights, and the contrast is on (as after
+the warm-up); its bank is also summarised: the mean cosine similarity of
+written entries of one class and of different classes, and the Eq. 4 loss
+of each entry against the others (no mixup) next to its chance level,
+log(1 + negatives).
 
 Usage::
 
