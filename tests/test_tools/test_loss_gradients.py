@@ -49,25 +49,28 @@ def test_term_gradients_hand_computed():
 
 def test_bank_separation_hand_computed():
     """Two classes on orthogonal axes, each entry duplicated: cosine 1
-    within a class, 0 between; each entry's one positive has logit 1/0.07
-    and its two negatives 0, so Eq. 4 gives softplus(log 2 - 1/0.07), at a
-    chance level of log(1 + 2)."""
+    within a class, 0 between; each entry's one positive has logit 1/tau
+    and its two negatives 0, so Eq. 4 gives softplus(log 2 - 1/tau), at a
+    chance level of log(1 + 2), whatever tau."""
     tool = load_tool()
     feats = torch.tensor([[2.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 3.0]])
-    stats = tool.bank_separation(feats, torch.tensor([0, 0, 1, 1]))
-    assert stats['cos_same'] == pytest.approx(1.0)
-    assert stats['cos_other'] == pytest.approx(0.0)
-    expected = math.log1p(math.exp(math.log(2) - 1 / 0.07))
-    assert stats['nce'] == pytest.approx(expected, rel=1e-4)
-    assert stats['nce_chance'] == pytest.approx(math.log(3))
+    for tau in (0.07, 0.5):
+        stats = tool.bank_separation(feats, torch.tensor([0, 0, 1, 1]), tau)
+        assert stats['cos_same'] == pytest.approx(1.0)
+        assert stats['cos_other'] == pytest.approx(0.0)
+        expected = math.log1p(math.exp(math.log(2) - 1 / tau))
+        assert stats['nce'] == pytest.approx(expected, rel=1e-4)
+        assert stats['nce_chance'] == pytest.approx(math.log(3))
 
 
 def test_cli_on_a_trained_rca_checkpoint(tmp_path):
     """A checkpoint of the shipped RCA config (bank and prototypes included)
-    loads strictly; every loss term of the head gets a row, and the shares
-    add up to 100 %."""
+    loads strictly; every loss term of the head gets a row, the shares add
+    up to 100 %, and the bank's Eq. 4 loss is taken at the model's own
+    contrast temperature."""
     data = write_tiny_synthvoc(str(tmp_path / 'data'))
     cfg = tiny_stage1_cfg(CONFIG, data, str(tmp_path / 'work'), max_epochs=2)
+    cfg.model.head.gate_threshold = 0.0  # every region reaches the bank
     Runner.from_cfg(cfg).train()
     cfg_file = tmp_path / 'cfg.py'
     cfg.dump(str(cfg_file))
@@ -81,6 +84,14 @@ def test_cli_on_a_trained_rca_checkpoint(tmp_path):
     assert set(rows) == {'loss_cls_p', 'loss_rsc', 'loss_cls_o'}, out
     assert sum(float(v) for v in rows.values()) == pytest.approx(100, abs=0.2)
     assert '2 batches, backbone gradients' in out
+    assert 'Eq. 4 loss (tau 0.07) per entry' in out, out
+    out = run_tool([
+        'python', TOOL, cfg_file, tmp_path / 'work' / 'epoch_2.pth',
+        '--batches', '1', '--cfg-options',
+        'model.head.contrast_loss.type=RegionContrastLoss',
+        'model.head.contrast_loss.temperature=0.5'
+    ])
+    assert 'Eq. 4 loss (tau 0.5) per entry' in out, out
 
 
 def test_cli_bad_input(tmp_path):

@@ -11,8 +11,9 @@ the features next to the classification terms. An RCA checkpoint's memory
 bank and prototypes load with its weights, and the contrast is on (as after
 the warm-up); its bank is also summarised: the mean cosine similarity of
 written entries of one class and of different classes, and the Eq. 4 loss
-of each entry against the others (no mixup) next to its chance level,
-log(1 + negatives).
+of each entry against the others (no mixup, at the model's contrast
+temperature, or the loss's default for a model without contrast) next to
+its chance level, log(1 + negatives).
 
 Usage::
 
@@ -33,7 +34,8 @@ from torch import Tensor
 
 from rca_mm.engine.runner_builder import load_config
 from rca_mm.engine.hooks.rca_hook import dataset_tags
-from rca_mm.models.losses.region_contrast_loss import (bank_cosine_logits,
+from rca_mm.models.losses.region_contrast_loss import (RegionContrastLoss,
+                                                       bank_cosine_logits,
                                                        nce_per_query)
 from rca_mm.registry import MODELS
 
@@ -59,13 +61,14 @@ def term_gradients(losses: Dict[str, Tensor],
     return out
 
 
-def bank_separation(feats: Tensor, classes: Tensor) -> Dict[str, float]:
+def bank_separation(feats: Tensor, classes: Tensor,
+                    temperature: float) -> Dict[str, float]:
     """Class separation of the written bank entries ``feats (S, D)``.
 
     Returns the mean cosine of pairs of one class and of pairs of different
-    classes, and the mean Eq. 4 loss of every entry against the others (its
-    own slot excluded; tau 0.07) with its chance level, the mean of
-    ``log(1 + negatives)`` (all similarities equal).
+    classes, and the mean Eq. 4 loss (at ``temperature``) of every entry
+    against the others (its own slot excluded) with its chance level, the
+    mean of ``log(1 + negatives)`` (all similarities equal).
     """
     feats = feats.float()
     normed = torch.nn.functional.normalize(feats, dim=1)
@@ -76,7 +79,8 @@ def bank_separation(feats: Tensor, classes: Tensor) -> Dict[str, float]:
     chance = []
     for i in range(len(classes)):
         keep = torch.arange(len(classes)) != i
-        logits = bank_cosine_logits(feats[i:i + 1], feats[keep], 0.07)
+        logits = bank_cosine_logits(feats[i:i + 1], feats[keep],
+                                    temperature)
         value, valid = nce_per_query(logits, classes[i:i + 1], classes[keep])
         if valid.item():
             loss.append(value.item())
@@ -163,11 +167,14 @@ def main() -> None:
         bank = head.memory_bank
         feats, classes = bank.entries()
         written = classes >= 0
-        stats = bank_separation(feats[written], classes[written])
+        contrast = head.contrast_loss or RegionContrastLoss()
+        stats = bank_separation(feats[written], classes[written],
+                                contrast.temperature)
         print(f'bank: {int(written.sum())} written entries; mean cosine '
               f"within a class {stats['cos_same']:.3f}, between classes "
-              f"{stats['cos_other']:.3f}; Eq. 4 loss per entry against "
-              f"the others {stats['nce']:.3f} (chance "
+              f"{stats['cos_other']:.3f}; Eq. 4 loss (tau "
+              f'{contrast.temperature:g}) per entry against the others '
+              f"{stats['nce']:.3f} (chance "
               f"{stats['nce_chance']:.3f})")
 
 
