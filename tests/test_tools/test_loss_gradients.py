@@ -92,6 +92,14 @@ def test_cli_on_a_trained_rca_checkpoint(tmp_path):
         'model.head.contrast_loss.temperature=0.5'
     ])
     assert 'Eq. 4 loss (tau 0.5) per entry' in out, out
+    # a published file (bank emptied) would give a contrast term of 0
+    published = tmp_path / 'published.pth'
+    run_tool([
+        'python', 'tools/model_converters/publish_model.py', '--no-sha',
+        tmp_path / 'work' / 'epoch_2.pth', published
+    ])
+    code, out = run_tool(['python', TOOL, cfg_file, published], check=False)
+    assert code != 0 and f'{published}: its memory bank is empty' in out
 
 
 def test_cli_bad_input(tmp_path):

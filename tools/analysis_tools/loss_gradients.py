@@ -125,6 +125,11 @@ def main() -> None:
     if hasattr(head, 'allocate_bank'):
         head.allocate_bank(dataset_tags(loader.dataset, head.num_classes))
     load_checkpoint(model, args.checkpoint, map_location='cpu', strict=True)
+    if hasattr(head, 'memory_bank') and not head.memory_bank.written.any():
+        raise SystemExit(
+            f'{args.checkpoint}: its memory bank is empty, as in a file '
+            'written by publish_model.py, so the contrast term would read 0; '
+            "give the training checkpoint (the work dir's epoch_N.pth)")
     if hasattr(head, 'set_contrast'):
         head.set_contrast(True)
     model.train()
@@ -163,7 +168,7 @@ def main() -> None:
             cos = f"{row['cos'] / n:.3f}"
         print(f"| {name} | {row['value'] / n:.4f} | {row['norm'] / n:.4g} "
               f'| {share} | {cos} |')
-    if hasattr(head, 'memory_bank') and head.memory_bank.written.any():
+    if hasattr(head, 'memory_bank'):
         bank = head.memory_bank
         feats, classes = bank.entries()
         written = classes >= 0
