@@ -128,8 +128,9 @@ def main() -> None:
     if hasattr(head, 'memory_bank') and not head.memory_bank.written.any():
         raise SystemExit(
             f'{args.checkpoint}: its memory bank is empty, as in a file '
-            'written by publish_model.py, so the contrast term would read 0; '
-            "give the training checkpoint (the work dir's epoch_N.pth)")
+            'written by publish_model.py, and the contrast term and the bank '
+            "summary need its entries; give the training checkpoint (the "
+            "work dir's epoch_N.pth)")
     if hasattr(head, 'set_contrast'):
         head.set_contrast(True)
     model.train()
