@@ -2,16 +2,20 @@
 --out DIR`` on an odd number of images.
 
 mmengine's DefaultSampler pads the 15 images to 16: rank 1's last image is
-image 0 again. Every pseudo label must be written exactly once (the padded
-repeat finds rank 0's complete PNG and re-reads it), no temporary file may
-be left, and the metrics must equal the 1-process export's: the gathered
-results are cut to the dataset's length, so the repeat is not counted twice.
+image 0 again. Every pseudo label must be written exactly once (whichever
+of image 0's two visits comes second finds the other's complete PNG and
+re-reads it), no temporary file may be left, and the metrics must equal the
+1-process export's: the gathered results are cut to the dataset's length,
+so the repeat is not counted twice. The export runs twice on 2 processes:
+as the processes come, and with rank 0 held back until rank 1's padded
+repeat has written image 0, the order that a loaded machine can give.
 The model is the SynthVOC CAM classifier with seeded random weights (the
 export does not depend on what the weights learnt).
 """
 import collections
 import json
 import os
+import os.path as osp
 import textwrap
 
 import numpy as np
@@ -29,9 +33,11 @@ BASE = f'{REPO}/configs/synthvoc/cam_r18-w16_8e_synthvoc-112x112.py'
 NUM_IMAGES = 15  # odd: the 2-process sampler pads one image
 
 # Test-only: log every pseudo label the metric writes (one line per write,
-# appended by each process), to count the writes of each pseudo label.
+# appended by each process), to count the writes of each pseudo label; with
+# HOLD_RANK0_UNTIL set, rank 0 labels nothing before that file exists.
 COUNT_WRITES = '''
 import os
+import time
 from rca_mm.evaluation.metrics import pseudo_label_metric
 
 _save_label_png = pseudo_label_metric.save_label_png
@@ -44,6 +50,19 @@ def logged_save_label_png(labels, path):
 
 
 pseudo_label_metric.save_label_png = logged_save_label_png
+_process = pseudo_label_metric.PseudoLabelMetric.process
+
+
+def held_process(self, *args, **kwargs):
+    hold = os.environ.get('HOLD_RANK0_UNTIL')
+    if hold and os.environ.get('RANK') == '0':
+        deadline = time.time() + 300
+        while not os.path.exists(hold) and time.time() < deadline:
+            time.sleep(0.05)
+    return _process(self, *args, **kwargs)
+
+
+pseudo_label_metric.PseudoLabelMetric.process = held_process
 '''
 
 
@@ -78,13 +97,16 @@ def setup(tmp_path_factory):
     return tmp, cfg, ckpt, root
 
 
-def export(tmp, cfg, ckpt, name, nproc):
+def export(tmp, cfg, ckpt, name, nproc, hold_rank0_until=None):
     out = tmp / name
     log_file = tmp / f'{name}_writes.txt'
     args = [cfg, ckpt, '--out', out, '--work-dir', tmp / f'{name}_work',
             '--metrics-json', tmp / f'{name}.json']
     env = dict(PYTHONPATH=f'{tmp}:{REPO}', OMP_NUM_THREADS='1',
                WRITE_LOG=str(log_file))
+    if hold_rank0_until:
+        env['HOLD_RANK0_UNTIL'] = str(out / 'pseudo_labels' /
+                                      f'{hold_rank0_until}.png')
     if nproc == 1:
         log = run_tool(['python', 'tools/test.py', *args], env=env)
     else:
@@ -95,13 +117,23 @@ def export(tmp, cfg, ckpt, name, nproc):
     return out, log, writes, metrics
 
 
-def test_two_process_export_writes_each_label_once_and_scores_alike(setup):
+@pytest.fixture(scope='module')
+def one_process(setup):
+    tmp, cfg, ckpt, _ = setup
+    return export(tmp, cfg, ckpt, 'one', 1)
+
+
+@pytest.mark.parametrize('held', [False, True], ids=['free', 'held'])
+def test_two_process_export_writes_each_label_once_and_scores_alike(
+        setup, one_process, held):
     tmp, cfg, ckpt, root = setup
-    names = sorted(
-        (root / 'ImageSets/Segmentation/train_aug.txt').read_text().split())
+    order = (root / 'ImageSets/Segmentation/train_aug.txt').read_text().split()
+    names = sorted(order)
     assert len(names) == NUM_IMAGES
-    one_out, _, one_writes, one_metrics = export(tmp, cfg, ckpt, 'one', 1)
-    two_out, log, two_writes, two_metrics = export(tmp, cfg, ckpt, 'two', 2)
+    one_out, _, one_writes, one_metrics = one_process
+    two_out, log, two_writes, two_metrics = export(
+        tmp, cfg, ckpt, f'two_{held}', 2,
+        hold_rank0_until=order[0] if held else None)
     assert 'Distributed training: True' in log, log[-3000:]
 
     # Every image written exactly once, by two processes, nothing else
@@ -118,7 +150,11 @@ def test_two_process_export_writes_each_label_once_and_scores_alike(setup):
                        for d, _, fs in os.walk(out) for f in fs)
         assert files == [f'pseudo_labels/{n}.png' for n in names]
     assert not (tmp / 'collect').exists()  # mmengine removed its parts
-    # The padded repeat is cut off before the summary, not counted twice.
+    if held:  # rank 1 (it labels image 1) wrote image 0: its padded repeat
+        writer = {osp.basename(path): pid for pid, path in two_writes}
+        assert writer[f'{order[0]}.png'] == writer[f'{order[1]}.png']
+    # The padded repeat is cut off before the summary, not counted twice,
+    # and the image it wrote counts as labelled in this export.
     assert f'PseudoLabelMetric: {NUM_IMAGES} images, {NUM_IMAGES} ' \
         'labelled' in log
     assert 'PseudoLabelMetric: 7 images scored' in log

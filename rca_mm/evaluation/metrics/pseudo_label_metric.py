@@ -22,6 +22,7 @@ and, where the ground truth is known, scores it under the mIoU protocols of
 import logging
 import os
 import os.path as osp
+import time
 from typing import Dict, List, Optional, Sequence, Union
 
 import cv2
@@ -59,7 +60,12 @@ class PseudoLabelMetric(BaseMetric):
 
     Writing is atomic and resumable: an image whose outputs all exist is not
     labelled again, its PNG is re-read for the score. The model still runs
-    on it (a metric cannot skip the forward pass). An image that cannot be
+    on it (a metric cannot skip the forward pass). The summary counts such
+    an image as skipped when its PNG is older than this export (the
+    earliest metric built on any rank). One that another rank wrote during
+    the export counts as labelled, whichever rank got there first: the
+    distributed sampler pads the last batch with repeats of the first
+    images. An image that cannot be
     labelled (unreadable file, missing saliency) is skipped, named in a
     warning at the end and counted in ``num_failed``.
 
@@ -151,6 +157,7 @@ class PseudoLabelMetric(BaseMetric):
         self.show_dir = show_dir
         self.ignore_index = ignore_index
         self._score_names: Optional[set] = None
+        self._started = time.time()  # before this rank writes anything
 
     # ------------------------------------------------------------ per image
     def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
@@ -176,9 +183,15 @@ class PseudoLabelMetric(BaseMetric):
             num_classes = self._num_classes(sample)
             scored = 'gt_sem_seg' in sample and self._is_scored(
                 name, sample['img_path'])
-            entry = dict(name=name, cm=None, skipped=False, failed=None)
+            entry = dict(
+                name=name,
+                cm=None,
+                reread_mtime=None,
+                started=self._started,
+                failed=None)
             try:
-                labels, entry['skipped'] = self._pseudo_label(name, sample)
+                labels, entry['reread_mtime'] = self._pseudo_label(
+                    name, sample)
                 if scored:
                     gt = _to_numpy(sample['gt_sem_seg']['data'])[0]
                     entry['cm'] = confusion_matrix(
@@ -191,11 +204,11 @@ class PseudoLabelMetric(BaseMetric):
             self.results.append(entry)
 
     def _pseudo_label(self, name: str, sample: dict) -> tuple:
-        """The image's pseudo label, and whether it was read back rather
-        than made (resume)."""
+        """The image's pseudo label, and the modification time of its PNG
+        when it was read back rather than made (else None)."""
         existing = self._read_complete(name)
         if existing is not None:
-            return existing, True
+            return existing
         cams_all = _to_numpy(sample['pred_cams']['data']).astype(np.float32)
         if 'gt_img_labels' in sample:
             tags = _to_numpy(sample['gt_img_labels']).reshape(-1)
@@ -218,7 +231,7 @@ class PseudoLabelMetric(BaseMetric):
         labels = self.recipe(
             cams, class_ids, image=image, saliency=saliency, bg_map=bg_map)
         self._write(name, labels, class_ids, cams, image)
-        return labels, False
+        return labels, None
 
     def _paths(self, name: str) -> Dict[str, str]:
         """The files an image's outputs go to (none without output_dir)."""
@@ -233,14 +246,16 @@ class PseudoLabelMetric(BaseMetric):
             paths['overlay'] = osp.join(self.show_dir, name + '.jpg')
         return paths
 
-    def _read_complete(self, name: str) -> Optional[np.ndarray]:
-        """The written pseudo label when all of the image's outputs exist,
-        else None (also when the PNG cannot be read: it is written again)."""
+    def _read_complete(self, name: str) -> Optional[tuple]:
+        """The written pseudo label and its PNG's modification time when
+        all of the image's outputs exist, else None (also when the PNG cannot
+        be read: it is written again)."""
         paths = self._paths(name)
         if 'label' not in paths or not all(map(osp.isfile, paths.values())):
             return None
         try:
-            return read_label_png(paths['label'])
+            return (read_label_png(paths['label']),
+                    os.stat(paths['label']).st_mtime)
         except (OSError, ValueError) as err:
             print_log(
                 f'PseudoLabelMetric: rewriting {paths["label"]} ({err})',
@@ -301,7 +316,9 @@ class PseudoLabelMetric(BaseMetric):
             absent when no image was scored), and ``num_failed``.
         """
         failed = [r for r in results if r['failed']]
-        skipped = sum(r['skipped'] for r in results)
+        started = min((r['started'] for r in results), default=0.)
+        skipped = sum(r['reread_mtime'] is not None
+                      and r['reread_mtime'] < started for r in results)
         resumed = (f', {skipped} skipped as already written under '
                    f'{self.output_dir} (their PNGs re-read for the scores)'
                    if self.output_dir else '')
