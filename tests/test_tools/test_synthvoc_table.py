@@ -99,9 +99,13 @@ def test_paired_differences_per_seed(tmp_path, monkeypatch):
     mod.main()
     text = (tmp_path / 'main.md').read_text()
     # differences 3, 1, 4: mean 2.67, sample std 1.53, all three positive
+    # in each paired column: pseudo (full, confident), seg val, + CRF
     assert ('| rca-eps − eps | +2.67 ± 1.53 (3/3 seeds > 0) | '
-            '+2.67 ± 1.53 (3/3 seeds > 0) | +2.67 ± 1.53 (3/3 seeds > 0) |'
-            ) in text
+            '+2.67 ± 1.53 (3/3 seeds > 0) | +2.67 ± 1.53 (3/3 seeds > 0) | '
+            '+2.67 ± 1.53 (3/3 seeds > 0) |') in text
+    assert '| row − compared row | Δ pseudo mIoU (full) | ' \
+        'Δ pseudo mIoU (confident) | Δ seg val mIoU | ' \
+        'Δ seg val mIoU + CRF |\n| --- | --- | --- | --- | --- |' in text
 
 
 def test_tables_pick_rows_configs_and_the_pretrained_start(tmp_path,

@@ -48,7 +48,7 @@ COLUMNS = (('pseudo_label_miou_full', 'pseudo mIoU (full)'),
            ('pseudo_label_coverage', 'coverage'),
            ('seg_val_miou', 'seg val mIoU'),
            ('seg_val_miou_crf', 'seg val mIoU + CRF'))
-PAIRED_COLUMNS = (COLUMNS[0], COLUMNS[1], COLUMNS[3])
+PAIRED_COLUMNS = (COLUMNS[0], COLUMNS[1], COLUMNS[3], COLUMNS[4])
 
 
 def _ablation(name: str) -> str:
@@ -165,7 +165,7 @@ def paired(results: dict, pairs: dict) -> str:
     """
     lines = ['| row − compared row | ' + ' | '.join(
         f'Δ {name}' for _, name in PAIRED_COLUMNS) +
-             ' |', '| --- | --- | --- | --- |']
+             ' |', '| --- |' + ' --- |' * len(PAIRED_COLUMNS)]
     for method, base in pairs.items():
         if method not in results or base not in results:
             continue
