@@ -1,6 +1,9 @@
-# The CAM baseline on SynthVOC (docs/synthvoc.md), small enough to train from
-# scratch on 2 CPU cores in minutes: mmpretrain's ResNet-18 of width 16,
-# output stride 8 (configs/_base_/models/cam_r18-w16.py).
+# The CAM baseline on SynthVOC (docs/synthvoc.md), small enough to train on 2
+# CPU cores in minutes: mmpretrain's ResNet-18 of width 16, output stride 8
+# (configs/_base_/models/cam_r18-w16.py), started from the SynthNet-pretrained
+# weights data/pretrained/resnet18-w16-d8_synthnet.pth (docs/synthnet.md;
+# `bash tools/run_synthvoc.sh` makes them on first use). From random weights
+# instead: --cfg-options model.backbone.init_cfg=None.
 #   python tools/train.py configs/synthvoc/cam_r18-w16_8e_synthvoc-112x112.py
 #   python tools/test.py configs/synthvoc/cam_r18-w16_8e_synthvoc-112x112.py \
 #       CKPT --out DIR        # pseudo labels of train_aug, scored on train
@@ -11,7 +14,8 @@ _base_ = [
 max_epochs = 8
 crop_size = {{_base_.crop_size}}
 model = dict(data_preprocessor=dict(size=crop_size))
-# From scratch: one learning rate for all layers, cosine decay.
+# One learning rate for all layers, cosine decay (the schedule measured from
+# scratch, kept unchanged for the pretrained start: docs/synthnet.md).
 optim_wrapper = dict(
     optimizer=dict(lr=0.05),
     paramwise_cfg=dict(custom_keys={'head': dict(lr_mult=1.0)}))

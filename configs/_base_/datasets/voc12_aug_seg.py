@@ -1,5 +1,5 @@
 # PASCAL VOC 2012 + SBD ("train_aug", 10,582 images) for semantic segmentation,
-# validated on VOC `val` (1,449 images). Layout: docs/get_started.md.
+# validated on VOC `val` (1,449 images). Layout: docs/datasets.md (PASCAL VOC).
 # Redirect with --cfg-options train_dataloader.dataset.data_root=DIR (and the
 # same for val/test).
 dataset_type = 'PascalVOCDataset'
