@@ -1,4 +1,4 @@
 """Data structures shared by models and hooks."""
-from .oaa_store import OAAEntry, OAAStore
+from .oaa_store import OAAEntry, OAAMemory, OAAStore
 
-__all__ = ['OAAEntry', 'OAAStore']
+__all__ = ['OAAEntry', 'OAAMemory', 'OAAStore']

@@ -13,13 +13,23 @@ mid-write) sees the old or the new file, never a partial one; leftover
 across processes with ``fcntl.flock`` on one of a fixed set of lock files
 (``.locks/``), so ranks may write concurrently, even to the same image (as
 happens when a distributed sampler pads its last batch with repeats).
+
+:class:`OAAMemory` holds the same maps in host memory, in the stored dtype
+(float16), and merges them into an :class:`OAAStore` when flushed. Rounding
+to float16 is monotone, so ``f16(max(a, b)) == max(f16(a), f16(b))``: maps
+merged in memory and flushed give, bit for bit, the files that writing every
+map to the store at once gives, in any order and from any number of
+processes (the maximum is commutative and idempotent).
 """
 import fcntl
 import os
 import os.path as osp
+import sys
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Iterator, List, NamedTuple, Optional, Sequence, Tuple
+from typing import (Dict, Iterator, List, NamedTuple, Optional, Sequence,
+                    Tuple)
 
 import numpy as np
 
@@ -38,6 +48,24 @@ class OAAEntry(NamedTuple):
     class_ids: np.ndarray
     maps: np.ndarray
     ori_shape: Optional[Tuple[int, int]]
+
+
+def _checked(owner: str, img_name: str, class_ids: Sequence[int],
+             maps: np.ndarray) -> Tuple[List[int], np.ndarray]:
+    """``class_ids`` as ints and ``maps`` as float32, after checking that
+    they are k distinct ids and k maps (k, h, w) in [0, 1]."""
+    class_ids = [int(c) for c in class_ids]
+    maps = np.asarray(maps, dtype=np.float32)
+    if maps.ndim != 3 or maps.shape[0] != len(class_ids):
+        raise ValueError(f'{owner}({img_name!r}): maps must be (k, h, w) with '
+                         f'k = {len(class_ids)} class ids, got {maps.shape}')
+    if len(set(class_ids)) != len(class_ids):
+        raise ValueError(f'{owner}({img_name!r}): repeated class '
+                         f'ids {class_ids}')
+    if maps.size and (maps.min() < 0 or maps.max() > 1):
+        raise ValueError(f'{owner}({img_name!r}): maps must be '
+                         'in [0, 1]')
+    return class_ids, maps
 
 
 class OAAStore:
@@ -116,18 +144,8 @@ class OAAStore:
             ori_shape (Sequence[int], optional): original (H, W); kept from
                 the stored entry when None.
         """
-        class_ids = [int(c) for c in class_ids]
-        maps = np.asarray(maps, dtype=np.float32)
-        if maps.ndim != 3 or maps.shape[0] != len(class_ids):
-            raise ValueError(
-                f'OAAStore.update({img_name!r}): maps must be (k, h, w) with '
-                f'k = {len(class_ids)} class ids, got {maps.shape}')
-        if len(set(class_ids)) != len(class_ids):
-            raise ValueError(f'OAAStore.update({img_name!r}): repeated class '
-                             f'ids {class_ids}')
-        if maps.size and (maps.min() < 0 or maps.max() > 1):
-            raise ValueError(f'OAAStore.update({img_name!r}): maps must be '
-                             'in [0, 1]')
+        class_ids, maps = _checked('OAAStore.update', img_name, class_ids,
+                                   maps)
         path = self.path(img_name)
         with self._locked(img_name):
             merged = {}
@@ -148,6 +166,24 @@ class OAAStore:
             save_oaa_npz(path, ids, np.stack([merged[c] for c in ids]),
                          ori_shape)
 
+    def stored_class_ids(self) -> Dict[str, List[int]]:
+        """The class ids of every stored image, read without the maps.
+
+        Raises:
+            ValueError: a file is not a valid store entry.
+        """
+        index = {}
+        for name in self.names():
+            path = self.path(name)
+            try:
+                with np.load(path) as archive:
+                    index[name] = archive['class_ids'].astype(
+                        np.int64).tolist()
+            except (OSError, KeyError, ValueError) as err:
+                raise ValueError(f'OAAStore: {path!r} is not an .npz with '
+                                 f'class_ids ({err})') from None
+        return index
+
     def clear(self) -> int:
         """Remove every entry and leftover temporary file; return the number
         of entries removed."""
@@ -159,3 +195,121 @@ class OAAStore:
                 continue
             os.remove(osp.join(self.store_dir, f))
         return removed
+
+
+class OAAMemory:
+    """OAA's accumulated maps in host memory, merged into a store on flush.
+
+    Holds, per image and class, the element-wise maximum of the maps given
+    to :meth:`update` since the last :meth:`flush`, in the store's dtype
+    (float16; the module docstring says why the result is exact).
+    :meth:`flush` merges every held image into an :class:`OAAStore` (read,
+    maximum, atomic write, under the store's file lock, so that processes
+    holding maps of the same image merge exactly) and empties the memory.
+
+    Attributes:
+        nbytes (int): host memory held by the maps (array headers
+            included), what a bound on the memory is checked against.
+    """
+
+    def __init__(self) -> None:
+        self._maps: Dict[str, Dict[int, np.ndarray]] = {}
+        self._ori_shapes: Dict[str, Optional[tuple]] = {}
+        self.nbytes = 0
+
+    def __len__(self) -> int:
+        return len(self._maps)
+
+    def __contains__(self, img_name: str) -> bool:
+        return img_name in self._maps
+
+    def names(self) -> List[str]:
+        """The sorted names of the images held."""
+        return sorted(self._maps)
+
+    def class_ids(self, img_name: str) -> List[int]:
+        """The sorted class ids held for ``img_name`` (none: ``[]``)."""
+        return sorted(self._maps.get(img_name, ()))
+
+    def update(self,
+               img_name: str,
+               class_ids: Sequence[int],
+               maps: np.ndarray,
+               ori_shape: Optional[Sequence[int]] = None) -> None:
+        """Merge ``maps`` into the memory by element-wise maximum.
+
+        Takes what :meth:`OAAStore.update` takes and checks it the same way.
+
+        Args:
+            img_name (str): the image id (file stem).
+            class_ids (Sequence[int]): 0-based foreground ids, one per map,
+                distinct.
+            maps (np.ndarray): (k, h, w) values in [0, 1]; all maps of one
+                image must have the same (h, w).
+            ori_shape (Sequence[int], optional): original (H, W); the one
+                held is kept when None.
+        """
+        class_ids, maps = _checked('OAAMemory.update', img_name, class_ids,
+                                   maps)
+        maps = maps.astype(np.float16)
+        held = self._maps.get(img_name)
+        if held:
+            shape = next(iter(held.values())).shape
+            if shape != maps.shape[1:]:
+                raise ValueError(
+                    f'OAAMemory.update({img_name!r}): held maps are '
+                    f'{shape}, new ones {maps.shape[1:]}; the training '
+                    'input size must be fixed for OAA')
+        else:
+            held = self._maps[img_name] = {}
+            self._ori_shapes[img_name] = None
+        for cls, new in zip(class_ids, maps):
+            old = held.get(cls)
+            if old is None:
+                held[cls] = new = new.copy()  # owns its data
+                self.nbytes += sys.getsizeof(new)
+            else:
+                np.maximum(old, new, out=old)
+        if ori_shape is not None:
+            self._ori_shapes[img_name] = tuple(ori_shape)
+
+    def flush(self,
+              store: OAAStore,
+              num_threads: int = 1) -> Dict[str, List[int]]:
+        """Merge every held image into ``store`` and empty the memory.
+
+        If a write fails, the error is raised and the memory is kept: a
+        second flush merges again the images already written, which
+        changes nothing.
+
+        Args:
+            store (OAAStore): the store.
+            num_threads (int): images written concurrently (the writes wait
+                on the file system, not on Python). Default: 1.
+
+        Returns:
+            dict[str, list[int]]: the class ids merged, per image.
+        """
+        names = sorted(self._maps)
+
+        def write(name: str) -> None:
+            held = self._maps[name]
+            ids = sorted(held)
+            store.update(name, ids, np.stack([held[c] for c in ids]),
+                         self._ori_shapes[name])
+
+        if num_threads > 1 and len(names) > 1:
+            with ThreadPoolExecutor(min(num_threads, len(names))) as pool:
+                list(pool.map(write, names))
+        else:
+            for name in names:
+                write(name)
+        written = {name: sorted(self._maps[name]) for name in names}
+        self.clear()
+        return written
+
+    def clear(self) -> None:
+        """Drop every held map."""
+        self._maps.clear()
+        self._ori_shapes.clear()
+        self.nbytes = 0
