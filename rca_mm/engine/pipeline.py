@@ -13,7 +13,7 @@ import os.path as osp
 import re
 import subprocess
 import time
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from rca_mm.fileio import write_json_atomic
 
@@ -96,6 +96,28 @@ class Pipeline:
             cmd += ['--cfg-options'] + options
         self.run(step, cmd)
         return last_checkpoint(work)
+
+    def release(self, configs: Dict[str, str], log_steps: Sequence[str],
+                summary: Optional[str] = None) -> dict:
+        """Publish the checkpoints of the finished training steps, with the
+        logs of ``log_steps`` and the summary, under ``WORK_DIR/release/``
+        (:func:`rca_mm.apis.publish.release_run`).
+
+        Args:
+            configs (dict[str, str]): training step -> its config; steps
+                not finished are left out.
+            log_steps (Sequence[str]): the steps whose logs go along.
+            summary (str, optional): the summary file. Default: None.
+
+        Returns:
+            dict: the release manifest.
+        """
+        from rca_mm.apis.publish import release_run
+        models = [(step, config, last_checkpoint(osp.join(self.work_dir,
+                                                          step)))
+                  for step, config in configs.items()
+                  if self.done(step) is not None]
+        return release_run(self.work_dir, models, log_steps, summary)
 
     def metrics_path(self, step: str) -> str:
         return osp.join(self.work_dir, step, 'metrics.json')
