@@ -21,7 +21,8 @@
 # finished step leaves DIR/steps/<step>.json and is skipped on the next run
 # (resumable); a training that was killed resumes from its last checkpoint.
 # A failing step stops the pipeline with its name and log. DIR/summary.json
-# gathers the metrics and the wall time of each step. `--until pseudo` stops
+# gathers the metrics, the wall time of each step and the machine (CPU,
+# torch build, threads; each step's record has its own). `--until pseudo` stops
 # after the pseudo labels (stage 1 only); `--gpus 4` trains through
 # tools/dist_train.sh. `--baseline BASELINE_STAGE1_CONFIG` then runs the same
 # steps for a baseline classifier in DIR/baseline (up to
@@ -39,7 +40,8 @@ from mmengine.config import Config
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from rca_mm.engine.pipeline import Pipeline, StepFailed  # noqa: E402
+from rca_mm.engine.pipeline import (Pipeline, StepFailed,  # noqa: E402
+                                    machine_info)
 from rca_mm.fileio import write_json_atomic  # noqa: E402
 
 # The key of the stage-2 config that names the pseudo-label directory.
@@ -323,6 +325,8 @@ def main():
     if pretrained is not None:
         summary['pretrain'] = pretrained
     summary['total_seconds'] = time.time() - start
+    # The numbers repeat exactly on one machine only: say which one.
+    summary['machine'] = machine_info()
     path = osp.join(pipe.work_dir, 'summary.json')
     write_json_atomic(path, summary)
     print(json.dumps(summary, indent=2))

@@ -10,12 +10,16 @@ skipped when the pipeline runs again; a failing step raises
 import json
 import os
 import os.path as osp
+import platform
 import re
 import subprocess
 import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
+import torch
+
 from rca_mm.fileio import write_json_atomic
+from rca_mm.utils.benchmark import cpu_model
 
 # What the terminal shows of a step's output: mmengine's logger lines
 # (condensed to the loop, position, eta and loss) and progress bars.
@@ -79,7 +83,8 @@ class Pipeline:
             raise StepFailed(
                 f'step "{step}" failed (exit {returncode}) after '
                 f'{seconds:.0f} s; log: {log}\n--- last lines ---\n{tail}')
-        result = dict(record or {}, seconds=seconds, command=cmd)
+        result = dict(record or {}, seconds=seconds, command=cmd,
+                      machine=machine_info())
         write_json_atomic(self.marker(step), result)
         print(f'[pipeline] {step}: {seconds:.0f} s', flush=True)
         return result
@@ -149,6 +154,39 @@ class Pipeline:
         if options:
             cmd += ['--cfg-options'] + options
         self.run(step, cmd)
+
+
+def machine_info() -> dict:
+    """What a run's numbers depend on besides the code, config and seed.
+
+    A CPU run is deterministic for a seed on one machine (the same command
+    repeats every metric to the last digit), but not across machines:
+    another CPU model, torch build, thread count or vector instruction set
+    (``cpu_capability``: the kernels torch dispatches to) sums floats in
+    another order, and training turns that rounding into a different run.
+    ``summary.json`` and every step's record keep this, so that two runs
+    can be told apart from two machines.
+
+    Returns:
+        dict: ``cpu`` (model name), ``cpu_count``, ``platform``, ``python``,
+        ``torch`` (version), ``torch_cuda`` (the CUDA version torch was
+        built with, None for a CPU build), ``torch_threads``
+        (``torch.get_num_threads()``), ``cpu_capability``
+        (``torch.backends.cpu.get_cpu_capability()``) and ``gpu`` (the
+        first CUDA device's name, None without one).
+    """
+    gpu = (torch.cuda.get_device_name(0)
+           if torch.cuda.is_available() else None)
+    return dict(
+        cpu=cpu_model(),
+        cpu_count=os.cpu_count(),
+        platform=platform.platform(),
+        python=platform.python_version(),
+        torch=torch.__version__,
+        torch_cuda=torch.version.cuda,
+        torch_threads=torch.get_num_threads(),
+        cpu_capability=torch.backends.cpu.get_cpu_capability(),
+        gpu=gpu)
 
 
 def condense(line: str) -> Optional[Tuple[str, bool]]:

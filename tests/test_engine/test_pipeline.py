@@ -2,12 +2,16 @@
 commands, their records, logs and progress lines.
 
 (tests/test_tools/test_run_pipeline.py runs the whole chain.)"""
+import json
+import platform
 import sys
 
 import pytest
+import torch
 
 from rca_mm.engine.pipeline import (Pipeline, StepFailed, condense,
-                                    last_checkpoint)
+                                    last_checkpoint, machine_info)
+from rca_mm.utils.benchmark import cpu_model
 
 
 def test_last_checkpoint_follows_a_moved_work_dir(tmp_path):
@@ -49,6 +53,7 @@ def test_a_step_runs_once_records_itself_and_a_failure_names_its_log(
            'open("count.txt", "a").write("x"); print("hello")']
     first = pipe.run('a', cmd, record=dict(note=1))
     assert first['note'] == 1 and first['command'] == cmd
+    assert first['machine'] == machine_info()  # where the step ran
     assert pipe.done('a') == first  # the marker, read back
     # Run in `repo`, output in the step's log.
     assert (tmp_path / 'count.txt').read_text() == 'x'
@@ -64,3 +69,30 @@ def test_a_step_runs_once_records_itself_and_a_failure_names_its_log(
         pipe.run('b', [sys.executable, '-c',
                        'print("last words"); raise SystemExit(3)'])
     assert pipe.done('b') is None
+
+
+def test_machine_info_names_what_the_numbers_depend_on():
+    info = machine_info()
+    assert info == dict(
+        cpu=cpu_model(),
+        cpu_count=info['cpu_count'],
+        platform=platform.platform(),
+        python=platform.python_version(),
+        torch=torch.__version__,
+        torch_cuda=torch.version.cuda,
+        torch_threads=torch.get_num_threads(),
+        cpu_capability=torch.backends.cpu.get_cpu_capability(),
+        gpu=info['gpu'])
+    assert info['cpu']
+    assert info['cpu_count'] >= 1 and info['torch_threads'] >= 1
+    assert isinstance(info['cpu_capability'], str) and info['cpu_capability']
+    assert (info['gpu'] is None) == (not torch.cuda.is_available())
+    assert json.loads(json.dumps(info)) == info  # goes into summary.json
+    # The thread count is read when called: two machines that differ only
+    # in it are told apart.
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads + 1)
+        assert machine_info()['torch_threads'] == threads + 1
+    finally:
+        torch.set_num_threads(threads)

@@ -41,6 +41,10 @@ def test_stage1_and_pseudo_labels_then_skip_on_rerun(tiny_synthvoc,
     assert 0 <= summary['pseudo_label_miou_full'] <= 100
     assert summary['pseudo_label_coverage'] == 100.0  # threshold recipe
     assert summary['seg_val_miou'] is None  # stopped before stage 2
+    # The machine the numbers were made on (exact only on one machine).
+    assert summary['machine']['cpu_count'] >= 1
+    assert summary['machine']['torch_threads'] >= 1
+    assert summary['machine']['cpu_capability']
     assert len(list((work / 'pseudo' / 'pseudo_labels').iterdir())) == 16
     # The RCA checkpoint carries the bank and the prototypes.
     ckpt = (work / 'stage1' / 'last_checkpoint').read_text().strip()
