@@ -8,6 +8,7 @@ import torch
 from mmengine.config import Config
 
 from rca_mm.engine.config_checks import check_checkpoint_fits
+from rca_mm.engine.hooks.rng_state_hook import get_rng_state
 from rca_mm.registry import MODELS
 from rca_mm.utils import register_all_modules
 from rca_mm.utils.safe_checkpoint import safe_torch_load
@@ -42,8 +43,12 @@ def trained(tmp_path_factory):
     head.aggregation.set_prototypes(protos, valid)
     state = model.state_dict()
     path = str(tmp_path_factory.mktemp('ckpt') / 'epoch_8.pth')
+    # RNGStateHook's snapshot, one entry per rank, as a training checkpoint
+    # holds it (rca_mm/engine/hooks/rng_state_hook.py).
+    rng_state = [get_rng_state(), get_rng_state()]
     torch.save(
-        dict(state_dict=state, meta=dict(epoch=8, seed=0),
+        dict(state_dict=state,
+             meta=dict(epoch=8, seed=0, rng_state=rng_state),
              optimizer=dict(state={}, param_groups=[dict(lr=0.1)]),
              message_hub=dict(runtime_info=dict(iter=3))), path)
     return model, path
@@ -65,6 +70,9 @@ def test_release_holds_weights_and_an_empty_bank(trained, tmp_path):
     assert not glob.glob(str(tmp_path / '*.unhashed'))
     ckpt = safe_torch_load(released)
     assert set(ckpt) == {'state_dict', 'meta'}
+    # meta keeps what describes the run; the RNG states only --resume needs.
+    assert ckpt['meta'] == dict(epoch=8, seed=0)
+    assert 'rng_state' in safe_torch_load(path)['meta']
     original = model.state_dict()
     assert set(ckpt['state_dict']) == set(original)
     assert original['head.memory_bank.feats'].shape[0] > 0

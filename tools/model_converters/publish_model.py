@@ -1,9 +1,10 @@
 """Make a release file from a training checkpoint, as mmseg's publish_model.
 
 Keeps the weights (``state_dict``) and ``meta``; drops the optimizer, the
-schedulers, the message hub and the RNG states, which only ``--resume``
-needs. RCA's region memory bank is emptied as well (inference uses only the
-prototypes, Eq. 7-10): on VOC with WideResNet-38 the bank is about 250 MiB
+schedulers, the message hub and the RNG states (``meta['rng_state']``,
+written by ``RNGStateHook``), which only ``--resume`` needs. RCA's region
+memory bank is emptied as well (inference uses only the prototypes,
+Eq. 7-10): on VOC with WideResNet-38 the bank is about 250 MiB
 of the file (docs/performance.md). ``--keep-bank`` keeps it, for a file
 meant for fine-tuning. The output name gets the first 8 hex digits of its
 SHA-256, as mmseg's release files::
@@ -30,6 +31,10 @@ from rca_mm.fileio import atomic_open
 from rca_mm.models.memory import empty_bank_state
 from rca_mm.utils.safe_checkpoint import safe_torch_load
 
+# Where RNGStateHook keeps the generators' states in a checkpoint's meta
+# (rca_mm/engine/hooks/rng_state_hook.py): only --resume needs them.
+RNG_STATE_KEY = 'rng_state'
+
 
 def publish(checkpoint: dict, keep_bank: bool = False) -> dict:
     """The release content of a training checkpoint.
@@ -41,7 +46,8 @@ def publish(checkpoint: dict, keep_bank: bool = False) -> dict:
 
     Returns:
         dict: ``state_dict`` (bank emptied unless ``keep_bank``) and
-        ``meta`` when the input has one.
+        ``meta`` when the input has one, without ``RNGStateHook``'s
+        ``rng_state`` (the input is not changed).
     """
     if not isinstance(checkpoint, dict):
         raise ValueError('expected a checkpoint dict or a state dict, got '
@@ -51,7 +57,11 @@ def publish(checkpoint: dict, keep_bank: bool = False) -> dict:
         state = empty_bank_state(state)
     out = dict(state_dict=state)
     if 'meta' in checkpoint:
-        out['meta'] = checkpoint['meta']
+        out['meta'] = {
+            key: value
+            for key, value in checkpoint['meta'].items()
+            if key != RNG_STATE_KEY
+        }
     return out
 
 
