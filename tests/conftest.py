@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from rca_mm.testing.voc_layout import write_voc_layout
 
@@ -18,6 +19,30 @@ SERIAL_LOADERS = [
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')
     for key in ('num_workers=0', 'persistent_workers=False')
 ]
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        '--device',
+        default='cpu',
+        help='torch device of the tests that take the `device` fixture '
+        '(the model, loss and bank tests): cpu (default) or cuda, cuda:1')
+
+
+@pytest.fixture(scope='session')
+def device(request) -> torch.device:
+    """The device given by ``pytest --device`` (default cpu). A test that
+    takes it builds its modules and tensors there; with ``--device cuda``
+    on a machine without CUDA those tests are skipped, saying why."""
+    name = request.config.getoption('--device')
+    try:
+        dev = torch.device(name)
+    except RuntimeError as exc:
+        raise pytest.UsageError(f'pytest --device {name!r}: {exc}') from exc
+    if dev.type == 'cuda' and not torch.cuda.is_available():
+        pytest.skip(f'pytest --device {name}: no CUDA device is available '
+                    '(torch.cuda.is_available() is False)')
+    return dev
 
 
 @pytest.fixture(scope='session')

@@ -18,21 +18,22 @@ TAGS = torch.tensor([[1, 0, 0], [0, 1, 1], [1, 1, 0], [1, 0, 1], [1, 1, 0]],
 BATCH = [4, 1, 3]
 
 
-def _samples(saliency=None):
+def _samples(saliency=None, device='cpu'):
     out = []
     for n, idx in enumerate(BATCH):
         s = SegDataSample(metainfo=dict(sample_idx=idx, img_path=f'{idx}'))
-        s.gt_img_labels = TAGS[idx].float()
+        s.gt_img_labels = TAGS[idx].float().to(device)
         if saliency is not None:
             s.gt_saliency = PixelData(data=saliency[n])
         out.append(s)
     return out
 
 
-def _head(**kwargs):
+def _head(device='cpu', **kwargs):
     head = MODELS.build(
         dict(type='RCAHead', in_channels=D, num_classes=L, **kwargs))
     head.init_weights()
+    head.to(device)
     head.memory_bank.allocate(TAGS)
     return head
 
@@ -48,18 +49,20 @@ def _regions_by_hand(feats, cams):
             rows.append((feats[n] * mask).sum((1, 2)) / mask.sum())
             classes.append(c)
             images.append(idx)
-    return torch.stack(rows), torch.tensor(classes), torch.tensor(images)
+    device = feats.device
+    return (torch.stack(rows), torch.tensor(classes, device=device),
+            torch.tensor(images, device=device))
 
 
-def test_loss_rsc_is_alpha1_times_region_contrast_on_the_same_draws():
+def test_loss_rsc_is_alpha1_times_region_contrast_on_the_same_draws(device):
     torch.manual_seed(0)
-    head = _head(gate_threshold=0.0)  # every region is written
-    samples = _samples()
-    head.loss(torch.randn(3, D, 5, 5), samples)  # fills the bank
+    head = _head(device, gate_threshold=0.0)  # every region is written
+    samples = _samples(device=device)
+    head.loss(torch.randn(3, D, 5, 5).to(device), samples)  # fills the bank
     bank_feats, bank_classes = head.memory_bank.written_entries()
     assert len(bank_feats) == 6  # 6 of the bank's 9 slots: some unwritten
     assert head.memory_bank.feats.shape[0] == int(TAGS.sum())
-    feats = torch.randn(3, D, 5, 5)
+    feats = torch.randn(3, D, 5, 5).to(device)
     torch.manual_seed(7)
     losses, _ = head.loss(feats, samples)
     region_feats, classes, images = _regions_by_hand(feats,
@@ -74,15 +77,15 @@ def test_loss_rsc_is_alpha1_times_region_contrast_on_the_same_draws():
     # The draws do mix: some region has a partner other than itself.
     torch.manual_seed(7)
     partner, omega = reference.sample_mixup(classes, images)
-    assert (partner != torch.arange(len(classes))).any()
+    assert (partner != torch.arange(len(classes), device=device)).any()
     assert ((omega > 0) & (omega < 1)).any()
 
 
-def test_gate_threshold_is_strict():
+def test_gate_threshold_is_strict(device):
     """Eq. 3 and docs/rca.md: a region is written when sigma(p_l) > nu, so
     a region exactly at nu stays out."""
-    head = _head()
-    feats = torch.rand(3, D, 5, 5) + 0.1  # positive everywhere
+    head = _head(device)
+    feats = (torch.rand(3, D, 5, 5) + 0.1).to(device)  # positive everywhere
     w = head.classifier.weight.data
     w.zero_()  # class 0: P_0 = 0, p_0 = 0, sigma(p_0) = 0.5 exactly
     w[1] = -1.0  # class 1: p_1 < 0
@@ -90,22 +93,22 @@ def test_gate_threshold_is_strict():
     scores = head.classifier(feats).mean((2, 3)).sigmoid()
     assert torch.all(scores[:, 0] == 0.5)
     head.gate_threshold = 0.5
-    head.loss(feats, _samples())
+    head.loss(feats, _samples(device=device))
     _, classes = head.memory_bank.written_entries()
     assert classes.tolist() == [2, 2]  # images 1 and 3; class 0 is out
     below = float(torch.nextafter(torch.tensor(0.5), torch.tensor(0.0)))
-    head = _head(gate_threshold=below)
+    head = _head(device, gate_threshold=below)
     head.classifier.weight.data.copy_(w)
-    head.loss(feats, _samples())
+    head.loss(feats, _samples(device=device))
     _, classes = head.memory_bank.written_entries()
     assert sorted(classes.tolist()) == [0, 0, 2, 2]
 
 
-def test_regions_are_written_under_their_sample_idx():
+def test_regions_are_written_under_their_sample_idx(device):
     torch.manual_seed(0)
-    head = _head(gate_threshold=0.0)
-    feats = torch.randn(3, D, 5, 5)
-    head.loss(feats, _samples())
+    head = _head(device, gate_threshold=0.0)
+    feats = torch.randn(3, D, 5, 5).to(device)
+    head.loss(feats, _samples(device=device))
     region_feats, classes, images = _regions_by_hand(feats,
                                                      head.classifier(feats))
     bank = head.memory_bank
@@ -121,8 +124,8 @@ def test_regions_are_written_under_their_sample_idx():
     # The same images in another batch order update the same entries
     # (Eq. 3 with gamma = 0.99).
     order = [2, 0, 1]
-    second = torch.randn(3, D, 5, 5)
-    samples = _samples()
+    second = torch.randn(3, D, 5, 5).to(device)
+    samples = _samples(device=device)
     head.loss(second[order], [samples[n] for n in order])
     new_feats, _, _ = _regions_by_hand(second, head.classifier(second))
     bank.flush()

@@ -44,14 +44,15 @@ def _ref_loss(feats, classes, partner, omega, bank, bank_cls):
     return sum(per_region) / len(per_region)
 
 
-def _data(seed=0, r=6, s=40, d=8, num_classes=4):
+def _data(seed=0, r=6, s=40, d=8, num_classes=4, device='cpu'):
     g = torch.Generator().manual_seed(seed)
     feats = torch.randn(r, d, generator=g, dtype=torch.float64)
     classes = torch.randint(num_classes, (r, ), generator=g)
     images = torch.arange(r) // 2
     bank = torch.randn(s, d, generator=g, dtype=torch.float64)
     bank_cls = torch.randint(num_classes, (s, ), generator=g)
-    return feats, classes, images, bank, bank_cls
+    return tuple(
+        t.to(device) for t in (feats, classes, images, bank, bank_cls))
 
 
 def test_registered_and_defaults():
@@ -66,8 +67,8 @@ def test_registered_and_defaults():
         RegionContrastLoss(temperature=0)
 
 
-def test_eq4_without_mixup_matches_loop_reference():
-    feats, classes, images, bank, bank_cls = _data()
+def test_eq4_without_mixup_matches_loop_reference(device):
+    feats, classes, images, bank, bank_cls = _data(device=device)
     loss = RegionContrastLoss(use_mixup=False, chunk_size=7)
     f = feats.clone().requires_grad_()
     out = loss(f, classes, images, bank, bank_cls)
@@ -80,8 +81,8 @@ def test_eq4_without_mixup_matches_loop_reference():
     torch.testing.assert_close(f.grad, f_ref.grad, rtol=1e-5, atol=1e-5)
 
 
-def test_eq4_float32_and_float16_bank():
-    feats, classes, images, bank, bank_cls = _data(seed=1)
+def test_eq4_float32_and_float16_bank(device):
+    feats, classes, images, bank, bank_cls = _data(seed=1, device=device)
     ref = _ref_loss(feats, classes, torch.arange(6), torch.ones(6), bank,
                     bank_cls)
     loss = RegionContrastLoss(use_mixup=False)
@@ -92,23 +93,25 @@ def test_eq4_float32_and_float16_bank():
 
 
 @pytest.mark.parametrize('missing_class', [False, True])
-def test_eq6_mixup_matches_loop_reference(missing_class):
-    feats, classes, images, bank, bank_cls = _data(seed=2, r=8)
+def test_eq6_mixup_matches_loop_reference(missing_class, device):
+    feats, classes, images, bank, bank_cls = _data(
+        seed=2, r=8, device=device)
     if missing_class:
         # Class 3 has no positive: only the partner's term of its regions
         # (and of the regions mixed with them) counts.
         bank_cls = bank_cls.clamp_max(2)
         assert bool((classes == 3).any())
     loss = RegionContrastLoss(mixup_beta=8.0, chunk_size=16)
-    partner, omega = loss.sample_mixup(classes, images,
-                                       torch.Generator().manual_seed(3))
+    partner, omega = loss.sample_mixup(
+        classes, images,
+        torch.Generator(device=device).manual_seed(3))
     # Partners: another image and another class, or the region itself.
     for i, p in enumerate(partner.tolist()):
         if p != i:
             assert images[p] != images[i] and classes[p] != classes[i]
         else:
             assert float(omega[i]) == 1.0
-    assert bool((partner != torch.arange(8)).any())
+    assert bool((partner != torch.arange(8, device=device)).any())
     f = feats.clone().requires_grad_()
     out = loss(
         f,
@@ -116,7 +119,7 @@ def test_eq6_mixup_matches_loop_reference(missing_class):
         images,
         bank,
         bank_cls,
-        generator=torch.Generator().manual_seed(3))
+        generator=torch.Generator(device=device).manual_seed(3))
     f_ref = feats.clone().requires_grad_()
     ref = _ref_loss(f_ref, classes, partner, omega, bank, bank_cls)
     torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
@@ -125,16 +128,16 @@ def test_eq6_mixup_matches_loop_reference(missing_class):
     torch.testing.assert_close(f.grad, f_ref.grad, rtol=1e-5, atol=1e-5)
 
 
-def test_mixup_partners_are_uniform_and_omega_is_beta():
-    classes = torch.tensor([0, 1, 2, 3, 0])
-    images = torch.tensor([0, 1, 2, 3, 4])
+def test_mixup_partners_are_uniform_and_omega_is_beta(device):
+    classes = torch.tensor([0, 1, 2, 3, 0], device=device)
+    images = torch.tensor([0, 1, 2, 3, 4], device=device)
     loss = RegionContrastLoss(mixup_beta=8.0)
-    g = torch.Generator().manual_seed(0)
-    counts = torch.zeros(5, 5)
+    g = torch.Generator(device=device).manual_seed(0)
+    counts = torch.zeros(5, 5, device=device)
     omegas = []
     for _ in range(2000):
         partner, omega = loss.sample_mixup(classes, images, g)
-        counts[torch.arange(5), partner] += 1
+        counts[torch.arange(5, device=device), partner] += 1
         omegas.append(omega)
     # Region 0 (class 0) may pair with regions 1, 2, 3, each ~1/3.
     assert counts[0, 0] == 0 and counts[0, 4] == 0
@@ -145,24 +148,24 @@ def test_mixup_partners_are_uniform_and_omega_is_beta():
     assert abs(float(omegas.var()) - 1 / 68) < 0.002
 
 
-def test_no_partner_uses_unmixed_eq4():
-    feats, _, _, bank, bank_cls = _data(seed=4)
-    same_class = torch.full((6, ), 2)
-    images = torch.arange(6)
+def test_no_partner_uses_unmixed_eq4(device):
+    feats, _, _, bank, bank_cls = _data(seed=4, device=device)
+    same_class = torch.full((6, ), 2, device=device)
+    images = torch.arange(6, device=device)
     mixed = RegionContrastLoss()(feats, same_class, images, bank, bank_cls)
     plain = RegionContrastLoss(use_mixup=False)(feats, same_class, images,
                                                 bank, bank_cls)
     assert torch.equal(mixed, plain)
-    one_image = torch.zeros(6, dtype=torch.long)
-    classes = torch.arange(6) % 4
+    one_image = torch.zeros(6, dtype=torch.long, device=device)
+    classes = torch.arange(6, device=device) % 4
     mixed = RegionContrastLoss()(feats, classes, one_image, bank, bank_cls)
     plain = RegionContrastLoss(use_mixup=False)(feats, classes, one_image,
                                                 bank, bank_cls)
     assert torch.equal(mixed, plain)
 
 
-def test_missing_positives_or_negatives():
-    feats, classes, images, bank, bank_cls = _data(seed=5)
+def test_missing_positives_or_negatives(device):
+    feats, classes, images, bank, bank_cls = _data(seed=5, device=device)
     # Class 3 has no written entry: its regions have no Eq. 4 term.
     bank_cls = bank_cls.clamp_max(2)
     loss = RegionContrastLoss(use_mixup=False, reduction='sum')
@@ -173,14 +176,15 @@ def test_missing_positives_or_negatives():
     torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
     # Nothing left: zero loss still connected to the region features.
     f = feats.clone().requires_grad_()
-    only_other = torch.zeros(40, dtype=torch.long) + 7
+    only_other = torch.zeros(40, dtype=torch.long, device=device) + 7
     out = RegionContrastLoss()(f, classes, images, bank, only_other)
     assert float(out.detach()) == 0.0 and out.grad_fn is not None
     out.backward()
     assert torch.equal(f.grad, torch.zeros_like(f))
     # A bank with one class has no negatives.
     out = RegionContrastLoss()(f, classes, images, bank,
-                               torch.zeros(40, dtype=torch.long))
+                               torch.zeros(40, dtype=torch.long,
+                                           device=device))
     assert float(out.detach()) == 0.0 and out.requires_grad
     # Empty bank or no region.
     with torch.no_grad():
@@ -190,13 +194,13 @@ def test_missing_positives_or_negatives():
                                           bank_cls)) == 0.0
 
 
-def test_no_negative_readings_agree():
+def test_no_negative_readings_agree(device):
     """A region with positives but no negative: Eq. 4 read literally (an
     empty sum of negatives) gives -log(e^a / e^a) = 0 per positive; the loss
     leaves the term out. Both give L_RM = 0 with a zero gradient, with and
     without mixup, because such a bank holds one class only."""
-    feats, classes, images, bank, _ = _data(seed=6)
-    one_class = torch.full((40, ), int(classes[0]))
+    feats, classes, images, bank, _ = _data(seed=6, device=device)
+    one_class = torch.full((40, ), int(classes[0]), device=device)
     assert (classes == classes[0]).sum() < len(classes)  # other classes too
     for use_mixup in (True, False):
         f = feats.clone().requires_grad_()
@@ -207,11 +211,12 @@ def test_no_negative_readings_agree():
         assert torch.equal(f.grad, torch.zeros_like(f))
 
 
-def test_entries_of_class_minus_one_are_ignored():
+def test_entries_of_class_minus_one_are_ignored(device):
     """A bank passed in place (unwritten slots of class -1, zero rows) gives
     the loss and gradient of its written rows alone."""
-    feats, classes, images, bank, bank_cls = _data(seed=7, r=8)
-    unwritten = torch.arange(40) % 3 == 0
+    feats, classes, images, bank, bank_cls = _data(
+        seed=7, r=8, device=device)
+    unwritten = torch.arange(40, device=device) % 3 == 0
     in_place_cls = torch.where(unwritten, -1, bank_cls)
     in_place = bank.masked_fill(unwritten[:, None], 0.0)
     loss = RegionContrastLoss(chunk_size=16)
@@ -219,7 +224,7 @@ def test_entries_of_class_minus_one_are_ignored():
     for b, c in ((in_place, in_place_cls), (bank[~unwritten],
                                              bank_cls[~unwritten])):
         f = feats.clone().requires_grad_()
-        g = torch.Generator().manual_seed(3)
+        g = torch.Generator(device=device).manual_seed(3)
         out = loss(f, classes, images, b, c, generator=g)
         out.backward()
         outs.append((out, f.grad))
@@ -231,8 +236,8 @@ def test_entries_of_class_minus_one_are_ignored():
     assert float(out) == 0.0
 
 
-def test_gradient_only_into_region_feats_and_loss_weight():
-    feats, classes, images, bank, bank_cls = _data(seed=6)
+def test_gradient_only_into_region_feats_and_loss_weight(device):
+    feats, classes, images, bank, bank_cls = _data(seed=6, device=device)
     f = feats.float().requires_grad_()
     b = bank.float().requires_grad_()
     out = RegionContrastLoss(loss_weight=0.5)(
@@ -241,7 +246,7 @@ def test_gradient_only_into_region_feats_and_loss_weight():
         images,
         b,
         bank_cls,
-        generator=torch.Generator().manual_seed(0))
+        generator=torch.Generator(device=device).manual_seed(0))
     out.backward()
     assert b.grad is None
     assert f.grad is not None and torch.isfinite(f.grad).all()
@@ -252,5 +257,5 @@ def test_gradient_only_into_region_feats_and_loss_weight():
         images,
         bank.float(),
         bank_cls,
-        generator=torch.Generator().manual_seed(0))
+        generator=torch.Generator(device=device).manual_seed(0))
     assert math.isclose(out.item() * 2, full.item(), rel_tol=1e-6)

@@ -27,10 +27,10 @@ def _datasets(num=6, n=200, d=16):
     return [x.astype(np.float32) for x in xs]
 
 
-def test_inertia_close_to_sklearn():
+def test_inertia_close_to_sklearn(device):
     xs = _datasets()
-    centers, valid, inertia = batched_kmeans(
-        torch.tensor(np.stack(xs)), None, K)
+    centers, valid, inertia = (t.cpu() for t in batched_kmeans(
+        torch.tensor(np.stack(xs), device=device), None, K))
     assert centers.shape == (6, K, 16) and valid.all()
     ratios_to_best = []
     for i, x in enumerate(xs):
@@ -47,8 +47,8 @@ def test_inertia_close_to_sklearn():
     assert np.mean(ratios_to_best) <= 1.01
 
 
-def test_deterministic_for_a_seed():
-    x = torch.tensor(np.stack(_datasets(num=3)))
+def test_deterministic_for_a_seed(device):
+    x = torch.tensor(np.stack(_datasets(num=3)), device=device)
     a = batched_kmeans(x, None, K, seed=3, n_init=1)
     b = batched_kmeans(x, None, K, seed=3, n_init=1)
     for u, v in zip(a, b):
@@ -57,13 +57,14 @@ def test_deterministic_for_a_seed():
     assert not torch.equal(a[0], c[0])
 
 
-def test_fewer_than_k_points_and_empty_classes():
+def test_fewer_than_k_points_and_empty_classes(device):
     g = torch.Generator().manual_seed(0)
     x = torch.randn(3, 30, 4, generator=g)
     mask = torch.zeros(3, 30, dtype=torch.bool)
     mask[0] = True  # a full class
     mask[1, [2, 5, 7]] = True  # 3 < K points
-    centers, valid, inertia = batched_kmeans(x, mask, K)
+    centers, valid, inertia = (t.cpu() for t in batched_kmeans(
+        x.to(device), mask.to(device), K))
     assert valid[0].all()
     assert valid[1].tolist() == [True] * 3 + [False] * (K - 3)
     assert torch.equal(centers[1, :3], x[1, [2, 5, 7]])
@@ -72,11 +73,11 @@ def test_fewer_than_k_points_and_empty_classes():
     assert float(inertia[2]) == 0 and float(inertia[0]) > 0
 
 
-def test_masked_points_are_ignored():
+def test_masked_points_are_ignored(device):
     xs = _datasets(num=2, n=120)
-    x = torch.zeros(2, 150, 16)
+    x = torch.zeros(2, 150, 16, device=device)
     x[:, :120] = torch.tensor(np.stack(xs))
-    mask = torch.zeros(2, 150, dtype=torch.bool)
+    mask = torch.zeros(2, 150, dtype=torch.bool, device=device)
     mask[:, :120] = True
     ref = batched_kmeans(x, mask, K)
     x[:, 120:] = 1e6  # garbage in the padding changes nothing
@@ -88,21 +89,24 @@ def test_masked_points_are_ignored():
         assert float(out[2][i]) <= 1.01 * default
 
 
-def test_empty_cluster_is_reseeded_at_the_farthest_point():
-    x = torch.tensor([[[0.], [0.1], [5.], [5.2], [20.]]])
-    mask = torch.ones(1, 5, dtype=torch.bool)
-    centers = torch.tensor([[[0.05], [5.1], [1000.]]])  # third gets nothing
-    out = _lloyd(x, (x * x).sum(-1), mask, centers, 1, torch.zeros(1))
+def test_empty_cluster_is_reseeded_at_the_farthest_point(device):
+    x = torch.tensor([[[0.], [0.1], [5.], [5.2], [20.]]], device=device)
+    mask = torch.ones(1, 5, dtype=torch.bool, device=device)
+    # The third centre gets nothing.
+    centers = torch.tensor([[[0.05], [5.1], [1000.]]], device=device)
+    out = _lloyd(x, (x * x).sum(-1), mask, centers, 1,
+                 torch.zeros(1, device=device)).cpu()
     # The farthest point from its centre (20, 14.9 from 5.1) seeds the
     # empty cluster and leaves its former one.
     assert out[0, 2, 0] == 20.
     torch.testing.assert_close(out[0, :2, 0], torch.tensor([0.05, 5.1]))
 
 
-def test_bad_arguments():
-    x = torch.randn(2, 5, 3)
+def test_bad_arguments(device):
+    x = torch.randn(2, 5, 3, device=device)
     with pytest.raises(ValueError, match='mask'):
-        batched_kmeans(x, torch.ones(2, 4, dtype=torch.bool), 2)
+        batched_kmeans(x, torch.ones(2, 4, dtype=torch.bool, device=device),
+                       2)
     with pytest.raises(ValueError, match='init'):
         batched_kmeans(x, None, 2, init='kmeans||')
     with pytest.raises(ValueError, match='x'):

@@ -13,26 +13,28 @@ def _protos(seed=0, num_classes=3, k=4, d=5):
     return q, valid
 
 
-def test_zero_before_prototypes_are_set():
+def test_zero_before_prototypes_are_set(device):
     agg = MODELS.build(
         dict(
             type='PrototypeAggregation',
             num_classes=3,
             num_prototypes=4,
-            channels=5))
+            channels=5)).to(device)
     assert not agg.has_prototypes
-    feats = torch.randn(2, 5, 3, 3)
+    feats = torch.randn(2, 5, 3, 3, device=device)
     out, weights = agg(feats, return_weights=True)
     assert torch.equal(out, torch.zeros_like(feats)) and weights is None
 
 
-def test_eq7_eq8_against_per_pixel_reference():
+def test_eq7_eq8_against_per_pixel_reference(device):
     q, valid = _protos()
-    agg = PrototypeAggregation(scale=0.5)
-    agg.set_prototypes(q, valid)
+    agg = PrototypeAggregation(scale=0.5).to(device)
+    agg.set_prototypes(q.to(device), valid.to(device))
     g = torch.Generator().manual_seed(1)
-    feats = torch.randn(2, 5, 3, 4, generator=g, requires_grad=True)
+    feats = torch.randn(2, 5, 3, 4, generator=g).to(device).requires_grad_()
     out, s = agg(feats, return_weights=True)
+    assert out.device.type == s.device.type == device.type
+    feats_cpu, out_cpu, s = feats.detach().cpu(), out.detach().cpu(), s.cpu()
     assert out.shape == feats.shape and s.shape == (2, 12, 12)
     flat_q, flat_v = q.flatten(0, 1), valid.flatten()
     torch.testing.assert_close(s.sum(-1), torch.ones(2, 12))
@@ -40,7 +42,7 @@ def test_eq7_eq8_against_per_pixel_reference():
     for n in range(2):
         for y in range(3):
             for x in range(4):
-                f = feats[n, :, y, x].detach()
+                f = feats_cpu[n, :, y, x]
                 logits = torch.tensor([
                     0.5 * float(f @ flat_q[p]) if flat_v[p] else -1e30
                     for p in range(12)
@@ -48,48 +50,50 @@ def test_eq7_eq8_against_per_pixel_reference():
                 w = torch.softmax(logits, 0)  # Eq. 7
                 expected = (w[:, None] * flat_q).sum(0)  # Eq. 8
                 torch.testing.assert_close(
-                    out[n, :, y, x].detach(), expected, rtol=1e-5, atol=1e-6)
+                    out_cpu[n, :, y, x], expected, rtol=1e-5, atol=1e-6)
     out.sum().backward()
     assert feats.grad is not None and feats.grad.abs().sum() > 0
     assert not agg.prototypes.requires_grad
 
 
-def test_prototypes_saved_and_restored_whatever_the_shape():
+def test_prototypes_saved_and_restored_whatever_the_shape(device):
     q, valid = _protos()
-    agg = PrototypeAggregation()
+    agg = PrototypeAggregation().to(device)
     agg.set_prototypes(q, valid)
     sd = agg.state_dict()
     assert set(sd) == {'prototypes', 'prototype_valid'}
-    for fresh in (PrototypeAggregation(),
+    for fresh in (PrototypeAggregation().to(device),
                   PrototypeAggregation(
-                      num_classes=2, num_prototypes=10, channels=7)):
+                      num_classes=2, num_prototypes=10,
+                      channels=7).to(device)):
         fresh.load_state_dict(sd)
-        assert torch.equal(fresh.prototypes, q)
-        assert torch.equal(fresh.prototype_valid, valid)
-        feats = torch.randn(1, 5, 2, 2)
+        assert torch.equal(fresh.prototypes.cpu(), q)
+        assert torch.equal(fresh.prototype_valid.cpu(), valid)
+        feats = torch.randn(1, 5, 2, 2, device=device)
         assert torch.equal(fresh(feats), agg(feats))
 
 
-def test_bad_input():
-    agg = PrototypeAggregation()
+def test_bad_input(device):
+    agg = PrototypeAggregation().to(device)
     with pytest.raises(ValueError, match='valid'):
         agg.set_prototypes(torch.randn(3, 4, 5), torch.ones(3, 5).bool())
     agg.set_prototypes(*_protos())
     with pytest.raises(ValueError, match='channels'):
-        agg(torch.randn(1, 6, 2, 2))
+        agg(torch.randn(1, 6, 2, 2, device=device))
     with pytest.raises(ValueError, match='scale'):
         PrototypeAggregation(scale=0)
 
 
-def test_k_and_the_kmeans_are_its_own_settings():
+def test_k_and_the_kmeans_are_its_own_settings(device):
     from rca_mm.models.memory import batched_kmeans
     agg = PrototypeAggregation(
         num_classes=2, num_prototypes=2, channels=3, num_iters=7,
-        num_init=2, seed=5)
+        num_init=2, seed=5).to(device)
     assert agg.prototypes.shape == (2, 2, 3)  # sized by K at build
     g = torch.Generator().manual_seed(0)
-    entries = torch.randn(2, 4, 3, generator=g)
-    mask = torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0]], dtype=torch.bool)
+    entries = torch.randn(2, 4, 3, generator=g).to(device)
+    mask = torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0]], dtype=torch.bool,
+                        device=device)
     assert agg.cluster(entries, mask, epoch=3) == 2
     centers, valid, _ = batched_kmeans(
         entries, mask, 2, num_iters=7, n_init=2, seed=8)
@@ -97,7 +101,7 @@ def test_k_and_the_kmeans_are_its_own_settings():
     assert torch.equal(agg.prototype_valid, valid)
     # K = None: every written entry of the fullest class is a prototype.
     every = PrototypeAggregation(num_classes=2, num_prototypes=None,
-                                 channels=3)
+                                 channels=3).to(device)
     assert every.prototypes.shape == (2, 0, 3)
     assert every.cluster(entries, mask, epoch=1) == 3
     assert every.prototype_valid.sum() == 5

@@ -66,6 +66,11 @@ def _random_batch(g, tags, num_regions, dup_prob=0.2):
     return feats, classes, images, gate
 
 
+def _on(device, batch):
+    """``batch``'s tensors on ``device`` (the test's ``--device``)."""
+    return tuple(t.to(device) for t in batch)
+
+
 def _assert_state(bank, state):
     for k in ('feats', 'written', 'slot_image', 'last_update'):
         assert torch.equal(getattr(bank, k), state[k]), k
@@ -80,21 +85,23 @@ def _lookup_consistent(bank):
     assert int((bank.lookup >= 0).sum()) == int((bank.slot_image >= 0).sum())
 
 
-def test_allocate_adaptive_and_capped():
+def test_allocate_adaptive_and_capped(device):
     tags = _tags()
     bank = MODELS.build(
-        dict(type='RegionMemoryBank', num_classes=L, feat_dim=D))
+        dict(type='RegionMemoryBank', num_classes=L, feat_dim=D)).to(device)
     assert not bank.is_allocated
     bank.allocate(tags)
-    assert torch.equal(bank.capacities, tags.sum(0))
+    assert bank.feats.device.type == device.type
+    assert torch.equal(bank.capacities.cpu(), tags.sum(0))
     assert bank.feats.shape == (int(tags.sum()), D)
     assert not bank.written.any() and (bank.slot_image == -1).all()
     for c in range(L):
         a, b = bank.class_offset[c], bank.class_offset[c + 1]
         assert (bank.slot_class[a:b] == c).all()
-    capped = RegionMemoryBank(num_classes=L, feat_dim=D, capacity_per_class=3)
+    capped = RegionMemoryBank(
+        num_classes=L, feat_dim=D, capacity_per_class=3).to(device)
     capped.allocate(tags.float())
-    assert torch.equal(capped.capacities, tags.sum(0).clamp_max(3))
+    assert torch.equal(capped.capacities.cpu(), tags.sum(0).clamp_max(3))
     # Same layout again keeps the bank; another layout is refused.
     capped.allocate(tags)
     with pytest.raises(ValueError, match='another layout'):
@@ -105,18 +112,19 @@ def test_allocate_adaptive_and_capped():
 
 @pytest.mark.parametrize('cap,dtype', [(None, 'float32'), (2, 'float32'),
                                        (3, 'float16'), (1, 'float32')])
-def test_update_equals_sequential_reference(cap, dtype):
+def test_update_equals_sequential_reference(cap, dtype, device):
     tags = _tags()
     bank = RegionMemoryBank(
         num_classes=L,
         feat_dim=D,
         momentum=0.9,
         capacity_per_class=cap,
-        storage_dtype=dtype)
+        storage_dtype=dtype).to(device)
     bank.allocate(tags)
     g = torch.Generator().manual_seed(1)
     for _ in range(12):
-        feats, classes, images, gate = _random_batch(g, tags, 10)
+        feats, classes, images, gate = _on(device,
+                                           _random_batch(g, tags, 10))
         state = _reference(bank, feats, classes, images, gate)
         bank.update(feats, classes, images, gate)
         _assert_state(bank, state)
@@ -128,31 +136,34 @@ def test_update_equals_sequential_reference(cap, dtype):
         assert int(used.sum()) == int(bank.written.sum())
 
 
-def test_first_write_initialises_and_momentum():
+def test_first_write_initialises_and_momentum(device):
     tags = torch.ones(2, L, dtype=torch.bool)
-    bank = RegionMemoryBank(num_classes=L, feat_dim=D, momentum=0.99)
+    bank = RegionMemoryBank(
+        num_classes=L, feat_dim=D, momentum=0.99).to(device)
     bank.allocate(tags)
-    f1, f2 = torch.randn(1, D), torch.randn(1, D)
-    c, i = torch.tensor([1]), torch.tensor([0])
+    f1, f2 = torch.randn(1, D, device=device), torch.randn(1, D, device=device)
+    c, i = torch.tensor([1], device=device), torch.tensor([0], device=device)
     bank.update(f1, c, i)
     entries, classes = bank.written_entries()
     assert torch.equal(entries, f1) and classes.tolist() == [1]
-    bank.update(f2, c, i, torch.tensor([False]))
+    bank.update(f2, c, i, torch.tensor([False], device=device))
     assert torch.equal(bank.written_entries()[0], f1)
-    bank.update(f2, c, i, torch.tensor([True]))
+    bank.update(f2, c, i, torch.tensor([True], device=device))
     expected = 0.99 * f1 + 0.01 * f2
     torch.testing.assert_close(bank.written_entries()[0], expected)
 
 
-def test_lru_eviction_keeps_resident_images():
+def test_lru_eviction_keeps_resident_images(device):
     tags = torch.zeros(4, L, dtype=torch.bool)
     tags[:, 0] = True
-    bank = RegionMemoryBank(num_classes=L, feat_dim=D, capacity_per_class=2)
+    bank = RegionMemoryBank(
+        num_classes=L, feat_dim=D, capacity_per_class=2).to(device)
     bank.allocate(tags)
-    cls = torch.tensor([0])
+    cls = torch.tensor([0], device=device)
 
     def put(img):
-        bank.update(torch.full((1, D), float(img)), cls, torch.tensor([img]))
+        bank.update(torch.full((1, D), float(img), device=device), cls,
+                    torch.tensor([img], device=device))
 
     put(0)
     put(1)
@@ -168,14 +179,16 @@ def test_lru_eviction_keeps_resident_images():
     ]
 
 
-def test_accessors_and_nbytes():
+def test_accessors_and_nbytes(device):
     tags = _tags()
-    bank = RegionMemoryBank(num_classes=L, feat_dim=D, capacity_per_class=4)
+    bank = RegionMemoryBank(
+        num_classes=L, feat_dim=D, capacity_per_class=4).to(device)
     empty_feats, empty_mask = bank.per_class_entries()
     assert empty_feats.shape == (L, 1, D) and not empty_mask.any()
     bank.allocate(tags)
     g = torch.Generator().manual_seed(3)
-    feats, classes, images, gate = _random_batch(g, tags, 9, dup_prob=0)
+    feats, classes, images, gate = _on(
+        device, _random_batch(g, tags, 9, dup_prob=0))
     bank.update(feats, classes, images, gate)
     wf, wc = bank.written_entries()
     assert wf.shape[0] == int(bank.written.sum()) == wc.numel()
@@ -192,52 +205,57 @@ def test_accessors_and_nbytes():
         num_classes=L,
         feat_dim=D,
         capacity_per_class=4,
-        storage_dtype='float16')
+        storage_dtype='float16').to(device)
     half.allocate(tags)
     assert half.feats.nbytes * 2 == bank.feats.nbytes
 
 
-def test_update_errors():
-    bank = RegionMemoryBank(num_classes=L, feat_dim=D)
-    f, c, i = torch.randn(1, D), torch.tensor([0]), torch.tensor([0])
+def test_update_errors(device):
+    bank = RegionMemoryBank(num_classes=L, feat_dim=D).to(device)
+    f, c, i = (torch.randn(1, D, device=device),
+               torch.tensor([0], device=device),
+               torch.tensor([0], device=device))
     with pytest.raises(RuntimeError, match='allocate'):
         bank.update(f, c, i)
     bank.allocate(_tags())
     with pytest.raises(ValueError, match='image ids'):
-        bank.update(f, c, torch.tensor([99]))
+        bank.update(f, c, torch.tensor([99], device=device))
     with pytest.raises(ValueError, match='classes'):
-        bank.update(f, torch.tensor([L]), i)
+        bank.update(f, torch.tensor([L], device=device), i)
     with pytest.raises(ValueError, match='feats'):
-        bank.update(torch.randn(1, D + 1), c, i)
+        bank.update(torch.randn(1, D + 1, device=device), c, i)
     with pytest.raises(ValueError, match='storage_dtype'):
         RegionMemoryBank(num_classes=L, feat_dim=D, storage_dtype='int8')
 
 
-def test_state_dict_roundtrip_into_unallocated_bank():
+def test_state_dict_roundtrip_into_unallocated_bank(device):
     tags = _tags()
-    bank = RegionMemoryBank(num_classes=L, feat_dim=D, capacity_per_class=2)
+    bank = RegionMemoryBank(
+        num_classes=L, feat_dim=D, capacity_per_class=2).to(device)
     bank.allocate(tags)
     g = torch.Generator().manual_seed(5)
-    bank.update(*_random_batch(g, tags, 10))
+    bank.update(*_on(device, _random_batch(g, tags, 10)))
     sd = bank.state_dict()
     assert set(sd) == {
         'feats', 'written', 'slot_class', 'slot_image', 'last_update', 'step',
         'class_offset', 'num_images'
     }
-    fresh = RegionMemoryBank(num_classes=L, feat_dim=D, capacity_per_class=2)
+    fresh = RegionMemoryBank(
+        num_classes=L, feat_dim=D, capacity_per_class=2).to(device)
     fresh.load_state_dict(sd)
     for k, v in sd.items():
         assert torch.equal(getattr(fresh, k), v), k
     _lookup_consistent(fresh)
     fresh.allocate(tags)  # the hook's allocate after resume keeps content
     assert torch.equal(fresh.feats, bank.feats)
-    batch = _random_batch(g, tags, 10)
+    batch = _on(device, _random_batch(g, tags, 10))
     bank.update(*batch)
     fresh.update(*batch)
     for k in sd:
         assert torch.equal(getattr(fresh, k), getattr(bank, k)), k
 
-    other = RegionMemoryBank(num_classes=L, feat_dim=D, capacity_per_class=3)
+    other = RegionMemoryBank(
+        num_classes=L, feat_dim=D, capacity_per_class=3).to(device)
     other.allocate(tags)
     with pytest.raises(ValueError, match='another dataset'):
         other.load_state_dict(sd)
@@ -246,15 +264,16 @@ def test_state_dict_roundtrip_into_unallocated_bank():
         wrong_dim.load_state_dict(sd)
 
 
-def test_deferred_update_is_written_at_the_next_read():
+def test_deferred_update_is_written_at_the_next_read(device):
     """update(defer=True) leaves the buffers alone until a reader (entries,
     per_class_entries, state_dict, the next update) flushes it; the result
     equals the immediate update."""
     tags = _tags()
     g = torch.Generator().manual_seed(6)
-    batches = [_random_batch(g, tags, 10) for _ in range(3)]
+    batches = [_on(device, _random_batch(g, tags, 10)) for _ in range(3)]
     now, later = (RegionMemoryBank(
-        num_classes=L, feat_dim=D, capacity_per_class=2) for _ in range(2))
+        num_classes=L, feat_dim=D, capacity_per_class=2).to(device)
+        for _ in range(2))
     now.allocate(tags)
     later.allocate(tags)
     now.update(*batches[0])
@@ -281,24 +300,25 @@ def test_deferred_update_is_written_at_the_next_read():
     later.flush()
     assert torch.equal(later.feats, sd['feats'])
     with pytest.raises(ValueError, match='classes must be in'):
-        later.update(*batches[0][:1], torch.full((10, ), L),
+        later.update(*batches[0][:1], torch.full((10, ), L, device=device),
                      batches[0][2], defer=True)  # checked when staged
 
 
-def test_released_empty_bank_loads_into_fresh_and_allocated_banks():
+def test_released_empty_bank_loads_into_fresh_and_allocated_banks(device):
     tags = _tags()
-    bank = RegionMemoryBank(num_classes=L, feat_dim=D)
+    bank = RegionMemoryBank(num_classes=L, feat_dim=D).to(device)
     bank.allocate(tags)
-    bank.update(*_random_batch(torch.Generator().manual_seed(1), tags, 10))
+    bank.update(*_on(device, _random_batch(
+        torch.Generator().manual_seed(1), tags, 10)))
     released = empty_bank_state(
         {f'head.memory_bank.{k}': v for k, v in bank.state_dict().items()})
     released = {k[len('head.memory_bank.'):]: v for k, v in released.items()}
     assert released['feats'].shape == (0, D)
     assert int(released['step']) == 0
-    fresh = RegionMemoryBank(num_classes=L, feat_dim=D)
+    fresh = RegionMemoryBank(num_classes=L, feat_dim=D).to(device)
     fresh.load_state_dict(released)  # strict: every key is there
     assert not fresh.is_allocated
-    allocated = RegionMemoryBank(num_classes=L, feat_dim=D)
+    allocated = RegionMemoryBank(num_classes=L, feat_dim=D).to(device)
     allocated.allocate(tags)
     allocated.load_state_dict(released)  # fine-tuning from a release file
     assert allocated.is_allocated and not allocated.written.any()
@@ -344,11 +364,13 @@ def test_distributed_update_identical_on_all_ranks(tmp_path):
         assert torch.equal(sd0[k], v), k
 
 
-def test_module_to_moves_the_bank():
+def test_module_to_moves_the_bank(device):
     bank = RegionMemoryBank(num_classes=L, feat_dim=D).to('cpu')
     bank.allocate(_tags())
-    bank = bank.to(torch.device('cpu'))
-    bank.update(torch.randn(1, D), torch.tensor([0]), torch.tensor([0]))
+    bank = bank.to(device)
+    bank.update(torch.randn(1, D, device=device),
+                torch.tensor([0], device=device),
+                torch.tensor([0], device=device))
     assert int(bank.written.sum()) == 1
     # Another device shows that every buffer follows the module, the
     # lookup table (not saved) included; 'meta' keeps shapes and dtypes.
