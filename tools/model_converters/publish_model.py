@@ -18,51 +18,14 @@ as the SynthNet-pretrained backbone the SynthVOC configs start from.
 
 The input is read with ``torch.load(weights_only=True)`` and the allow-list
 of ``rca_mm.utils.safe_checkpoint``; the output holds tensors and plain data
-only and is written atomically.
+only and is written atomically. The work is
+:func:`rca_mm.apis.publish.publish_checkpoint`, which ``tools/run_pipeline.py``
+uses for its ``release/`` directory too.
 """
 import argparse
-import hashlib
-import os
 import os.path as osp
 
-import torch
-
-from rca_mm.fileio import atomic_open
-from rca_mm.models.memory import empty_bank_state
-from rca_mm.utils.safe_checkpoint import safe_torch_load
-
-# Where RNGStateHook keeps the generators' states in a checkpoint's meta
-# (rca_mm/engine/hooks/rng_state_hook.py): only --resume needs them.
-RNG_STATE_KEY = 'rng_state'
-
-
-def publish(checkpoint: dict, keep_bank: bool = False) -> dict:
-    """The release content of a training checkpoint.
-
-    Args:
-        checkpoint (dict): an mmengine checkpoint (``state_dict``, ``meta``,
-            ``optimizer``, ...) or a bare state dict.
-        keep_bank (bool): keep the memory bank's entries. Default: False.
-
-    Returns:
-        dict: ``state_dict`` (bank emptied unless ``keep_bank``) and
-        ``meta`` when the input has one, without ``RNGStateHook``'s
-        ``rng_state`` (the input is not changed).
-    """
-    if not isinstance(checkpoint, dict):
-        raise ValueError('expected a checkpoint dict or a state dict, got '
-                         f'{type(checkpoint).__name__}')
-    state = checkpoint.get('state_dict', checkpoint)
-    if not keep_bank:
-        state = empty_bank_state(state)
-    out = dict(state_dict=state)
-    if 'meta' in checkpoint:
-        out['meta'] = {
-            key: value
-            for key, value in checkpoint['meta'].items()
-            if key != RNG_STATE_KEY
-        }
-    return out
+from rca_mm.apis.publish import publish_checkpoint
 
 
 def main():
@@ -80,17 +43,8 @@ def main():
         parser.error(f'out_file {args.out_file!r} must end with .pth')
     if not osp.isfile(args.in_file):
         parser.error(f'in_file {args.in_file!r} does not exist')
-    released = publish(safe_torch_load(args.in_file, map_location='cpu'),
-                       args.keep_bank)
-    final = args.out_file if args.no_sha else args.out_file + '.unhashed'
-    with atomic_open(final, 'wb') as f:
-        torch.save(released, f)
-    if not args.no_sha:
-        with open(final, 'rb') as f:
-            sha = hashlib.sha256(f.read()).hexdigest()
-        hashed = f'{args.out_file[:-len(".pth")]}-{sha[:8]}.pth'
-        os.replace(final, hashed)
-        final = hashed
+    final = publish_checkpoint(args.in_file, args.out_file,
+                               keep_bank=args.keep_bank, sha=not args.no_sha)
     print(f'{args.in_file} ({osp.getsize(args.in_file) / 2**20:.1f} MiB) '
           f'-> {final} ({osp.getsize(final) / 2**20:.1f} MiB)')
 
