@@ -109,13 +109,15 @@ class OAAAccumulationHook(Hook):
         check_crop (bool): raise when the metainfo shows a crop.
             Default: True.
         max_memory_mb (float): write the maps held in memory to the store
-            when they take more than this (MiB, per process); 0 writes after
-            every step. Default: 1024: measured 2.16 KiB per (image, class)
-            at OAA's 32x32 maps, so VOC's 10,582 images (1.5 tags each) take
-            34 MiB and never reach it, and COCO's 82,783 (2.9 tags each)
-            take 507 MiB on one process (docs/performance.md).
-        flush_threads (int): images written concurrently by a flush.
-            Default: 8 (docs/performance.md).
+            when their arrays (:attr:`OAAMemory.nbytes`) take more than this
+            (MiB, per process); 0 writes after every step. Default: 1024,
+            twice what we measured for COCO on one process: 2.2-2.3 KiB per
+            (image, class) at OAA's 32x32 maps (256x256 input, stride 8),
+            so an epoch of VOC's 10,582 images (1.5 tags each) holds 36 MiB
+            and one of COCO's 82,783 (2.9 tags each) 524 MiB, split over
+            the processes (docs/performance.md).
+        flush_threads (int): images written concurrently by a flush (the
+            writes wait on the file system more than on Python). Default: 8.
     """
 
     priority = 'LOW'
