@@ -179,7 +179,9 @@ class PrototypeAggregation(BaseModule):
         Returns:
             Tensor | tuple[Tensor, Tensor | None]: ``F'`` with the shape and
             dtype of ``feats`` and, with ``return_weights``, ``S`` of shape
-            ``(N, h*w, L*K)`` (None when no prototype is valid).
+            ``(N, h*w, L*K)`` in float32 (float64 for float64 features;
+            None when no prototype is valid). Eq. 7-8 are computed in
+            float32 under autocast too.
 
         Raises:
             ValueError: the channels of ``feats`` and of the prototypes
@@ -189,16 +191,22 @@ class PrototypeAggregation(BaseModule):
             out = torch.zeros_like(feats)  # no prototypes yet: F' = 0
             return (out, None) if return_weights else out
         n, d, h, w = feats.shape
-        protos = self.prototypes.flatten(0, 1).to(feats.dtype)  # (L*K, D)
-        if protos.shape[1] != d:
+        if self.prototypes.shape[2] != d:
             raise ValueError(
                 f'PrototypeAggregation: features have {d} channels but the '
-                f'prototypes have {protos.shape[1]}')
-        valid = self.prototype_valid.flatten()
-        pixels = feats.flatten(2).transpose(1, 2)  # (N, hw, D)
-        logits = self.scale * (pixels @ protos.t())  # (N, hw, L*K)
-        logits = logits.masked_fill(~valid, float('-inf'))
-        weights = logits.softmax(dim=-1)  # Eq. 7: S = softmax_row(F Q^T)
-        out = weights @ protos  # Eq. 8: F' = S Q
-        out = out.transpose(1, 2).reshape(n, d, h, w)
+                f'prototypes have {self.prototypes.shape[2]}')
+        # Eq. 7-8 in float32 whatever the autocast: the logits F Q^T grow
+        # with D times the squared feature scale and overflow float16 (at
+        # D = 4096, RMS 6 already), and a row with an inf is NaN after the
+        # softmax.
+        dtype = torch.promote_types(feats.dtype, torch.float32)
+        with torch.autocast(device_type=feats.device.type, enabled=False):
+            protos = self.prototypes.flatten(0, 1).to(dtype)  # (L*K, D)
+            valid = self.prototype_valid.flatten()
+            pixels = feats.to(dtype).flatten(2).transpose(1, 2)  # (N, hw, D)
+            logits = self.scale * (pixels @ protos.t())  # (N, hw, L*K)
+            logits = logits.masked_fill(~valid, float('-inf'))
+            weights = logits.softmax(dim=-1)  # Eq. 7: S = softmax_row(F Q^T)
+            out = weights @ protos  # Eq. 8: F' = S Q
+        out = out.transpose(1, 2).reshape(n, d, h, w).to(feats.dtype)
         return (out, weights) if return_weights else out

@@ -107,3 +107,54 @@ def test_k_and_the_kmeans_are_its_own_settings(device):
     assert every.prototype_valid.sum() == 5
     with pytest.raises(ValueError, match='num_prototypes'):
         PrototypeAggregation(num_prototypes=0)
+
+
+def _scaled_case(d, rms, num_classes=3, k=4, seed=0):
+    """Prototypes and features at a feature RMS ``rms``: every pixel near
+    one prototype (k-means centres of features), so ``F Q^T`` is about
+    ``d * rms ** 2``."""
+    g = torch.Generator().manual_seed(seed)
+    q = torch.randn(num_classes, k, d, generator=g) * rms
+    valid = torch.ones(num_classes, k, dtype=torch.bool)
+    valid[1, 3] = False
+    pick = torch.randint(num_classes * k, (2 * 3 * 3, ), generator=g)
+    pixels = q.flatten(0, 1)[pick] + 0.5 * rms * torch.randn(
+        pick.numel(), d, generator=g)
+    feats = pixels.reshape(2, 3, 3, d).permute(0, 3, 1, 2).contiguous()
+    return q, valid, feats
+
+
+@pytest.mark.parametrize('d, rms', [(4096, 6.0), (512, 16.0)])
+@pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
+def test_eq7_in_float32_under_autocast(d, rms, dtype):
+    # F Q^T is about 147,000 and 131,000 here: past float16's 65,504.
+    q, valid, feats = _scaled_case(d, rms)
+    agg = PrototypeAggregation()
+    agg.set_prototypes(q, valid)
+    expected, expected_s = agg(feats, return_weights=True)
+    assert torch.isfinite(expected).all()
+    feats = feats.clone().requires_grad_(True)
+    with torch.autocast('cpu', dtype=dtype):
+        out, s = agg(feats, return_weights=True)
+    assert out.dtype == torch.float32 and s.dtype == torch.float32
+    assert torch.isfinite(out).all() and torch.isfinite(s).all()
+    torch.testing.assert_close(s, expected_s, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-4)
+    out.sum().backward()
+    assert torch.isfinite(feats.grad).all()
+
+
+@pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
+def test_half_features_come_back_in_their_dtype(dtype):
+    # Features made by a half-precision backbone: F' in their dtype, S in
+    # float32, both as in float32 up to the rounding of F'.
+    q, valid, feats = _scaled_case(512, 16.0)
+    agg = PrototypeAggregation()
+    agg.set_prototypes(q, valid)
+    half = feats.to(dtype)
+    expected, expected_s = agg(half.float(), return_weights=True)
+    with torch.autocast('cpu', dtype=dtype):
+        out, s = agg(half, return_weights=True)
+    assert out.dtype == dtype and s.dtype == torch.float32
+    torch.testing.assert_close(s, expected_s, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(out, expected.to(dtype))
