@@ -403,6 +403,8 @@ class RegionMemoryBank(BaseModule):
             image_ids (Tensor): ``(R,)`` their images' ``sample_idx``.
             gate (Tensor, optional): ``(R,)`` bool, the regions to write
                 (paper: tagged and ``sigmoid(p_l) > 0.7``). Default: all.
+                A region whose feature is not finite in the storage dtype
+                is never written, whatever its gate.
             defer (bool): write at the next read instead of now.
                 Default: False.
 
@@ -430,7 +432,12 @@ class RegionMemoryBank(BaseModule):
         feats, classes, image_ids, gate = all_gather_regions(
             feats.detach().float(), classes.long(), image_ids.long(),
             gate.bool())
-        keep = gate.to(device).nonzero()[:, 0]
+        # A feature that is not finite in the storage dtype (an AMP
+        # overflow) is never written: it would stay in the entry and break
+        # the next k-means. Computed on the gathered regions, so every rank
+        # drops the same ones, and folded into the gate: no host sync.
+        finite = torch.isfinite(feats.to(self.storage_dtype)).all(dim=1)
+        keep = (gate & finite).to(device).nonzero()[:, 0]
         feats = feats.to(device)[keep]
         classes = classes.to(device)[keep]
         image_ids = image_ids.to(device)[keep]

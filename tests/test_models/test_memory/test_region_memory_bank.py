@@ -348,6 +348,11 @@ def test_distributed_update_identical_on_all_ranks(tmp_path):
     for _ in range(4):
         # Uneven region counts per rank exercise the padding.
         batches.append([_random_batch(g, tags, n) for n in (5, 3)])
+    # Rank 1's regions 1 and 2 of the third step overflow (AMP): neither
+    # rank writes them.
+    feats, classes, images, gate = batches[2][1]
+    feats[1, 0], feats[2, 3] = float('nan'), float('inf')
+    batches[2][1] = (feats, classes, images, torch.ones_like(gate))
     mp.spawn(
         _dist_worker,
         args=(2, str(tmp_path), batches),
@@ -359,9 +364,21 @@ def test_distributed_update_identical_on_all_ranks(tmp_path):
         single.update(*[torch.cat(t) for t in zip(*per_rank)])
     sd0 = torch.load(tmp_path / '0.pth')
     sd1 = torch.load(tmp_path / '1.pth')
+    assert torch.isfinite(sd0['feats']).all()
     for k, v in single.state_dict().items():
         assert torch.equal(sd0[k], sd1[k]), k
         assert torch.equal(sd0[k], v), k
+    # The update sequence is that of the finite regions alone.
+    reference = RegionMemoryBank(
+        num_classes=L, feat_dim=D, capacity_per_class=2)
+    reference.allocate(tags)
+    for per_rank in batches:
+        f, c, i, gt = [torch.cat(t) for t in zip(*per_rank)]
+        keep = gt & torch.isfinite(f).all(1)
+        state = _reference(reference, f, c, i, keep)
+        reference.update(torch.where(keep[:, None], f, 0.), c, i, keep)
+        _assert_state(reference, state)
+    assert torch.equal(reference.feats, sd0['feats'])
 
 
 def test_module_to_moves_the_bank(device):
@@ -380,3 +397,43 @@ def test_module_to_moves_the_bank(device):
     after = {n: (b.shape, b.dtype) for n, b in bank.named_buffers()}
     assert after == before
     assert {b.device.type for b in bank.buffers()} == {'meta'}
+
+
+def _with_non_finite(feats, storage_dtype):
+    """Regions 1, 4 and 6 not finite (NaN, -inf, and for float16 storage a
+    value past its range); returns the features and the finite mask."""
+    feats = feats.clone()
+    feats[1, 2] = float('nan')
+    feats[4, 0] = float('-inf')
+    bad = [1, 4]
+    if storage_dtype == 'float16':
+        feats[6, 3] = 1e5  # finite in float32, inf in float16
+        bad.append(6)
+    finite = torch.ones(feats.shape[0], dtype=torch.bool)
+    finite[bad] = False
+    return feats, finite
+
+
+@pytest.mark.parametrize('dtype', ['float32', 'float16'])
+def test_non_finite_features_are_never_written(dtype):
+    from rca_mm.models.memory import batched_kmeans
+    tags = _tags()
+    g = torch.Generator().manual_seed(3)
+    bank = RegionMemoryBank(
+        num_classes=L, feat_dim=D, capacity_per_class=2, storage_dtype=dtype)
+    bank.allocate(tags)
+    for step in range(3):
+        feats, classes, images, gate = _random_batch(g, tags, 10)
+        if step == 1:
+            feats, finite = _with_non_finite(feats, dtype)
+            gate[[1, 4, 6]] = True  # the gate alone would write them
+        else:
+            finite = torch.ones_like(gate)
+        expected = _reference(bank, feats, classes, images, gate & finite)
+        bank.update(feats, classes, images, gate)
+        _assert_state(bank, expected)
+        assert torch.isfinite(bank.feats).all()
+    entries, mask = bank.per_class_entries()
+    centers, valid, _ = batched_kmeans(entries.float(), mask, 2, seed=0)
+    assert torch.isfinite(centers).all() and valid.any()
+
