@@ -18,6 +18,7 @@ and, where the ground truth is known, scores it under the mIoU protocols of
       '- confusion_matrix(pseudo label, gt)  if scored
     compute_metrics(results)              rank 0, after mmengine gathers
       '- sum of the matrices -> mIoU_<protocol>, coverage, table
+                                  (and output_dir/confusion_matrix.json)
 """
 import logging
 import os
@@ -35,6 +36,8 @@ from prettytable import PrettyTable
 from rca_mm.fileio import (atomic_write, find_image_list, read_image,
                            read_label_png, read_list_file, save_cam_npz,
                            save_label_png)
+from rca_mm.fileio.confusion_json import (CONFUSION_MATRIX_FILE,
+                                          save_confusion_matrix)
 from rca_mm.registry import METRICS, PSEUDO_LABEL_RECIPES
 from rca_mm.visualization.pseudo_label_overlay import \
     draw_pseudo_label_overlay
@@ -99,7 +102,10 @@ class PseudoLabelMetric(BaseMetric):
             images (e.g. ``'ImageSets/Segmentation/train.txt'``). Default:
             None (score every image with ``gt_sem_seg``).
         output_dir (str, optional): where to write; set by
-            ``tools/test.py --out``. Default: None (write nothing).
+            ``tools/test.py --out``. Besides the per-image files, the summed
+            confusion matrix of the scored images goes to
+            ``confusion_matrix.json`` (:mod:`rca_mm.fileio.confusion_json`).
+            Default: None (write nothing).
         keep_results (bool): set with ``output_dir`` by ``tools/test.py
             --out`` (mmseg's convention). Files under ``output_dir`` are
             always kept, so it changes nothing here. Default: False.
@@ -344,7 +350,12 @@ class PseudoLabelMetric(BaseMetric):
                 logger='current',
                 level=logging.WARNING)
             return metrics
-        scores = summarize_confusion(np.sum(matrices, axis=0))
+        total = np.sum(matrices, axis=0)
+        if self.output_dir:  # for tools/analysis_tools/confusion_matrix.py
+            save_confusion_matrix(
+                osp.join(self.output_dir, CONFUSION_MATRIX_FILE), total,
+                self._class_names(len(total)))
+        scores = summarize_confusion(total)
         for protocol in self.protocols:
             metrics[f'mIoU_{protocol}'] = _percent(scores[f'mIoU_{protocol}'])
         metrics['coverage'] = _percent(scores['coverage_all'])
@@ -354,12 +365,16 @@ class PseudoLabelMetric(BaseMetric):
             logger='current')
         return metrics
 
-    def _table(self, scores: dict) -> str:
+    def _class_names(self, num_classes: int) -> List[str]:
+        """The dataset's class names, else the class ids as strings."""
         names = (self.dataset_meta or {}).get('classes')
         if names is None:
-            names = [str(i) for i in range(len(scores['iou_full']))]
+            names = [str(i) for i in range(num_classes)]
+        return list(names)
+
+    def _table(self, scores: dict) -> str:
         table = PrettyTable()
-        table.add_column('Class', list(names))
+        table.add_column('Class', self._class_names(len(scores['iou_full'])))
         columns = tuple(
             (f'IoU_{p}', f'iou_{p}') for p in self.protocols) + TABLE_COLUMNS
         for title, key in columns:
