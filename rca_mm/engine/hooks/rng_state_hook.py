@@ -25,6 +25,12 @@ Exact for epoch-based loops (stage 1). For iteration-based loops the model's
 draws are exact; the pipeline's are exact with ``num_workers > 0`` and
 ``persistent_workers=False`` (mmengine replays the skipped batches through
 reseeded workers), not with ``num_workers=0``.
+
+On a GPU, ``Runner.resume`` maps the saved states to the device with the
+weights; they are moved back to CPU ``uint8`` before being set. A process
+that sees fewer CUDA devices than the one that saved (torchrun on a node,
+then Slurm with one GPU per task) gets the state of the device it drew
+from, and a warning names the states left out.
 """
 import random
 from typing import List, Optional
@@ -35,6 +41,7 @@ from mmengine.dist import all_gather_object, get_rank, is_distributed
 from mmengine.hooks import CheckpointHook, Hook
 from mmengine.logging import print_log
 from mmengine.runner import EpochBasedTrainLoop
+from torch import Tensor
 
 from rca_mm.registry import HOOKS
 
@@ -49,17 +56,68 @@ def get_rng_state() -> dict:
         torch=torch.get_rng_state())
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state['cuda'] = torch.cuda.get_rng_state_all()
+        state['cuda_current'] = torch.cuda.current_device()
     return state
 
 
+def _cpu_bytes(state: Tensor) -> Tensor:
+    """A generator state as the CPU ``uint8`` tensor that torch's setters
+    accept.
+
+    ``Runner.resume`` maps every tensor of the checkpoint to the GPU, the
+    saved generator states included, and ``torch.set_rng_state`` refuses
+    anything but a CPU ByteTensor.
+    """
+    return state.to(device='cpu', dtype=torch.uint8).contiguous()
+
+
+def _set_cuda_rng_states(states: List[Tensor],
+                         saved_current: Optional[int]) -> None:
+    """Restore the CUDA generators that exist in this process.
+
+    A checkpoint holds one state per device its process saw. Where this
+    process sees as many devices or more, each gets its own state back.
+    Where it sees fewer (torchrun saw every GPU of the node, Slurm gives one
+    per task), this process's current device gets the state of the device
+    its rank drew from when saving (``cuda_current``), the other visible
+    devices the state of the same index, and a warning names the states
+    left out.
+    """
+    count = torch.cuda.device_count()
+    if len(states) <= count:
+        for index, state in enumerate(states):
+            torch.cuda.set_rng_state(_cpu_bytes(state), index)
+        return
+    source = list(range(count))
+    current = torch.cuda.current_device()
+    if saved_current is not None and 0 <= saved_current < len(states) \
+            and 0 <= current < count:
+        source[current] = saved_current
+    for index, saved in enumerate(source):
+        torch.cuda.set_rng_state(_cpu_bytes(states[saved]), index)
+    left = sorted(set(range(len(states))) - set(source))
+    print_log(
+        f'RNGStateHook: the checkpoint holds the CUDA generator states of '
+        f'{len(states)} devices, this process sees {count}; restored those '
+        f'of saved devices {source}, not those of {left}. A process that '
+        'draws on another device than when saving is not bit-identical to '
+        'an uninterrupted run',
+        logger='current',
+        level=30)
+
+
 def set_rng_state(state: dict) -> None:
-    """Restore what :func:`get_rng_state` returned."""
+    """Restore what :func:`get_rng_state` returned.
+
+    Tensors may come back on any device and in any dtype holding the bytes
+    (a checkpoint resumed onto a GPU); they are set as CPU ``uint8``.
+    """
     version, mt, gauss = state['python']
     random.setstate((version, tuple(mt), gauss))
     np.random.set_state(tuple(state['numpy']))
-    torch.set_rng_state(state['torch'])
+    torch.set_rng_state(_cpu_bytes(state['torch']))
     if 'cuda' in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state['cuda'])
+        _set_cuda_rng_states(state['cuda'], state.get('cuda_current'))
 
 
 @HOOKS.register_module()
