@@ -329,10 +329,16 @@ def main():
     summary['machine'] = machine_info()
     path = osp.join(pipe.work_dir, 'summary.json')
     write_json_atomic(path, summary)
+    # Release files of the trained models (bank emptied, no RNG states),
+    # with their logs and the summary: WORK_DIR/release/.
+    release = pipe.release(dict(stage1=args.stage1, stage2=args.stage2),
+                           STEPS, path)
     print(json.dumps(summary, indent=2))
     if 'baseline' in summary:
         print(side_by_side(summary))
     print(f'[pipeline] summary: {path} ({summary["total_seconds"]:.0f} s)')
+    print(f'[pipeline] release: {osp.join(pipe.work_dir, "release")} ('
+          + ', '.join(m['file'] for m in release['models'].values()) + ')')
 
 
 if __name__ == '__main__':

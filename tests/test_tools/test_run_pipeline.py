@@ -52,6 +52,16 @@ def test_stage1_and_pseudo_labels_then_skip_on_rerun(tiny_synthvoc,
     state = safe_torch_load(ckpt)['state_dict']
     assert 'head.memory_bank.feats' in state
     assert 'head.aggregation.prototypes' in state
+    # The release: the stage-1 model (bank emptied, no RNG states), the
+    # logs of its steps and the summary.
+    manifest = json.loads((work / 'release' / 'manifest.json').read_text())
+    assert list(manifest['models']) == ['stage1']
+    released = safe_torch_load(
+        str(work / 'release' / manifest['models']['stage1']['file']))
+    assert released['state_dict']['head.memory_bank.feats'].shape[0] == 0
+    assert 'rng_state' not in released['meta']
+    assert manifest['logs'] == ['logs/stage1.log', 'logs/pseudo.log']
+    assert manifest['summary'] == 'summary.json'
     # Re-running skips every finished step.
     again = run_tool(args)
     assert 'stage1: done before, skipped' in again
