@@ -1,4 +1,5 @@
 import json
+import os
 import time
 
 import pytest
@@ -9,7 +10,8 @@ from mmengine.config import Config
 from torch.nn.parallel import DistributedDataParallel
 
 from rca_mm.utils import init_cpu_distributed
-from rca_mm.utils.dist_utils import finish_distributed
+from rca_mm.utils.dist_utils import (check_cpu_fallback, finish_distributed,
+                                     gpu_signs)
 
 from ..conftest import free_port
 
@@ -97,3 +99,84 @@ def test_no_rank_returns_before_every_rank_destroyed_its_group(tmp_path):
     assert not rank0['initialized'] and not rank1['initialized']
     assert rank0['returned'] >= rank1['destroyed']
     assert rank1['returned'] >= rank1['destroyed']
+
+
+# A GPU machine whose CUDA torch cannot use: no silent CPU fallback.
+@pytest.fixture
+def no_cuda(monkeypatch, tmp_path):
+    """CUDA unusable, no GPU sign: ``nvidia-smi`` off the PATH, no
+    ``/dev/nvidia0``, ``CUDA_VISIBLE_DEVICES`` and the opt-in unset.
+    Returns a function that adds a sign."""
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    monkeypatch.setenv('PATH', str(tmp_path / 'empty-bin'))
+    monkeypatch.delenv('CUDA_VISIBLE_DEVICES', raising=False)
+    monkeypatch.delenv('RCA_MM_ALLOW_CPU', raising=False)
+    real_exists = os.path.exists
+    monkeypatch.setattr(
+        os.path, 'exists',
+        lambda p: False if p == '/dev/nvidia0' else real_exists(p))
+
+    def add_sign(sign):
+        if sign == 'nvidia-smi':
+            bin_dir = tmp_path / 'bin'
+            bin_dir.mkdir(exist_ok=True)
+            smi = bin_dir / 'nvidia-smi'
+            smi.write_text('#!/bin/sh\nexit 9\n')
+            smi.chmod(0o755)
+            monkeypatch.setenv('PATH', str(bin_dir))
+            return str(smi)
+        if sign == '/dev/nvidia0':
+            monkeypatch.setattr(
+                os.path, 'exists',
+                lambda p: True if p == '/dev/nvidia0' else real_exists(p))
+            return '/dev/nvidia0'
+        monkeypatch.setenv('CUDA_VISIBLE_DEVICES', '0,1')
+        return 'CUDA_VISIBLE_DEVICES=0,1'
+
+    return add_sign
+
+
+def test_a_machine_without_gpus_has_no_sign(no_cuda):
+    assert gpu_signs() == []
+    check_cpu_fallback()  # nothing to refuse
+
+
+@pytest.mark.parametrize('sign',
+                         ['nvidia-smi', '/dev/nvidia0', 'CUDA_VISIBLE_DEVICES'])
+def test_cpu_fallback_refused_where_gpus_are_expected(no_cuda, sign,
+                                                      single_process_env):
+    shown = no_cuda(sign)
+    assert any(shown in s for s in gpu_signs())
+    cfg = Config()
+    with pytest.raises(RuntimeError) as info:
+        init_cpu_distributed(cfg)
+    message = str(info.value)
+    assert shown in message
+    assert 'torch cannot use CUDA' in message
+    assert 'RCA_MM_ALLOW_CPU=1' in message and 'nvidia-smi' in message
+    assert not dist.is_initialized()  # refused before gloo started
+    assert 'model_wrapper_cfg' not in cfg
+
+
+@pytest.mark.parametrize('value', ['1', 'true'])
+def test_cpu_on_purpose_with_the_opt_in(no_cuda, value, monkeypatch,
+                                        single_process_env):
+    no_cuda('nvidia-smi')
+    no_cuda('CUDA_VISIBLE_DEVICES')
+    monkeypatch.setenv('RCA_MM_ALLOW_CPU', value)
+    assert init_cpu_distributed(Config())
+    assert dist.get_backend() == 'gloo'
+
+
+@pytest.mark.parametrize('hidden', ['', '-1', 'NoDevFiles'])
+def test_gpus_hidden_on_purpose_run_on_cpu(no_cuda, hidden, monkeypatch):
+    no_cuda('nvidia-smi')
+    monkeypatch.setenv('CUDA_VISIBLE_DEVICES', hidden)
+    assert gpu_signs() == []
+    check_cpu_fallback()
+
+
+def test_usable_cuda_is_never_refused(no_cuda, monkeypatch):
+    no_cuda('/dev/nvidia0')
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    check_cpu_fallback()
