@@ -217,6 +217,10 @@ class CAMInferencer(BaseInferencer):
                      num_classes=self.model.num_classes))
         ])
 
+    def _init_collate(self, cfg: Config):
+        """mmengine's ``pseudo_collate``, as the test loaders use."""
+        return pseudo_collate
+
     def _init_visualizer(self, cfg: Config):
         """The config's visualizer (a ``WSSSLocalVisualizer``) drawing into
         arrays only (no backends)."""
