@@ -61,3 +61,21 @@ def test_mmseg_inferencer_gives_the_crf_prediction(stage2_ckpt, images,
     assert out['predictions'].shape == (40, 48)
     assert osp.isfile(tmp_path / 'vis' / 'img0.png')
     assert inferencer.visualizer.dataset_meta['classes'] == SYNTHVOC_CLASSES
+
+
+def test_array_inputs_need_the_crf_off(stage2_ckpt, images):
+    """The CRF reads the original image from its file: an array input is an
+    error naming the key; with the CRF off it is predicted."""
+    from mmengine.config import Config
+    image = np.zeros((40, 48, 3), np.uint8)
+    inferencer = MMSegInferencer(
+        STAGE2, stage2_ckpt, device='cpu', scope='rca_mm')
+    with pytest.raises(KeyError, match='model.test_cfg.crf needs `img_path`'):
+        inferencer(image)
+    cfg = Config.fromfile(STAGE2)
+    cfg.model.test_cfg.crf = None
+    plain = MMSegInferencer(cfg, stage2_ckpt, device='cpu', scope='rca_mm')
+    pred = plain(image, return_datasamples=True)
+    np.testing.assert_array_equal(
+        pred.pred_sem_seg.data[0].numpy(),
+        pred.seg_logits.data.argmax(0).numpy())
