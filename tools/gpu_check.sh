@@ -27,7 +27,6 @@ if [ -z "${PYTHON:-}" ]; then
   [ -x "$ROOT/.venv/bin/python" ] && PYTHON="$ROOT/.venv/bin/python"
 fi
 export PYTHON  # tools/dist_run.sh starts torchrun with it
-WORK="$(mkdir -p "${1:-work_dirs/gpu_check}" && cd "${1:-work_dirs/gpu_check}" && pwd)"
 CHECK=("$PYTHON" tools/analysis_tools/gpu_check.py)
 log() { printf '[gpu_check %(%H:%M:%S)T] %s\n' -1 "$*"; }
 
@@ -37,6 +36,7 @@ if [ "$NGPU" = 0 ]; then
   log "no CUDA device on this machine: nothing to check (run it where a GPU is)"
   exit 0
 fi
+WORK="$(mkdir -p "${1:-work_dirs/gpu_check}" && cd "${1:-work_dirs/gpu_check}" && pwd)"
 
 log "1/3 devices"
 "${CHECK[@]}" env --work-dir "$WORK" || {
