@@ -31,6 +31,15 @@ def parse_args() -> argparse.Namespace:
         action='store_true',
         default=False,
         help='enable automatic-mixed-precision training')
+    parser.add_argument(
+        '--auto-scale-lr',
+        action='store_true',
+        default=False,
+        help='keep the per-process train_dataloader.batch_size on any '
+        'number of processes and scale the learning rate linearly to the '
+        'total batch (auto_scale_lr.base_batch_size is the config\'s). '
+        'Without it the per-process batch is set so that the total stays '
+        'the config\'s')
     add_runner_args(parser)
     return parse_runner_args(parser)
 
@@ -39,9 +48,12 @@ def main() -> None:
     args = parse_args()
 
     # load config: Config.fromfile, --cfg-options (checked), launcher;
-    # work_dir is determined in this priority: CLI > config > file name
+    # work_dir is determined in this priority: CLI > config > file name;
+    # the total batch is the config's on any number of processes, or the
+    # learning rate is scaled to it (--auto-scale-lr)
     cfg = load_config(args.config, args.cfg_options, args.work_dir,
-                      args.launcher)
+                      args.launcher, training=True,
+                      auto_scale_lr=args.auto_scale_lr)
 
     # enable automatic-mixed-precision training
     if args.amp:

@@ -9,8 +9,9 @@ _base_ = [
 ]
 crop_size = {{_base_.crop_size}}
 model = dict(data_preprocessor=dict(size=crop_size))
-# Batch 8 in total, the RCA paper's: 4 processes x 2 images
-# (tools/dist_train.sh CONFIG 4); on one GPU set train_dataloader.batch_size=8.
+# Batch 8 in total, the RCA paper's (auto_scale_lr.base_batch_size of the
+# schedule): 4 processes x 2 images (tools/dist_train.sh CONFIG 4); on
+# another number of GPUs tools/train.py sets the per-process batch to keep 8.
 train_dataloader = dict(batch_size=2)
 # Threshold 0.2 on the normalised CAMs (halbielee/EPS infer.py --thr 0.20).
 test_evaluator = dict(

@@ -27,7 +27,8 @@ train_pipeline = [
         hue=0.1),
     dict(type='PackWSSSInputs')
 ]
-# Batch 8 in total (the RCA paper's): 4 processes x 2 images.
+# Batch 8 in total (the RCA paper's, auto_scale_lr.base_batch_size of the
+# schedule): 4 processes x 2 images.
 train_dataloader = dict(
     batch_size=2, dataset=dict(pipeline=train_pipeline))
 custom_hooks = [dict(type='OAAAccumulationHook', start_epoch=1)]

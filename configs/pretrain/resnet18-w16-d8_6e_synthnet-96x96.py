@@ -53,6 +53,9 @@ param_scheduler = [
         eta_min=1e-4)
 ]
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
+# One process of 64 images (the dataset config's batch), kept in total on
+# any number of processes.
+auto_scale_lr = dict(base_batch_size=64)
 # Top-1/top-5 of the single label on val.
 val_evaluator = dict(type='mmpretrain.Accuracy', topk=(1, 5))
 test_evaluator = val_evaluator

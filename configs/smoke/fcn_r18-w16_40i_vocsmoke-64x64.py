@@ -35,6 +35,7 @@ param_scheduler = [
     dict(type='PolyLR', power=0.9, begin=0, end=40, by_epoch=False)
 ]
 train_cfg = dict(max_iters=40, val_interval=40)
+auto_scale_lr = dict(base_batch_size=4)  # one process of 4 images
 default_hooks = dict(
     logger=dict(interval=10),
     checkpoint=dict(interval=20, max_keep_ckpts=3))

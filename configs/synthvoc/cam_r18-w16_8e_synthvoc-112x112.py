@@ -24,6 +24,9 @@ param_scheduler = [
          end=max_epochs, eta_min=1e-4)
 ]
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
+# One process of 16 images (the dataset config's batch): the total batch of
+# this learning rate, kept on any number of processes.
+auto_scale_lr = dict(base_batch_size=16)
 default_hooks = dict(logger=dict(interval=25))
 # 128x128 images: evaluate and export 16 at a time.
 val_dataloader = dict(batch_size=16)

@@ -56,6 +56,9 @@ param_scheduler = [
         by_epoch=False)
 ]
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
+# One process of 16 images (the dataset config's batch), kept in total on
+# any number of processes.
+auto_scale_lr = dict(base_batch_size=16)
 default_hooks = dict(
     logger=dict(interval=50),
     checkpoint=dict(interval=max_iters, max_keep_ckpts=1))

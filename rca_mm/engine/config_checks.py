@@ -1,10 +1,15 @@
 """Early checks of a run's config, before anything is built or loaded:
-``--cfg-options`` keys and values, and ``load_from`` against the model."""
+``--cfg-options`` keys and values, ``load_from`` against the model, and the
+training batch against the number of processes."""
 import difflib
 import inspect
+import logging
+import os
 from typing import Any, Dict, Iterable, List, Optional
 
+import torch.distributed as dist
 from mmengine.config import Config, ConfigDict
+from mmengine.logging import print_log
 from mmengine.runner import Runner
 from torch import nn
 from torch.utils.data import DataLoader
@@ -201,3 +206,153 @@ def check_checkpoint_fits(model: nn.Module, filename: str) -> None:
             f'checkpoint {filename!r} does not fit the model '
             f'{type(model).__name__} of the config ({"; ".join(problems)}). '
             'Was it trained with another config?')
+
+
+def world_size_of(launcher: str) -> int:
+    """The number of training processes a launcher starts, read before the
+    Runner initialises the process group.
+
+    An initialised group answers itself; otherwise the launcher's
+    environment does: ``WORLD_SIZE`` (torchrun, ``pytorch``),
+    ``SLURM_NTASKS`` (``slurm``), ``OMPI_COMM_WORLD_SIZE`` (``mpi``).
+
+    Args:
+        launcher (str): ``--launcher``: ``'none'``, ``'pytorch'``,
+            ``'slurm'`` or ``'mpi'``.
+
+    Returns:
+        int: the world size, 1 for ``'none'``.
+    """
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size()
+    variable = {'pytorch': 'WORLD_SIZE', 'slurm': 'SLURM_NTASKS',
+                'mpi': 'OMPI_COMM_WORLD_SIZE'}.get(launcher)
+    if variable is None:
+        return 1
+    value = os.environ.get(variable, '1')
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(
+            f'--launcher {launcher}: the environment variable {variable}='
+            f'{value!r} is not a number of processes')
+    return int(value)
+
+
+def resolve_train_batch_size(cfg: Config,
+                             world_size: int,
+                             *,
+                             auto_scale_lr: bool = False,
+                             batch_size_given: bool = False,
+                             config: str = '') -> str:
+    """Make the total training batch the config's recipe on any number of
+    processes, or scale the learning rate to it, or refuse.
+
+    ``train_dataloader.batch_size`` is per process (mmengine), so the total
+    batch is ``batch_size x world_size``; the recipe's total is
+    ``auto_scale_lr.base_batch_size`` (mmengine's key, which every rca_mm
+    config sets). Decided in this order:
+
+    - ``auto_scale_lr.enable`` (``--auto-scale-lr``): the per-process batch
+      stays, and mmengine's Runner scales the learning rate linearly by
+      ``batch_size x world_size / base_batch_size``;
+    - ``train_dataloader.batch_size`` given on the command line
+      (``batch_size_given``): it is kept, at the config's learning rate
+      (a warning when the total differs from the recipe's);
+    - the config's batch already gives the recipe's total: nothing changes;
+    - the recipe's total divides among the processes: the per-process
+      batch becomes ``base_batch_size // world_size``, same learning rate;
+    - otherwise the run is refused, naming the keys to set.
+
+    A config without ``auto_scale_lr.base_batch_size`` keeps its
+    per-process batch (a warning on more than one process).
+
+    Args:
+        cfg (Config): the training config, options merged; its
+            ``train_dataloader.batch_size`` is set in place.
+        world_size (int): the number of training processes.
+        auto_scale_lr (bool): ``--auto-scale-lr``: switch mmengine's linear
+            learning-rate scaling on. Default: False.
+        batch_size_given (bool): ``train_dataloader.batch_size`` came from
+            ``--cfg-options``. Default: False.
+        config (str): the config's file name, for the messages.
+
+    Returns:
+        str: what was decided, as logged.
+
+    Raises:
+        ValueError: the recipe's total does not divide among the
+            processes, or ``--auto-scale-lr`` on a config without
+            ``auto_scale_lr.base_batch_size``.
+    """
+    loader = cfg.get('train_dataloader')
+    if not loader or loader.get('batch_size') is None:
+        return ''
+    batch = int(loader['batch_size'])
+    scale_cfg = cfg.get('auto_scale_lr') or {}
+    base = scale_cfg.get('base_batch_size')
+    where = f' (config {config})' if config else ''
+    if auto_scale_lr:
+        if base is None:
+            raise ValueError(
+                f'--auto-scale-lr: the config has no '
+                f'auto_scale_lr.base_batch_size, the total batch its '
+                f'learning rate is for{where}. Add --cfg-options '
+                'auto_scale_lr.base_batch_size=N')
+        cfg.auto_scale_lr.enable = True
+    total = batch * world_size
+    if base is None:
+        message = (f'train_dataloader.batch_size={batch} per process on '
+                   f'{world_size} process(es): a total batch of {total}; the '
+                   f'config states no auto_scale_lr.base_batch_size{where}')
+        _log(message, logging.WARNING if world_size > 1 else logging.INFO)
+        return message
+    base = int(base)
+    if cfg.auto_scale_lr.get('enable', False):
+        message = (
+            f'--auto-scale-lr: train_dataloader.batch_size={batch} per '
+            f'process on {world_size} process(es), a total batch of {total}; '
+            f'the learning rate is scaled by {total}/{base} (the config is '
+            f'for a total of auto_scale_lr.base_batch_size={base})')
+        _log(message, logging.INFO)
+        return message
+    if batch_size_given:
+        message = (
+            f'train_dataloader.batch_size={batch} (--cfg-options) on '
+            f'{world_size} process(es): a total batch of {total}')
+        if total == base:
+            _log(message, logging.INFO)
+        else:
+            message += (
+                f', where the config is for auto_scale_lr.base_batch_size='
+                f'{base}; its learning rate is kept (add --auto-scale-lr '
+                'to scale it)')
+            _log(message, logging.WARNING)
+        return message
+    if total == base:
+        message = (f'train_dataloader.batch_size={batch} per process on '
+                   f'{world_size} process(es): the total batch {base} of '
+                   'the config (auto_scale_lr.base_batch_size)')
+        _log(message, logging.INFO)
+        return message
+    if base % world_size:
+        raise ValueError(
+            f'The config is for a total batch of auto_scale_lr.'
+            f'base_batch_size={base}, which does not divide among '
+            f'{world_size} processes{where}. Set the per-process batch '
+            'with --cfg-options train_dataloader.batch_size=N (a total of '
+            f'{world_size}N at the config\'s learning rate; add '
+            '--auto-scale-lr to scale the learning rate to it), or the '
+            'total with auto_scale_lr.base_batch_size=M, or use a number '
+            f'of processes that divides {base}')
+    loader['batch_size'] = base // world_size
+    message = (
+        f'train_dataloader.batch_size: {batch} -> {base // world_size} per '
+        f'process on {world_size} process(es), keeping the total batch '
+        f'{base} of the config (auto_scale_lr.base_batch_size) at its '
+        'learning rate; --auto-scale-lr keeps the per-process batch and '
+        'scales the learning rate instead')
+    _log(message, logging.WARNING)
+    return message
+
+
+def _log(message: str, level: int) -> None:
+    print_log(f'Batch size: {message}', logger='current', level=level)

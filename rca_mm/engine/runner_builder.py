@@ -11,7 +11,8 @@ from mmengine.runner import Runner
 from rca_mm.engine.hooks.num_classes_check_hook import NumClassesCheckHook
 from rca_mm.registry import RUNNERS
 from rca_mm.utils.dist_utils import init_cpu_distributed
-from .config_checks import check_cfg_options, check_checkpoint_fits
+from .config_checks import (check_cfg_options, check_checkpoint_fits,
+                            resolve_train_batch_size, world_size_of)
 
 
 def add_runner_args(parser: argparse.ArgumentParser) -> None:
@@ -48,7 +49,10 @@ def parse_runner_args(parser: argparse.ArgumentParser) -> argparse.Namespace:
 def load_config(filename: str,
                 cfg_options: Optional[dict] = None,
                 work_dir: Optional[str] = None,
-                launcher: str = 'none') -> Config:
+                launcher: str = 'none',
+                *,
+                training: bool = False,
+                auto_scale_lr: bool = False) -> Config:
     """Load a config as mmseg's tools do, refusing unknown option keys.
 
     .. code:: text
@@ -60,12 +64,21 @@ def load_config(filename: str,
         cfg.merge_from_dict(cfg_options)
         cfg.work_dir               --work-dir, else the config's, else
                                    ./work_dirs/<config file name>
+        resolve_train_batch_size   with training: the config's total batch
+                                   (auto_scale_lr.base_batch_size) on this
+                                   number of processes, or the learning
+                                   rate scaled (--auto-scale-lr), or refused
 
     Args:
         filename (str): the config file.
         cfg_options (dict, optional): ``--cfg-options``. Default: None.
         work_dir (str, optional): ``--work-dir``. Default: None.
         launcher (str): ``--launcher``. Default: ``'none'``.
+        training (bool): a training run: fit the per-process batch to the
+            number of processes (``resolve_train_batch_size``).
+            Default: False.
+        auto_scale_lr (bool): ``--auto-scale-lr``, with ``training``.
+            Default: False.
 
     Returns:
         Config: the config to build the Runner from.
@@ -80,6 +93,14 @@ def load_config(filename: str,
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(filename))[0])
+    if training:
+        resolve_train_batch_size(
+            cfg,
+            world_size_of(launcher),
+            auto_scale_lr=auto_scale_lr,
+            batch_size_given='train_dataloader.batch_size' in (cfg_options
+                                                                or {}),
+            config=filename)
     return cfg
 
 

@@ -109,6 +109,7 @@ def config(tmp_path_factory):
                                aggregation=dict(num_prototypes=4,
                                                 num_init=1)))
         train_cfg = dict(max_epochs=2, val_interval=100)
+        auto_scale_lr = dict(base_batch_size=8)  # 2 processes x 4
         ''') + NO_VAL)
     return tmp, cfg
 
@@ -167,6 +168,7 @@ def fair_configs(tmp):
             sampler=dict(type='DefaultSampler', shuffle=False),
             dataset=dict(data_root='{root}', pipeline=train_pipeline))
         train_cfg = dict(max_epochs=2, val_interval=100)
+        auto_scale_lr = dict(base_batch_size=8)  # 2 processes x 4
         ''') + NO_VAL)
     one = tmp / 'fair_one.py'
     one.write_text(textwrap.dedent('''

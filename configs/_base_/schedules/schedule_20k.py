@@ -2,6 +2,10 @@
 # wd 5e-4, poly 0.9, 20k iterations. The x10 head lr is set by the model config
 # through `optim_wrapper.paramwise_cfg`.
 optimizer = dict(type='SGD', lr=2.5e-4, momentum=0.9, weight_decay=5e-4)
+# The recipe's total batch, 10: tools/train.py sets the per-process
+# train_dataloader.batch_size to 10 / the number of processes (--auto-scale-lr
+# scales the lr instead; docs/get_started.md).
+auto_scale_lr = dict(enable=False, base_batch_size=10)
 optim_wrapper = dict(type='OptimWrapper', optimizer=optimizer, clip_grad=None)
 param_scheduler = [
     dict(

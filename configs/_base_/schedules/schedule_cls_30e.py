@@ -2,6 +2,10 @@
 # wd 5e-4, batch 8, lr 1e-3 for the backbone and 1e-2 (x10) for the new layers
 # (every parameter under `model.head`), x0.1 every 5 epochs, 30 epochs.
 optimizer = dict(type='SGD', lr=1e-3, momentum=0.9, weight_decay=5e-4)
+# The total batch these learning rates are for: tools/train.py sets the
+# per-process train_dataloader.batch_size to 8 / the number of processes
+# (--auto-scale-lr scales the lr instead; docs/get_started.md).
+auto_scale_lr = dict(enable=False, base_batch_size=8)
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=optimizer,
