@@ -14,10 +14,11 @@
 
 mmengine's analyzer (fvcore's) traces one forward pass and counts one
 multiply-add as one flop: convolutions, linear layers, ``matmul``/``bmm``/
-``einsum`` and batch norm at inference; element-wise operators
-(activations, softmax, additions) and interpolation count 0 (they are
-listed as unsupported). The counts are multiply-adds of the inference
-forward pass at batch 1, not of a training step.
+``einsum`` and batch norm, plus a few flops per element for bilinear
+resizing and adaptive average pooling. ReLU is ignored; other element-wise
+operators (softmax, multiplications, additions) and max pooling count 0
+and are listed as unsupported. The counts are of the inference forward
+pass at batch 1, not of a training step.
 """
 import copy
 from typing import Dict, Sequence, Tuple, Union
