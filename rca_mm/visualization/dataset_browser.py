@@ -18,7 +18,7 @@ A saliency map or label that a transform moved differently from the image
 (a flip or crop applied to one and not the other) shows as a shifted
 overlay in the "saliency on image" and "label" panels.
 """
-from typing import List, Optional, Sequence
+from typing import List, Sequence
 
 import numpy as np
 import torch
@@ -134,7 +134,7 @@ def sample_panels(visualizer: WSSSLocalVisualizer,
                                 sample_classes(sample, ignore_index), shape))]
     if 'gt_saliency' in sample:
         saliency = _numpy(sample.gt_saliency.data)[0].astype(np.float32)
-        _check_shape(saliency, shape, 'gt_saliency')
+        _check_shape(saliency, shape, 'gt_saliency', sample)
         grey = np.clip(saliency * 255 + 0.5, 0, 255).astype(np.uint8)
         panels.append(('saliency', np.repeat(grey[..., None], 3, axis=-1)))
         panels.append(('saliency on image',
@@ -142,7 +142,7 @@ def sample_panels(visualizer: WSSSLocalVisualizer,
                            saliency, image, value_range=(0., 1.))))
     if 'gt_sem_seg' in sample:
         labels = _numpy(sample.gt_sem_seg.data)[0]
-        _check_shape(labels, shape, 'gt_sem_seg')
+        _check_shape(labels, shape, 'gt_sem_seg', sample)
         panels.append(('label', visualizer.draw_label_map(image, labels)))
     return panels
 
@@ -160,9 +160,9 @@ def draw_sample(visualizer: WSSSLocalVisualizer,
 
 
 def _check_shape(array: np.ndarray, shape: tuple, key: str,
-                 name: Optional[str] = None) -> None:
+                 sample) -> None:
     if tuple(array.shape[:2]) != tuple(shape):
+        name = sample.metainfo.get('img_path', 'the sample')
         raise ValueError(
-            f'{key} of {name or "the sample"} is {array.shape[:2]} but the '
-            f'image is {tuple(shape)}: a transform changed one and not the '
-            'other')
+            f'{key} of {name} is {tuple(array.shape[:2])} but the image is '
+            f'{tuple(shape)}: a transform changed one and not the other')

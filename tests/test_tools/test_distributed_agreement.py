@@ -5,8 +5,9 @@ ranks, only rank 0 writes checkpoints, and a 2-process run equals a
 
 The 1-process comparison is made fair (docs/reliability.md, "Distributed
 agreement"): a deterministic pipeline (resize only), batch norm frozen
-(``norm_eval``), the contrast loss off (its mixup partners are drawn per
-rank, and its mean over regions is taken per rank), every entry a prototype
+(``norm_eval``), the contrast loss off (its mixup partners are drawn from
+rank 0's random state, the 1-process run's from its own), every entry a
+prototype
 (``num_prototypes=None``), and the 1-process batches ordered as the
 2-process run gathers them (rank 0's 4 images, then rank 1's), so the bank
 sees the same update sequence. What remains is the float summation order

@@ -138,3 +138,13 @@ def test_stage2_sample_without_tags(visualizer):
     assert list(panels) == ['image', 'classes', 'label']
     np.testing.assert_array_equal(panels['label'],
                                   visualizer.draw_label_map(image, labels))
+
+
+def test_a_map_of_another_size_is_an_error(visualizer):
+    sample = SegDataSample(metainfo=dict(img_path='x/img0.png'))
+    sample.gt_saliency = PixelData(data=torch.zeros(1, H, W + 1))
+    item = dict(inputs=torch.zeros(3, H, W, dtype=torch.uint8),
+                data_samples=sample)
+    with pytest.raises(ValueError, match=r'gt_saliency of x/img0.png is '
+                       r'\(24, 33\) but the image is \(24, 32\)'):
+        sample_panels(visualizer, item)

@@ -6,6 +6,7 @@
     |               \\
     |                M_l = 1(P_l > mean P_l), f_l = MAP(F, M_l) (Eq. 2)
     |                   |-> L_RM(f_l, bank)  region mixup NCE   (Eq. 4-6)
+    |                   |   over the regions of every process's images
     |                   '-> bank update, gated by sigma(p_l)    (Eq. 3)
     |
     '-> S = softmax(F Q^T), F' = S Q, F^ = [F, F']              (Eq. 7-9)

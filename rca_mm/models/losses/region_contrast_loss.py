@@ -13,10 +13,27 @@ bank's buffer can be passed in place) is only read: the similarity is
 one ``(R, S)`` matrix product computed in chunks of ``chunk_size`` bank rows
 by an autograd function that keeps the bank in its storage dtype (a float16
 bank is never copied to float32 as a whole, also not for the backward).
+
+With several processes the regions of the whole batch take part, as in one
+process (Eq. 5 mixes within the batch):
+
+.. code:: text
+
+    f, l, image of this rank's regions
+      --all_gather (rank order; f with gradient)--> the batch's regions
+    partners, w drawn on rank 0 --broadcast--> the same on every rank
+    L_RM over the batch's regions, identical on every rank
+
+The gather's backward sums each rank's gradient of the gathered features,
+so every rank's regions receive the gradient of all ranks' identical
+losses, ``world_size`` times that of the loss; DDP's average over ranks
+then gives the parameters the gradient of one process holding the whole
+batch.
 """
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import torch
+import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
@@ -45,6 +62,72 @@ class _ChunkedBankProduct(torch.autograd.Function):
             chunk = bank[start:start + ctx.chunk_size].to(grad_out.dtype)
             grad_q += grad_out[:, start:start + ctx.chunk_size] @ chunk
         return grad_q, None, None
+
+
+class _AllGatherWithGrad(torch.autograd.Function):
+    """``all_gather`` of equally shaped tensors into ``(world, ...)``; the
+    backward sums the gathered tensor's gradient over ranks and returns
+    this rank's part (any backend: one ``all_reduce``)."""
+
+    @staticmethod
+    def forward(ctx, tensor: Tensor) -> Tensor:
+        ctx.rank = dist.get_rank()
+        parts = [torch.empty_like(tensor)
+                 for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, tensor.contiguous())
+        return torch.stack(parts)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        grad = grad.contiguous()
+        dist.all_reduce(grad)
+        return grad[ctx.rank]
+
+
+def _distributed_world() -> int:
+    """The number of processes, 1 without an initialised process group."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size()
+    return 1
+
+
+def gather_batch_regions(
+        region_feats: Tensor, region_classes: Tensor,
+        region_images: Tensor) -> Tuple[Tensor, Tensor, Tensor, List[int]]:
+    """The regions of every process, concatenated in rank order.
+
+    The features keep their gradient (see the module docstring); each rank
+    pads its regions to the largest count for the collectives, and the
+    padding is dropped. Every rank must call this.
+
+    Args:
+        region_feats (Tensor): ``(R, D)`` this rank's regions.
+        region_classes (Tensor): ``(R,)``.
+        region_images (Tensor): ``(R,)`` image ids, distinct across ranks
+            (the dataset's ``sample_idx``).
+
+    Returns:
+        tuple: the batch's ``feats (R_all, D)``, ``classes (R_all,)``,
+        ``images (R_all,)`` and the region count of each rank.
+    """
+    world, device = dist.get_world_size(), region_feats.device
+    count = torch.tensor([region_feats.shape[0]], device=device)
+    counts = [torch.zeros_like(count) for _ in range(world)]
+    dist.all_gather(counts, count)
+    counts = torch.cat(counts).tolist()  # one host read per step
+    pad, r = max(counts), region_feats.shape[0]
+    feats = torch.cat([region_feats,
+                       region_feats.new_zeros((pad - r,
+                                               region_feats.shape[1]))])
+    meta = torch.stack([region_classes.long(), region_images.long()], dim=1)
+    meta = torch.cat([meta, meta.new_zeros((pad - r, 2))])
+    all_feats = _AllGatherWithGrad.apply(feats)
+    all_meta = [torch.empty_like(meta) for _ in range(world)]
+    dist.all_gather(all_meta, meta)
+    feats = torch.cat([all_feats[k, :c] for k, c in enumerate(counts)])
+    meta = torch.cat([m[:c] for m, c in zip(all_meta, counts)])
+    return (feats, meta[:, 0].to(region_classes.dtype),
+            meta[:, 1].to(region_images.dtype), counts)
 
 
 def bank_cosine_logits(queries: Tensor,
@@ -112,7 +195,8 @@ class RegionContrastLoss(nn.Module):
     the entries of all other classes, cosine similarity over ``temperature``
     (Eq. 4). With ``use_mixup``, every region ``l`` of image I is mixed with
     a partner region ``l-`` of a different class from another image of the
-    batch, drawn uniformly among those, ``f^ = w f_l + (1 - w) f_{l-}`` with
+    batch (of every process: see :func:`gather_batch_regions`), drawn
+    uniformly among those, ``f^ = w f_l + (1 - w) f_{l-}`` with
     ``w ~ Beta(mixup_beta, mixup_beta)`` (Eq. 5), and the loss is
     ``w L_NCE(f^, l) + (1 - w) L_NCE(f^, l-)`` (Eq. 6).
 
@@ -130,6 +214,12 @@ class RegionContrastLoss(nn.Module):
     - reduction ``'mean'`` averages over the regions that have at least one
       term, ``'sum'`` sums them; with no term at all the loss is
       ``0 * sum(region_feats)``, which keeps the graph connected.
+
+    With several processes the loss is that of the whole batch on every
+    rank: the regions of all ranks are gathered, the partners and weights
+    are drawn on rank 0 and broadcast, and the gradient reaches each
+    region through the gather, so that after DDP's average the step is
+    that of one process holding the batch.
 
     Args:
         temperature (float): tau of Eq. 4. The paper gives no value; the
@@ -297,14 +387,44 @@ class RegionContrastLoss(nn.Module):
                 'RegionContrastLoss expects region_feats (R, D) and '
                 f'bank_feats (S, D); got {tuple(region_feats.shape)} and '
                 f'{tuple(bank_feats.shape)}')
-        if region_feats.shape[0] == 0 or bank_feats.shape[0] == 0:
+        # The bank is the same on every rank: all return here, or none.
+        if bank_feats.shape[0] == 0:
             return region_feats.sum() * 0
+        local_feats = region_feats
+        distributed = _distributed_world() > 1
+        if distributed:
+            region_feats, region_classes, region_images, _ = \
+                gather_batch_regions(region_feats, region_classes,
+                                     region_images)
+        if region_feats.shape[0] == 0:
+            return local_feats.sum() * 0
         r = region_feats.shape[0]
         if self.use_mixup:
-            partner, omega = self.sample_mixup(region_classes, region_images,
-                                               generator)
+            partner, omega = self._shared_mixup(region_classes,
+                                                region_images, generator,
+                                                distributed)
         else:
             partner = torch.arange(r, device=region_feats.device)
             omega = region_feats.new_ones(r)
         return self.mixup_loss(region_feats, region_classes, partner, omega,
                                bank_feats, bank_classes)
+
+    def _shared_mixup(self, region_classes: Tensor, region_images: Tensor,
+                      generator: Optional[torch.Generator],
+                      distributed: bool) -> Tuple[Tensor, Tensor]:
+        """:meth:`sample_mixup`, drawn on rank 0 and broadcast when
+        ``distributed``: the same partners and weights on every rank,
+        whatever each rank's random state."""
+        if not distributed:
+            return self.sample_mixup(region_classes, region_images,
+                                     generator)
+        r, device = region_classes.numel(), region_classes.device
+        if dist.get_rank() == 0:
+            partner, omega = self.sample_mixup(region_classes, region_images,
+                                               generator)
+        else:
+            partner = torch.empty(r, dtype=torch.long, device=device)
+            omega = torch.empty(r, dtype=torch.float32, device=device)
+        dist.broadcast(partner, src=0)
+        dist.broadcast(omega, src=0)
+        return partner, omega
