@@ -159,7 +159,6 @@ def run_stages(pipe: Pipeline, stage1: str, stage2: str, root: str,
                stage2_options: List[str]) -> dict:
     """Stage 1, pseudo labels, stage 2 and its tests, up to ``until``;
     returns the summary (the metrics of every step finished so far)."""
-    cfg1 = Config.fromfile(stage1)
     opts1 = data_options(root) + stage1_options
     opts2 = data_options(root) + stage2_options
     seed_opt = [f'randomness.seed={seed}']
@@ -168,12 +167,7 @@ def run_stages(pipe: Pipeline, stage1: str, stage2: str, root: str,
         if until == 'stage1':
             raise StopPipeline
         pseudo_dir = osp.join(pipe.work_dir, 'pseudo')
-        if cfg1.get('custom_hooks') and any(
-                h.get('type') == 'OAAAccumulationHook'
-                for h in cfg1.custom_hooks):
-            # OAA: the CAMs are the maps accumulated during training.
-            store = osp.join(pipe.work_dir, 'stage1', 'oaa_store')
-            opts1 = opts1 + [f'model.test_cfg.oaa_store={store}']
+        # OAA: the hook gives the export the store beside the checkpoint.
         pipe.test('pseudo', stage1, ckpt1, opts1, out=pseudo_dir)
         if until == 'pseudo':
             raise StopPipeline
