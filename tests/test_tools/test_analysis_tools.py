@@ -291,3 +291,20 @@ def test_browse_dataset_tool_both_stages(synthvoc, tmp_path):
     assert size == (3 * 112, 14 + 112)
     with pytest.raises(SystemExit, match='--output-dir'):
         tool.main([STAGE1, '--not-show'])
+
+
+def test_browse_dataset_tool_with_another_visualizer(synthvoc, tmp_path):
+    # mmpretrain's visualizer (the SynthNet config's) cannot draw the
+    # panels: the tool draws with a default WSSSLocalVisualizer.
+    tool = load_tool('tools/analysis_tools/browse_dataset.py')
+    config = tmp_path / 'other_vis.py'
+    config.write_text(
+        f"_base_ = ['{STAGE1}']\n"
+        "visualizer = dict(type='mmpretrain.UniversalVisualizer',\n"
+        "                  _delete_=True)\n")
+    out = str(tmp_path / 'out')
+    tool.main([
+        str(config), '--output-dir', out, '--not-show', '--max-images', '1',
+        '--cfg-options', f'train_dataloader.dataset.data_root={synthvoc}'
+    ])
+    assert png_size(osp.join(out, '2026_000000.png')) == (4 * 112, 14 + 112)

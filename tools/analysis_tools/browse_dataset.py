@@ -87,8 +87,14 @@ def main(argv=None) -> None:
         raise SystemExit(f'{args.config} has no {args.split}_dataloader.'
                          'dataset to browse')
     dataset = DATASETS.build(loader.dataset)
-    visualizer = VISUALIZERS.build(
-        dict(cfg.visualizer, name='browse_dataset', vis_backends=None))
+    # The config's visualizer (its palette settings) when it is rca_mm's;
+    # another (mmpretrain's, of the SynthNet pretraining) cannot draw the
+    # panels, and a default WSSSLocalVisualizer does.
+    vis_cfg = dict(cfg.get('visualizer') or {}, name='browse_dataset')
+    if vis_cfg.get('type') not in ('WSSSLocalVisualizer',
+                                   'rca_mm.WSSSLocalVisualizer'):
+        vis_cfg = dict(type='WSSSLocalVisualizer', name='browse_dataset')
+    visualizer = VISUALIZERS.build(dict(vis_cfg, vis_backends=None))
     visualizer.dataset_meta = dataset.metainfo
     ignore_index = getattr(dataset, 'ignore_index', 255)
 
