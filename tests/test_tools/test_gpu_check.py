@@ -136,7 +136,7 @@ def test_compare_ranks(gpu_check, tmp_path):
     assert 'error' in gpu_check.compare_ranks(str(tmp_path / 'none'))
 
 
-def test_training_check_kill_resume_in_one_process(tmp_path):
+def test_training_check_kill_resume_in_one_process(gpu_check, tmp_path):
     """Step 2 of gpu_check.sh with tools/train.py on a CPU: the written
     config trains, the hook kills the run after iteration 6, --resume
     finishes it, and the rank-0 dump equals the last checkpoint."""
@@ -170,6 +170,14 @@ def test_training_check_kill_resume_in_one_process(tmp_path):
     assert result['bank_written'] > 0
     assert result['killed'] is True
     assert result['resumed_from'] == 'resumed epoch: 1, iter: 4'
+    # The feature RMS of the trained checkpoint (measure --checkpoint).
+    from mmengine.registry import init_default_scope
+    init_default_scope('rca_mm')
+    rms = gpu_check.checkpoint_rms(
+        str(run / 'epoch_2.pth'), str(work / 'synthvoc'),
+        gpu_check.SYNTHVOC_RCA, torch.device('cpu'))
+    assert rms['images'] == 8 and rms['channels'] == 128
+    assert 0 < rms['rms'] <= rms['max_abs']
 
 
 def test_env_without_a_device(gpu_check, tmp_path):
