@@ -1,6 +1,7 @@
 import os
 import os.path as osp
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -19,6 +20,18 @@ SERIAL_LOADERS = [
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')
     for key in ('num_workers=0', 'persistent_workers=False')
 ]
+
+# The environment of the runs whose numbers are pinned (the golden runs,
+# the RCA config reference): every kernel library on AVX2 and one thread,
+# so that the floats are summed in one order on any x86-64 CPU with AVX2
+# (docs/reliability.md, "Golden runs").
+PINNED_KERNELS = dict(
+    ATEN_CPU_CAPABILITY='avx2',
+    ONEDNN_MAX_CPU_ISA='AVX2',
+    MKL_ENABLE_INSTRUCTIONS='AVX2',
+    OMP_NUM_THREADS='1',
+    MKL_NUM_THREADS='1',
+    OPENBLAS_NUM_THREADS='1')
 
 
 def pytest_addoption(parser):
@@ -69,24 +82,55 @@ def run_tool(args, timeout=600, env=None, check=True, **kwargs):
     ``python`` in ``args`` stands for ``sys.executable``. With ``check``, fails
     the test with the command's output when it exits non-zero; without, returns
     ``(returncode, output)``.
+
+    The command runs in a process group of its own. When it outlives
+    ``timeout`` seconds, or the test is interrupted while it runs (Ctrl-C,
+    pytest-timeout), the whole group is killed: the processes a launcher
+    started (torchrun's workers, a pipeline's steps) with it. A command past
+    ``timeout`` fails the test with its output so far.
     """
     args = [sys.executable if a == 'python' else str(a) for a in args]
     full_env = dict(os.environ, PYTHON=sys.executable, **(env or {}))
-    proc = subprocess.run(
+    proc = subprocess.Popen(
         args,
         cwd=REPO,
         env=full_env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        timeout=timeout,
+        start_new_session=True,
         **kwargs)
+    try:
+        output, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        output, _ = proc.communicate()
+        pytest.fail(f'{" ".join(args)} ran past its {timeout} s and was '
+                    f'killed with its process group:\n{output[-6000:]}')
+    except BaseException:
+        _kill_group(proc)
+        proc.communicate()
+        raise
+    finally:
+        # A launcher that exited leaves no worker behind either.
+        _kill_group(proc)
     if not check:
-        return proc.returncode, proc.stdout
+        return proc.returncode, output
     if proc.returncode != 0:
         pytest.fail(f'{" ".join(args)} exited {proc.returncode}:\n'
-                    f'{proc.stdout[-6000:]}')
-    return proc.stdout
+                    f'{output[-6000:]}')
+    return output
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL the process group that ``proc`` leads (started with
+    ``start_new_session=True``), if any process of it is left."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    if proc.poll() is None:
+        proc.wait()
 
 
 # torch's store, when the port went to another process in between.
