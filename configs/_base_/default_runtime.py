@@ -17,5 +17,10 @@ log_processor = dict(by_epoch=False)
 log_level = 'INFO'
 load_from = None
 resume = False
+# Every process draws its own dropout masks, mixup partners and weights and
+# augmentations (torch/numpy/Python seeded with seed + rank; rank 0 keeps
+# the seed). The samplers keep the run's seed on every rank, and the RCA
+# bank and prototypes stay identical across ranks (docs/reliability.md).
+randomness = dict(seed=None, diff_rank_seed=True)
 
 tta_model = dict(type='SegTTAModel')

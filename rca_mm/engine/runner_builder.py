@@ -11,6 +11,7 @@ from mmengine.runner import Runner
 from rca_mm.engine.hooks.num_classes_check_hook import NumClassesCheckHook
 from rca_mm.registry import RUNNERS
 from rca_mm.utils.dist_utils import init_cpu_distributed
+from rca_mm.utils.setup_env import pin_sampler_seeds
 from .config_checks import (check_cfg_options, check_checkpoint_fits,
                             resolve_train_batch_size, world_size_of)
 
@@ -111,6 +112,8 @@ def build_runner(cfg: Config, check_load_from: bool = False) -> Runner:
 
         init_cpu_distributed     gloo first for a distributed run on a
                                  machine without CUDA
+        pin_sampler_seeds        the samplers keep randomness.seed under
+                                 diff_rank_seed
         Runner.from_cfg(cfg)     or RUNNERS.build(cfg) with cfg.runner_type
         NumClassesCheckHook      the model's class count against the
                                  dataset's, before the first step
@@ -128,6 +131,7 @@ def build_runner(cfg: Config, check_load_from: bool = False) -> Runner:
     """
     if cfg.launcher != 'none':
         init_cpu_distributed(cfg)
+    pin_sampler_seeds(cfg)
     if 'runner_type' not in cfg:
         runner = Runner.from_cfg(cfg)
     else:

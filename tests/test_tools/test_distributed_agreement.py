@@ -34,8 +34,11 @@ val_cfg = None
 val_evaluator = None
 '''
 
-# A test-only hook that saves each rank's bank and prototypes at the end.
+# A test-only hook that saves each rank's bank and prototypes at the end,
+# and what its generators would draw at the start of training (from copies:
+# the run draws the same), its seeds and the images it was given.
 DUMP_HOOK = '''
+import numpy as np
 import torch
 from mmengine.dist import get_rank
 from mmengine.hooks import Hook
@@ -44,11 +47,29 @@ from rca_mm.registry import HOOKS
 
 @HOOKS.register_module()
 class DumpBankHook(Hook):
+    def before_train(self, runner):
+        gen = torch.Generator()
+        gen.set_state(torch.get_rng_state())
+        state = np.random.RandomState()
+        state.set_state(np.random.get_state())
+        self.info = dict(
+            torch=torch.rand(8, generator=gen),
+            numpy=torch.from_numpy(state.rand(8)),
+            seed=runner.seed,
+            sampler_seed=getattr(runner.train_dataloader.sampler, 'seed',
+                                 None),
+            images=[])
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        self.info['images'] += [
+            s.metainfo['sample_idx'] for s in data_batch['data_samples']]
+
     def after_run(self, runner):
         model = getattr(runner.model, 'module', runner.model)
         state = {k: v for k, v in model.state_dict().items()
                  if 'memory_bank' in k or 'aggregation' in k}
         torch.save(state, f'{runner.work_dir}/rank{get_rank()}.pt')
+        torch.save(self.info, f'{runner.work_dir}/draws{get_rank()}.pt')
 '''
 
 # The 1-process sampler that visits the images in the order the 2-process
@@ -138,6 +159,22 @@ def test_two_ranks_hold_the_same_bank_and_prototypes(config):
     for key in rank0:
         assert torch.equal(ckpt['state_dict'][key], rank0[key]), key
     assert len(ckpt['meta']['rng_state']) == 2  # one per rank
+    # randomness.diff_rank_seed: each rank draws its own dropout masks,
+    # mixup partners and augmentations (seed + rank), the bank above stays
+    # identical; the samplers keep the run's seed, so the ranks' images
+    # are disjoint halves of the dataset.
+    draws0 = torch.load(work_dir / 'draws0.pt', weights_only=True)
+    draws1 = torch.load(work_dir / 'draws1.pt', weights_only=True)
+    assert (draws0['seed'], draws1['seed']) == (0, 1)
+    assert not torch.equal(draws0['torch'], draws1['torch'])
+    assert not torch.equal(draws0['numpy'], draws1['numpy'])
+    assert draws0['sampler_seed'] == draws1['sampler_seed'] == 0
+    per_epoch = 16 // 2
+    for epoch in range(2):
+        part = slice(epoch * per_epoch, (epoch + 1) * per_epoch)
+        images0 = draws0['images'][part]
+        images1 = draws1['images'][part]
+        assert sorted(images0 + images1) == list(range(16)), epoch
 
 
 def fair_configs(tmp):
