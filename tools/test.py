@@ -1,6 +1,7 @@
 # Test a model and export its predictions, in the shape of mmsegmentation
 # 1.x's tools/test.py:
 #   python tools/test.py CONFIG CHECKPOINT [--out DIR] [--show-dir DIR] [--tta]
+#                        [--amp]
 # rca_mm adds: --cfg-options checked before merging, a checkpoint that does
 # not fit the model refused, one export per --out dir (a lock), exit status
 # 1 when some images could not be written (docs/reliability.md).
@@ -45,6 +46,12 @@ def parse_args() -> argparse.Namespace:
         '--wait-time', type=float, default=2, help='seconds per --show')
     parser.add_argument(
         '--tta', action='store_true', help='test-time augmentation')
+    parser.add_argument(
+        '--amp',
+        action='store_true',
+        help='test with automatic mixed precision: each test step runs '
+        'under autocast on the model\'s device (float16 on CUDA, bfloat16 '
+        'on CPU)')
     add_runner_args(parser)
     return parse_runner_args(parser)
 
@@ -95,6 +102,13 @@ def main() -> None:
         cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
         cfg.tta_model.module = cfg.model
         cfg.model = cfg.tta_model
+
+    # enable automatic-mixed-precision test: mmengine's TestLoop runs each
+    # test step under autocast (CUDA when available, else CPU)
+    if args.amp:
+        test_cfg = cfg.get('test_cfg') or dict(type='TestLoop')
+        test_cfg['fp16'] = True
+        cfg.test_cfg = test_cfg
 
     # add output_dir in metric
     if args.out is not None:

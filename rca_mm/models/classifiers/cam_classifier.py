@@ -213,10 +213,12 @@ class CAMClassifier(BaseSegmentor):
         predicts a background map.
         """
         if self.oaa_store is not None:
-            scores = self.head.scores(self.extract_feat(inputs)).sigmoid()
-            return self.predict_from_store(data_samples, scores)
+            scores = self.head.scores(self.extract_feat(inputs)).float()
+            return self.predict_from_store(data_samples, scores.sigmoid())
         cams, scores = self.multiscale_cams(inputs)
-        scores = scores.sigmoid()
+        # Float32 from here, also under autocast (tools/test.py --amp): the
+        # recipes, the CRF and the writers read these maps.
+        cams, scores = cams.float(), scores.float().sigmoid()
         for i, sample in enumerate(data_samples):
             meta = sample.metainfo
             h, w = meta.get('img_shape', inputs.shape[2:])
