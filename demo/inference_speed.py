@@ -8,6 +8,7 @@ not depend on them) go through the whole inference: the config's scales
 and flip, RCA's P maps, the pseudo-label recipe and, unless --no-draw, the
 panels. Nothing is written to disk. One warm-up batch is not timed.
 """
+import os
 import time
 from argparse import ArgumentParser
 
@@ -59,15 +60,19 @@ def main(argv=None):
                draw=draw)  # warm-up
     if args.device.startswith('cuda'):
         torch.cuda.synchronize()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     inferencer(images, batch_size=args.batch_size, draw=draw)
     if args.device.startswith('cuda'):
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
-    print(f'{args.num_images / seconds:.1f} images/s ({args.num_images} '
-          f'images of {h}x{w}, batch {args.batch_size}, '
-          f'{torch.get_num_threads()} threads, device {args.device}, '
-          f'draw={draw}, P maps={inferencer.with_coarse})')
+    cpu = time.process_time() - cpu_start
+    load = os.getloadavg()[0] if hasattr(os, 'getloadavg') else float('nan')
+    # CPU seconds per image depend less on other processes than wall time.
+    print(f'{args.num_images / seconds:.2f} images/s, {cpu / args.num_images:.2f} '
+          f'CPU s/image ({args.num_images} images of {h}x{w}, batch '
+          f'{args.batch_size}, {torch.get_num_threads()} threads, device '
+          f'{args.device}, draw={draw}, P maps={inferencer.with_coarse}, '
+          f'load average {load:.1f})')
 
 
 if __name__ == '__main__':

@@ -11,7 +11,9 @@
       per batch:
         model.test_step                     -> O (final CAMs, Eq. 10 for
                                                RCA), scores, pred_bg (EPS)
-        RCA: test_step with P as the maps   -> P (Eq. 1), same tags
+        RCA: test_step with P as the maps   -> P (Eq. 1), same tags, from
+                                               the first pass's backbone
+                                               features (shared_features)
         recipe(cams of the tags, image, saliency, pred_bg)
                                             -> pseudo label (the config's
                                                test_evaluator recipe)
@@ -100,6 +102,34 @@ def coarse_maps(head) -> Iterator[None]:
         del head.predict_cams
 
 
+@contextmanager
+def shared_features(model, cache: list, replay: bool) -> Iterator[None]:
+    """Within the block, ``model.extract_feat`` records its outputs in
+    ``cache`` (``replay=False``) or returns them again in the same order
+    (``replay=True``), so a second ``predict`` on the same inputs (RCA's P)
+    costs the head only, not the backbone."""
+    original = model.extract_feat
+
+    def replayed(inputs):
+        if not cache or cache[0][0] != inputs.shape:
+            raise RuntimeError(
+                'CAMInferencer: the second pass asked for backbone features '
+                f'of an input of shape {tuple(inputs.shape)} that the first '
+                'pass did not compute')
+        return cache.pop(0)[1]
+
+    def recorded(inputs):
+        feats = original(inputs)
+        cache.append((inputs.shape, feats))
+        return feats
+
+    model.extract_feat = replayed if replay else recorded
+    try:
+        yield
+    finally:
+        del model.extract_feat
+
+
 def _as_bgr(array: np.ndarray, what: str) -> tuple:
     """A (H, W, 3) uint8 BGR copy of an array input, and a note on what was
     converted (None when nothing was)."""
@@ -145,7 +175,8 @@ class CAMInferencer(BaseInferencer):
             predicted tag. Default: None (``model.test_cfg.score_thr``, 0.5
             unless set).
         coarse_cams (bool): also give RCA's P maps (Eq. 1) beside the final
-            O (Eq. 10); costs a second forward pass. Default: True.
+            O (Eq. 10); costs a second pass of the head (the backbone's
+            features of the first pass are reused). Default: True.
         show_progress (bool): mmengine's progress bar over the images.
             Default: True.
     """
@@ -381,13 +412,18 @@ class CAMInferencer(BaseInferencer):
     def forward(self, data: dict, **kwargs) -> list:
         """``predict``'s samples; with RCA, ``pred_cams_p`` (P) beside
         ``pred_cams`` (O), for the same tags."""
-        second = [s.clone() for s in data['data_samples']]
-        preds = self.model.test_step(data)
         if not self.with_coarse:
-            return preds
+            return self.model.test_step(data)
+        second = [s.clone() for s in data['data_samples']]
+        cache: list = []
+        with shared_features(self.model, cache, replay=False):
+            preds = self.model.test_step(data)
         for pred, sample in zip(preds, second):
             sample.gt_img_labels = self._keep(pred).float()
-        with coarse_maps(self.model.head):
+        # The same multi-scale predict with P as the maps, on the features
+        # of the first pass (the backbone runs once).
+        with coarse_maps(self.model.head), shared_features(
+                self.model, cache, replay=True):
             coarse = self.model.test_step(
                 dict(inputs=data['inputs'], data_samples=second))
         for pred, p in zip(preds, coarse):
@@ -566,4 +602,7 @@ class CAMInferencer(BaseInferencer):
                     visualization=visualization if draw else None)
 
 
-__all__ = ['CAMInferencer', 'recipe_config', 'coarse_maps', 'IMAGE_SUFFIXES']
+__all__ = [
+    'CAMInferencer', 'recipe_config', 'coarse_maps', 'shared_features',
+    'IMAGE_SUFFIXES'
+]

@@ -256,3 +256,18 @@ def test_oaa_store_is_replaced_by_the_networks_cams(cam_ckpt, images):
     with warnings.catch_warnings():
         warnings.simplefilter('error')
         CAMInferencer(CAM, ckpt, device='cpu', cfg_options=NO_PRETRAIN)
+
+
+def test_p_reuses_the_backbone_features(rca, images):
+    """The P pass runs the head on the first pass's features: the backbone
+    runs once per scale and flip batch (3 scales here)."""
+    _, inferencer = rca
+    calls = []
+    backbone = inferencer.model.backbone
+    handle = backbone.register_forward_hook(
+        lambda module, args, out: calls.append(args[0].shape))
+    try:
+        inferencer(images[0], draw=False)
+    finally:
+        handle.remove()
+    assert len(calls) == len(inferencer.model.scales) == 3
