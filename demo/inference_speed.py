@@ -1,7 +1,7 @@
 """Images per second of CAMInferencer on a config, at a given image size.
 
     python demo/inference_speed.py CONFIG [--checkpoint CKPT] [--size 128]
-        [--num-images 32] [--batch-size 8] [--device cpu]
+        [--num-images 32] [--batch-size 8] [--device cpu] [--threads 1]
 
 Random images (and, without a checkpoint, random weights: the speed does
 not depend on them) go through the whole inference: the config's scales
@@ -30,6 +30,8 @@ def parse_args(argv=None):
     parser.add_argument('--num-images', type=int, default=32)
     parser.add_argument('--batch-size', type=int, default=8)
     parser.add_argument('--device', default='cpu')
+    parser.add_argument('--threads', type=int,
+                        help="torch's CPU threads (default: torch's)")
     parser.add_argument('--no-draw', action='store_true',
                         help='leave out the panels')
     parser.add_argument('--no-coarse', action='store_true',
@@ -43,6 +45,8 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     options = dict(args.cfg_options or {})
     options.setdefault('model.backbone.init_cfg', None)
     inferencer = CAMInferencer(
