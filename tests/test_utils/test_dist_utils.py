@@ -141,8 +141,8 @@ def test_a_machine_without_gpus_has_no_sign(no_cuda):
     check_cpu_fallback()  # nothing to refuse
 
 
-@pytest.mark.parametrize('sign',
-                         ['nvidia-smi', '/dev/nvidia0', 'CUDA_VISIBLE_DEVICES'])
+@pytest.mark.parametrize(
+    'sign', ['nvidia-smi', '/dev/nvidia0', 'CUDA_VISIBLE_DEVICES'])
 def test_cpu_fallback_refused_where_gpus_are_expected(no_cuda, sign,
                                                       single_process_env):
     shown = no_cuda(sign)

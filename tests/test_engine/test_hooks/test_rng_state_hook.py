@@ -62,7 +62,7 @@ def test_fake_cuda_tensor_is_refused_by_torch():
     # The failure on a GPU resume, reproduced without a GPU.
     state = FakeCudaTensor(torch.get_rng_state())
     assert state.is_cuda
-    with pytest.raises(TypeError, match='RNG state must be a torch.ByteTensor'):
+    with pytest.raises(TypeError, match='must be a torch.ByteTensor'):
         torch.set_rng_state(state)
 
 

@@ -436,4 +436,3 @@ def test_non_finite_features_are_never_written(dtype):
     entries, mask = bank.per_class_entries()
     centers, valid, _ = batched_kmeans(entries.float(), mask, 2, seed=0)
     assert torch.isfinite(centers).all() and valid.any()
-
