@@ -9,10 +9,17 @@ every step (``repr`` of the float: to the last digit), the ``state_dict``
 shapes after training and a SHA-256 of its tensors. Two references are
 equal when the configs build the same models and train them identically.
 
-Not collected by pytest (about a minute)::
+``test_configs_equal_the_reference`` compares today's configs with the
+committed ``rca_reference.json`` next to this file, in a process with the
+kernels pinned (``tests.conftest.PINNED_KERNELS``: the losses and digests
+are exact for AVX2 kernels on one thread). When a change is meant to alter
+them, write the reference again and say in the commit why it changed::
 
-    python tests/test_configs/rca_reference.py write REF.json
-    python tests/test_configs/rca_reference.py check REF.json
+    env ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 \
+        MKL_ENABLE_INSTRUCTIONS=AVX2 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 \
+        python tests/test_configs/test_rca_reference.py write \
+        tests/test_configs/rca_reference.json
+    python tests/test_configs/test_rca_reference.py check REF.json
 """
 import argparse
 import glob
@@ -25,6 +32,7 @@ import tempfile
 import torch
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+REFERENCE = osp.join(REPO, 'tests', 'test_configs', 'rca_reference.json')
 PATTERNS = ('configs/rca/*.py', 'configs/rca/ablations/*.py',
             'configs/synthvoc/rca*.py', 'configs/synthvoc/ablations/*.py')
 
@@ -105,6 +113,39 @@ def reference():
     return out
 
 
+# The parts of an entry that are state_dict shape tables: stored once per
+# distinct table in the file (the ablations share their models).
+TABLES = ('built', 'trained')
+
+
+def pack(ref):
+    """The file's form of a reference: each distinct shape table once,
+    under ``state_dict_shapes``, named by a digest of its contents."""
+    tables, configs_ = {}, {}
+    for config, entry in ref.items():
+        entry = dict(entry)
+        for part in TABLES:
+            if part in entry:
+                name = hashlib.sha256(json.dumps(
+                    entry[part], sort_keys=True).encode()).hexdigest()[:16]
+                tables[name] = entry[part]
+                entry[part] = name
+        configs_[config] = entry
+    return dict(configs=configs_, state_dict_shapes=tables)
+
+
+def unpack(packed):
+    """The reference that :func:`pack` stored."""
+    tables = packed['state_dict_shapes']
+    return {
+        config: {
+            part: tables[value] if part in TABLES else value
+            for part, value in entry.items()
+        }
+        for config, entry in packed['configs'].items()
+    }
+
+
 def compare(old, new):
     """Lines naming every difference of two references."""
     lines = []
@@ -134,14 +175,41 @@ def main():
     args = parser.parse_args()
     new = reference()
     if args.mode == 'write':
-        with open(args.file, 'w') as f:
-            json.dump(new, f, indent=1, sort_keys=True)
+        from rca_mm.fileio import atomic_open
+        with atomic_open(args.file, 'w') as f:
+            json.dump(pack(new), f, indent=0, sort_keys=True)
+            f.write('\n')
         return 0
     with open(args.file) as f:
-        old = json.load(f)
+        old = unpack(json.load(f))
     lines = compare(old, new)
     print('\n'.join(lines) or f'identical: {len(new)} configs')
     return 1 if lines else 0
+
+
+def test_pack_keeps_every_table_once():
+    ref = {
+        'a.py': dict(built={'w': [2, 3]}, trained={'w': [2, 3]}),
+        'b.py': dict(built={'w': [2, 3]}, losses=[{'loss': '0.5'}]),
+        'c.py': dict(built={'w': [4, 3], 'b': [4]}),
+    }
+    packed = json.loads(json.dumps(pack(ref)))
+    assert len(packed['state_dict_shapes']) == 2
+    assert unpack(packed) == ref
+    changed = dict(ref, **{'c.py': dict(built={'w': [4, 3], 'b': [5]})})
+    assert compare(ref, changed) == ['c.py: built[b]: [4] -> [5]']
+
+
+def test_configs_equal_the_reference():
+    """Today's RCA configs build and train as the committed reference
+    says (in a process of its own, with the kernels pinned)."""
+    from tests.conftest import PINNED_KERNELS, run_tool
+    code, out = run_tool(
+        ['python', osp.relpath(__file__, REPO), 'check', REFERENCE],
+        env=PINNED_KERNELS, check=False)
+    assert code == 0, (
+        'the RCA configs differ from tests/test_configs/rca_reference.json '
+        f'(see the module docstring to write it again):\n{out[-6000:]}')
 
 
 if __name__ == '__main__':
