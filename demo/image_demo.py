@@ -23,23 +23,26 @@ def parse_args(argv=None):
     parser.add_argument('config', help='stage-1 config file')
     parser.add_argument('checkpoint', help='its checkpoint')
     parser.add_argument(
-        '--tags', nargs='+',
+        '--tags',
+        nargs='+',
         help='class names of the image (default: predicted)')
     parser.add_argument(
         '--out-dir', default='outputs', help='where to write the outputs')
-    parser.add_argument(
-        '--device', default='cpu', help='e.g. cpu, cuda:0')
+    parser.add_argument('--device', default='cpu', help='e.g. cpu, cuda:0')
     parser.add_argument(
         '--saliency',
         help='saliency map (grey PNG of the image size), or a folder of '
         '<name>.png; needed by a saliency recipe')
     parser.add_argument(
-        '--score-thr', type=float,
+        '--score-thr',
+        type=float,
         help='score of a predicted tag (default: model.test_cfg.score_thr)')
     parser.add_argument(
         '--batch-size', type=int, default=1, help='images per forward pass')
     parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
         help='override config settings, key=value')
     return parser.parse_args(argv)
 
@@ -47,11 +50,17 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     inferencer = CAMInferencer(
-        args.config, args.checkpoint, device=args.device,
-        cfg_options=args.cfg_options, score_thr=args.score_thr)
+        args.config,
+        args.checkpoint,
+        device=args.device,
+        cfg_options=args.cfg_options,
+        score_thr=args.score_thr)
     result = inferencer(
-        args.img, tags=args.tags, saliency=args.saliency,
-        batch_size=args.batch_size, out_dir=args.out_dir)
+        args.img,
+        tags=args.tags,
+        saliency=args.saliency,
+        batch_size=args.batch_size,
+        out_dir=args.out_dir)
     predictions = result['predictions']
     if isinstance(predictions, dict):
         predictions = [predictions]

@@ -22,20 +22,27 @@ from rca_mm.apis import CAMInferencer
 def parse_args(argv=None):
     parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config', help='stage-1 config file')
-    parser.add_argument('--checkpoint', help='checkpoint (default: random '
-                        'weights)')
-    parser.add_argument('--size', type=int, nargs=2, default=[128, 128],
-                        metavar=('H', 'W'),
-                        help='image size (default: SynthVOC\'s 128 128)')
+    parser.add_argument(
+        '--checkpoint', help='checkpoint (default: random '
+        'weights)')
+    parser.add_argument(
+        '--size',
+        type=int,
+        nargs=2,
+        default=[128, 128],
+        metavar=('H', 'W'),
+        help='image size (default: SynthVOC\'s 128 128)')
     parser.add_argument('--num-images', type=int, default=32)
     parser.add_argument('--batch-size', type=int, default=8)
     parser.add_argument('--device', default='cpu')
-    parser.add_argument('--threads', type=int,
-                        help="torch's CPU threads (default: torch's)")
-    parser.add_argument('--no-draw', action='store_true',
-                        help='leave out the panels')
-    parser.add_argument('--no-coarse', action='store_true',
-                        help="leave out RCA's P maps (one forward pass)")
+    parser.add_argument(
+        '--threads', type=int, help="torch's CPU threads (default: torch's)")
+    parser.add_argument(
+        '--no-draw', action='store_true', help='leave out the panels')
+    parser.add_argument(
+        '--no-coarse',
+        action='store_true',
+        help="leave out RCA's P maps (one forward pass)")
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     args = parser.parse_args(argv)
     if args.num_images < 1 or args.batch_size < 1:
@@ -50,8 +57,11 @@ def main(argv=None):
     options = dict(args.cfg_options or {})
     options.setdefault('model.backbone.init_cfg', None)
     inferencer = CAMInferencer(
-        args.config, args.checkpoint, device=args.device,
-        cfg_options=options, coarse_cams=not args.no_coarse,
+        args.config,
+        args.checkpoint,
+        device=args.device,
+        cfg_options=options,
+        coarse_cams=not args.no_coarse,
         show_progress=False)
     rng = np.random.default_rng(0)
     h, w = args.size
@@ -60,8 +70,9 @@ def main(argv=None):
         for _ in range(args.num_images)
     ]
     draw = not args.no_draw
-    inferencer(images[:args.batch_size], batch_size=args.batch_size,
-               draw=draw)  # warm-up
+    inferencer(
+        images[:args.batch_size], batch_size=args.batch_size,
+        draw=draw)  # warm-up
     if args.device.startswith('cuda'):
         torch.cuda.synchronize()
     start, cpu_start = time.perf_counter(), time.process_time()
@@ -72,11 +83,12 @@ def main(argv=None):
     cpu = time.process_time() - cpu_start
     load = os.getloadavg()[0] if hasattr(os, 'getloadavg') else float('nan')
     # CPU seconds per image depend less on other processes than wall time.
-    print(f'{args.num_images / seconds:.2f} images/s, {cpu / args.num_images:.2f} '
-          f'CPU s/image ({args.num_images} images of {h}x{w}, batch '
-          f'{args.batch_size}, {torch.get_num_threads()} threads, device '
-          f'{args.device}, draw={draw}, P maps={inferencer.with_coarse}, '
-          f'load average {load:.1f})')
+    print(
+        f'{args.num_images / seconds:.2f} images/s, '
+        f'{cpu / args.num_images:.2f} CPU s/image ({args.num_images} images of {h}x{w}, batch '
+        f'{args.batch_size}, {torch.get_num_threads()} threads, device '
+        f'{args.device}, draw={draw}, P maps={inferencer.with_coarse}, '
+        f'load average {load:.1f})')
 
 
 if __name__ == '__main__':

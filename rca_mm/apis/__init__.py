@@ -5,6 +5,6 @@ from .inference import init_model, load_checkpoint_strictly
 from .publish import publish, publish_checkpoint, release_run
 
 __all__ = [
-    'init_model', 'load_checkpoint_strictly', 'CAMInferencer',
-    'recipe_config', 'publish', 'publish_checkpoint', 'release_run'
+    'init_model', 'load_checkpoint_strictly', 'CAMInferencer', 'recipe_config',
+    'publish', 'publish_checkpoint', 'release_run'
 ]

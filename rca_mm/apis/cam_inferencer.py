@@ -82,11 +82,14 @@ def recipe_config(cfg: Config) -> dict:
         recipe = metric.get('recipe')
         if isinstance(recipe, dict):
             return dict(recipe)
-        flat = {k: v for k, v in metric.items()
-                if k not in ('type', 'recipe', 'protocols', 'save_cams',
-                             'score_list', 'output_dir', 'keep_results',
-                             'show_dir', 'ignore_index', 'collect_device',
-                             'collect_dir', 'prefix')}
+        flat = {
+            k: v
+            for k, v in metric.items()
+            if k not in ('type', 'recipe', 'protocols', 'save_cams',
+                         'score_list', 'output_dir', 'keep_results',
+                         'show_dir', 'ignore_index', 'collect_device',
+                         'collect_dir', 'prefix')
+        }
         return recipe_from_flat_form(recipe or 'threshold', flat)[0]
     return dict(type='ThresholdRecipe')
 
@@ -222,8 +225,8 @@ class CAMInferencer(BaseInferencer):
         # User tags always count; without tags, the sample carries none and
         # predict keeps the classes above score_thr.
         classifier.tags = 'gt'
-        self.with_coarse = coarse_cams and getattr(classifier.head,
-                                                   'use_rsa', False)
+        self.with_coarse = coarse_cams and getattr(classifier.head, 'use_rsa',
+                                                   False)
         self._oaa_note(cfg)
         self.recipe = PSEUDO_LABEL_RECIPES.build(recipe_config(cfg))
         self.visualizer.set_dataset_meta(
@@ -244,8 +247,8 @@ class CAMInferencer(BaseInferencer):
         ]
         return Compose([TRANSFORMS.build(t) for t in steps] + [
             TRANSFORMS.build(
-                dict(type='PackWSSSInputs',
-                     num_classes=self.model.num_classes))
+                dict(
+                    type='PackWSSSInputs', num_classes=self.model.num_classes))
         ])
 
     def _init_collate(self, cfg: Config):
@@ -255,8 +258,8 @@ class CAMInferencer(BaseInferencer):
     def _init_visualizer(self, cfg: Config):
         """The config's visualizer (a ``WSSSLocalVisualizer``) drawing into
         arrays only (no backends)."""
-        vis_cfg = dict(cfg.get('visualizer') or dict(
-            type='WSSSLocalVisualizer'))
+        vis_cfg = dict(
+            cfg.get('visualizer') or dict(type='WSSSLocalVisualizer'))
         vis_cfg.update(
             name=f'cam_inferencer-{datetime.now().timestamp()}',
             vis_backends=None,
@@ -301,9 +304,8 @@ class CAMInferencer(BaseInferencer):
                     f for f in os.listdir(item)
                     if f.lower().endswith(IMAGE_SUFFIXES))
                 if not files:
-                    raise FileNotFoundError(
-                        f'folder {item!r} holds no image ('
-                        f'{", ".join(IMAGE_SUFFIXES)})')
+                    raise FileNotFoundError(f'folder {item!r} holds no image ('
+                                            f'{", ".join(IMAGE_SUFFIXES)})')
                 items += [(osp.splitext(f)[0], osp.join(item, f))
                           for f in files]
             elif osp.isfile(item):
@@ -361,8 +363,11 @@ class CAMInferencer(BaseInferencer):
         if note is not None:
             warnings.warn(note)
         results.update(
-            img=img, img_name=name, img_shape=img.shape[:2],
-            ori_shape=img.shape[:2], sample_idx=0,
+            img=img,
+            img_name=name,
+            img_shape=img.shape[:2],
+            ori_shape=img.shape[:2],
+            sample_idx=0,
             img_labels=self._tag_ids(tags) if tags is not None else [])
         packed = self.pipeline(results)
         sample = packed['data_samples']
@@ -378,14 +383,19 @@ class CAMInferencer(BaseInferencer):
                     f'{img.shape[0]}x{img.shape[1]}')
         return dict(packed, name=name, rgb=img[..., ::-1], saliency=sal)
 
-    def preprocess(self, inputs: list, batch_size: int = 1, *,
-                   tags: TagsType = None, saliency=None):
+    def preprocess(self,
+                   inputs: list,
+                   batch_size: int = 1,
+                   *,
+                   tags: TagsType = None,
+                   saliency=None):
         """Batches of ``(collated data, per-image extras)``."""
         names = [name for name, _ in inputs]
         tags = self._per_image(tags, names, 'tags')
         saliency = self._per_image(saliency, names, 'saliency')
-        if isinstance(self.recipe, PSEUDO_LABEL_RECIPES.get(
-                'SaliencyRecipe')) and any(s is None for s in saliency):
+        if isinstance(self.recipe,
+                      PSEUDO_LABEL_RECIPES.get('SaliencyRecipe')) and any(
+                          s is None for s in saliency):
             raise ValueError(
                 'the config\'s pseudo-label recipe (SaliencyRecipe) needs a '
                 'saliency map of every image: pass saliency= (demo: '
@@ -427,8 +437,8 @@ class CAMInferencer(BaseInferencer):
             coarse = self.model.test_step(
                 dict(inputs=data['inputs'], data_samples=second))
         for pred, p in zip(preds, coarse):
-            pred.set_data(dict(pred_cams_p=p.pred_cams,
-                               pred_score_p=p.pred_score))
+            pred.set_data(
+                dict(pred_cams_p=p.pred_cams, pred_score_p=p.pred_score))
         return preds
 
     def _keep(self, pred) -> torch.Tensor:
@@ -452,15 +462,18 @@ class CAMInferencer(BaseInferencer):
             cams=cams,
             bg=None)
         if 'pred_cams_p' in pred:
-            out['cams_p'] = pred.pred_cams_p.data.float().cpu().numpy()[
-                tag_idx]
+            out['cams_p'] = pred.pred_cams_p.data.float().cpu().numpy(
+            )[tag_idx]
         if 'pred_bg' in pred:
             out['bg'] = pred.pred_bg.data.float().cpu().numpy()[0]
         rgb = np.ascontiguousarray(extra['rgb'])
         if rgb.shape[:2] != cams.shape[1:]:
             rgb = cv2.resize(rgb, cams.shape[1:][::-1])
         out['pseudo_label'] = self.recipe(
-            cams, tag_idx + 1, image=rgb, saliency=extra['saliency'],
+            cams,
+            tag_idx + 1,
+            image=rgb,
+            saliency=extra['saliency'],
             bg_map=out['bg']).astype(np.uint8)
         out['rgb'] = rgb
         return out
@@ -478,17 +491,17 @@ class CAMInferencer(BaseInferencer):
                         vis.draw_heatmap(result['cams'][k], rgb)))
         if result['bg'] is not None:
             row.append(('background', vis.draw_heatmap(result['bg'], rgb)))
-        row.append(('pseudo label',
-                    vis.draw_label_map(rgb, result['pseudo_label'])))
+        row.append(
+            ('pseudo label', vis.draw_label_map(rgb, result['pseudo_label'])))
         if result.get('saliency') is not None:
             grey = np.clip(result['saliency'] * 255, 0, 255).astype(np.uint8)
             row.append(('saliency', np.repeat(grey[..., None], 3, -1)))
         rows = [row]
         if 'cams_p' in result and len(result['tags']):
-            rows.append([('P (Eq. 1)', rgb)] + [
-                (f'P {cls}', vis.draw_heatmap(result['cams_p'][k], rgb))
-                for k, cls in enumerate(result['tags'])
-            ])
+            rows.append([('P (Eq. 1)', rgb)] +
+                        [(f'P {cls}',
+                          vis.draw_heatmap(result['cams_p'][k], rgb))
+                         for k, cls in enumerate(result['tags'])])
         return vis.draw_panels(rows)
 
     def save(self, result: dict, out_dir: str) -> None:
@@ -509,13 +522,17 @@ class CAMInferencer(BaseInferencer):
             np.savez_compressed(f, **arrays)
         if 'visualization' in result:
             ok, png = cv2.imencode(
-                '.png', np.ascontiguousarray(result['visualization'][..., ::-1]))
+                '.png',
+                np.ascontiguousarray(result['visualization'][..., ::-1]))
             if not ok:
                 raise OSError(f'could not encode the panels of {name!r}')
-            atomic_write_bytes(osp.join(out_dir, 'vis', name + '.png'),
-                               png.tobytes())
+            atomic_write_bytes(
+                osp.join(out_dir, 'vis', name + '.png'), png.tobytes())
 
-    def postprocess(self, preds, visualization, return_datasample=False,
+    def postprocess(self,
+                    preds,
+                    visualization,
+                    return_datasample=False,
                     **kwargs):
         """Not used: :meth:`__call__` labels, draws and writes per batch."""
         raise NotImplementedError('CAMInferencer handles each batch in '
@@ -562,8 +579,8 @@ class CAMInferencer(BaseInferencer):
             RGB per image. A single file or array gives the entries
             themselves, not lists.
         """
-        single = isinstance(inputs, np.ndarray) or (
-            isinstance(inputs, str) and not osp.isdir(inputs))
+        single = isinstance(inputs, np.ndarray) or (isinstance(inputs, str)
+                                                    and not osp.isdir(inputs))
         items = self._inputs_to_list(inputs)
         bar = ProgressBar(len(items)) if self.show_progress and \
             len(items) > 1 else None
@@ -579,11 +596,12 @@ class CAMInferencer(BaseInferencer):
                 if out_dir:
                     self.save(result, out_dir)
                 if return_datasamples:
-                    pred.pred_sem_seg = PixelData(data=torch.from_numpy(
-                        result['pseudo_label'].astype(np.int64))[None])
+                    pred.pred_sem_seg = PixelData(
+                        data=torch.from_numpy(result['pseudo_label'].astype(
+                            np.int64))[None])
                     if extra['saliency'] is not None:
-                        pred.gt_saliency = PixelData(data=torch.from_numpy(
-                            extra['saliency'])[None])
+                        pred.gt_saliency = PixelData(
+                            data=torch.from_numpy(extra['saliency'])[None])
                     predictions.append(pred)
                 else:
                     for key in ('rgb', 'visualization', 'saliency'):
@@ -593,13 +611,18 @@ class CAMInferencer(BaseInferencer):
                 if bar is not None:
                     bar.update()
         if out_dir:
-            print_log(f'CAMInferencer: {len(items)} image(s) written under '
-                      f'{out_dir}', logger='current', level=logging.INFO)
+            print_log(
+                f'CAMInferencer: {len(items)} image(s) written under '
+                f'{out_dir}',
+                logger='current',
+                level=logging.INFO)
         if single:
-            return dict(predictions=predictions[0],
-                        visualization=visualization[0] if draw else None)
-        return dict(predictions=predictions,
-                    visualization=visualization if draw else None)
+            return dict(
+                predictions=predictions[0],
+                visualization=visualization[0] if draw else None)
+        return dict(
+            predictions=predictions,
+            visualization=visualization if draw else None)
 
 
 __all__ = [

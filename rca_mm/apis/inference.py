@@ -80,8 +80,10 @@ def load_checkpoint_strictly(model: nn.Module, checkpoint: str) -> dict:
         raise ValueError(f'checkpoint {checkpoint!r} holds a '
                          f'{type(loaded).__name__}, not a state dict')
     state = loaded.get('state_dict', loaded)
-    state = {k[len('module.'):] if k.startswith('module.') else k: v
-             for k, v in state.items()}
+    state = {
+        k[len('module.'):] if k.startswith('module.') else k: v
+        for k, v in state.items()
+    }
     try:
         result = model.load_state_dict(state, strict=False)
     except (RuntimeError, ValueError) as err:
@@ -92,8 +94,8 @@ def load_checkpoint_strictly(model: nn.Module, checkpoint: str) -> dict:
     for name, keys in (('missing', result.missing_keys),
                        ('unexpected', result.unexpected_keys)):
         if keys:
-            shown = ', '.join(keys[:6]) + (
-                f' (+{len(keys) - 6} more)' if len(keys) > 6 else '')
+            shown = ', '.join(keys[:6]) + (f' (+{len(keys) - 6} more)'
+                                           if len(keys) > 6 else '')
             problems.append(f'{len(keys)} {name} keys: {shown}')
     if problems:
         raise ValueError(
@@ -123,8 +125,7 @@ def config_dataset_meta(cfg: Config) -> Optional[dict]:
     if not classes:
         return None
     classes = tuple(classes)
-    return dict(classes=classes,
-                palette=voc_palette(len(classes)).tolist())
+    return dict(classes=classes, palette=voc_palette(len(classes)).tolist())
 
 
 def init_model(config: ConfigLike,
@@ -168,8 +169,8 @@ def init_model(config: ConfigLike,
     if meta is None:
         meta = config_dataset_meta(cfg)
     if meta is not None:
-        meta = dict(classes=tuple(meta['classes']),
-                    palette=meta.get('palette'))
+        meta = dict(
+            classes=tuple(meta['classes']), palette=meta.get('palette'))
         check_class_count(model, meta['classes'], checkpoint or '(config)')
     model.dataset_meta = meta
     model.cfg = cfg
@@ -195,5 +196,7 @@ def check_class_count(model: nn.Module, classes: Sequence[str],
             f'{", ".join(map(str, classes[:4]))}, ...)')
 
 
-__all__ = ['init_model', 'load_checkpoint_strictly', 'load_config',
-           'config_dataset_meta', 'check_class_count']
+__all__ = [
+    'init_model', 'load_checkpoint_strictly', 'load_config',
+    'config_dataset_meta', 'check_class_count'
+]

@@ -86,8 +86,7 @@ def publish_checkpoint(in_file: str,
         raise ValueError(f'out_file {out_file!r} must end with .pth')
     if not osp.isfile(in_file):
         raise FileNotFoundError(f'in_file {in_file!r} does not exist')
-    released = publish(safe_torch_load(in_file, map_location='cpu'),
-                       keep_bank)
+    released = publish(safe_torch_load(in_file, map_location='cpu'), keep_bank)
     final = out_file if not sha else out_file + '.unhashed'
     with atomic_open(final, 'wb') as f:
         torch.save(released, f)
@@ -165,5 +164,7 @@ def _copy_atomic(src: str, dst: str) -> None:
         shutil.copyfileobj(fin, fout)
 
 
-__all__ = ['publish', 'publish_checkpoint', 'release_run', 'file_sha256',
-           'RNG_STATE_KEY']
+__all__ = [
+    'publish', 'publish_checkpoint', 'release_run', 'file_sha256',
+    'RNG_STATE_KEY'
+]

@@ -53,10 +53,14 @@ def build_trained(config: str, seed: int = 0):
 
 def save_training_checkpoint(model, path: str) -> str:
     torch.save(
-        dict(state_dict=model.state_dict(),
-             meta=dict(epoch=8, seed=0, dataset_meta=DATASET_META,
-                       rng_state=[get_rng_state()]),
-             optimizer=dict(state={}, param_groups=[dict(lr=0.1)])), path)
+        dict(
+            state_dict=model.state_dict(),
+            meta=dict(
+                epoch=8,
+                seed=0,
+                dataset_meta=DATASET_META,
+                rng_state=[get_rng_state()]),
+            optimizer=dict(state={}, param_groups=[dict(lr=0.1)])), path)
     return path
 
 

@@ -38,7 +38,10 @@ def own_predict(model, path, tags=None):
 def rca(rca_eps_ckpt):
     model, ckpt = rca_eps_ckpt
     return model, CAMInferencer(
-        RCA_EPS, ckpt, device='cpu', cfg_options=NO_PRETRAIN,
+        RCA_EPS,
+        ckpt,
+        device='cpu',
+        cfg_options=NO_PRETRAIN,
         show_progress=False)
 
 
@@ -75,11 +78,14 @@ def test_coarse_cams_are_p_of_the_same_tags(rca, rca_eps_ckpt, images):
     result = inferencer(images[1])['predictions']
     # P (Eq. 1) from a model without aggregation: the same weights, whose
     # final maps are P.
-    cfg = load_config(RCA_EPS, dict(NO_PRETRAIN, **{'model.head.use_rsa':
-                                                    False}))
+    cfg = load_config(RCA_EPS,
+                      dict(NO_PRETRAIN, **{'model.head.use_rsa': False}))
     coarse = MODELS.build(cfg.model).eval()
-    state = {k: v for k, v in model.state_dict().items()
-             if 'aggregation' not in k and 'classifier_o' not in k}
+    state = {
+        k: v
+        for k, v in model.state_dict().items()
+        if 'aggregation' not in k and 'classifier_o' not in k
+    }
     coarse.load_state_dict(state, strict=True)
     tags = [i - 1 for i in result['class_ids']]
     ref = own_predict(coarse, images[1], tags=tags)
@@ -95,12 +101,16 @@ def test_given_tags_and_threshold(rca, rca_eps_ckpt, images):
     ref = own_predict(model, images[0], tags=[0, 4])
     np.testing.assert_allclose(
         result['cams'], ref.pred_cams.data.numpy()[[0, 4]], atol=1e-6)
-    strict = CAMInferencer(RCA_EPS, rca_eps_ckpt[1], device='cpu',
-                           cfg_options=NO_PRETRAIN, score_thr=0.9,
-                           show_progress=False)
+    strict = CAMInferencer(
+        RCA_EPS,
+        rca_eps_ckpt[1],
+        device='cpu',
+        cfg_options=NO_PRETRAIN,
+        score_thr=0.9,
+        show_progress=False)
     high = strict(images[0], draw=False)['predictions']
-    np.testing.assert_array_equal(
-        high['class_ids'], np.flatnonzero(high['scores'] > 0.9) + 1)
+    np.testing.assert_array_equal(high['class_ids'],
+                                  np.flatnonzero(high['scores'] > 0.9) + 1)
     assert len(high['class_ids']) < len(
         inferencer(images[0], draw=False)['predictions']['class_ids'])
 
@@ -125,8 +135,8 @@ def test_folder_batches_and_files(rca, images, tmp_path):
         np.testing.assert_array_equal(class_ids, pred['class_ids'])
         np.testing.assert_allclose(cams, pred['cams'], atol=1e-3)
         with np.load(osp.join(out, 'cams', name + '.npz')) as npz:
-            np.testing.assert_allclose(npz['cams_p'], pred['cams_p'],
-                                       atol=1e-3)
+            np.testing.assert_allclose(
+                npz['cams_p'], pred['cams_p'], atol=1e-3)
             np.testing.assert_allclose(npz['bg'], pred['bg'], atol=1e-3)
             np.testing.assert_allclose(npz['scores'], pred['scores'])
             assert list(npz['classes']) == list(inferencer.classes[1:])
@@ -146,16 +156,17 @@ def test_ignore_pixels_are_kept_in_the_png(cam_ckpt, images, tmp_path):
     sal[5:35, 5:40] = 128
     sal_path = str(tmp_path / 'img0.png')
     Image.fromarray(sal).save(sal_path)
-    options = dict(NO_PRETRAIN, test_evaluator=dict(
-        recipe=dict(_delete_=True, type='SaliencyRecipe',
-                    min_fg_ratio=0.0)))
-    inferencer = CAMInferencer(CAM, ckpt, device='cpu', cfg_options=options,
-                               show_progress=False)
+    options = dict(
+        NO_PRETRAIN,
+        test_evaluator=dict(
+            recipe=dict(
+                _delete_=True, type='SaliencyRecipe', min_fg_ratio=0.0)))
+    inferencer = CAMInferencer(
+        CAM, ckpt, device='cpu', cfg_options=options, show_progress=False)
     with pytest.raises(ValueError, match='saliency map of every image'):
         inferencer(images[0])
     out = str(tmp_path / 'out')
-    pred = inferencer(images[0], saliency=sal_path,
-                      out_dir=out)['predictions']
+    pred = inferencer(images[0], saliency=sal_path, out_dir=out)['predictions']
     assert (pred['pseudo_label'] == 255).any()
     np.testing.assert_array_equal(
         read_label_png(osp.join(out, 'pseudo_labels', 'img0.png')),
@@ -168,16 +179,16 @@ def test_ignore_pixels_are_kept_in_the_png(cam_ckpt, images, tmp_path):
 
 def test_cam_baseline_uses_the_threshold_recipe(cam_ckpt, images):
     model, ckpt = cam_ckpt
-    inferencer = CAMInferencer(CAM, ckpt, device='cpu',
-                               cfg_options=NO_PRETRAIN, show_progress=False)
+    inferencer = CAMInferencer(
+        CAM, ckpt, device='cpu', cfg_options=NO_PRETRAIN, show_progress=False)
     pred = inferencer(images[2], draw=False)['predictions']
     assert 'cams_p' not in pred and pred['bg'] is None
     ref = own_predict(model, images[2])
     kept = np.flatnonzero(ref.pred_score.numpy() > 0.5)
     cams = ref.pred_cams.data.numpy()[kept]
     np.testing.assert_array_equal(
-        pred['pseudo_label'], ThresholdRecipe(bg_threshold=0.2)(cams,
-                                                                 kept + 1))
+        pred['pseudo_label'],
+        ThresholdRecipe(bg_threshold=0.2)(cams, kept + 1))
 
 
 def test_array_input_equals_file_input(rca, images):
@@ -202,8 +213,9 @@ def test_grey_and_rgba_images_are_converted_with_a_warning(
         pred = inferencer(rgba, draw=False)['predictions']
     # The alpha channel is dropped: the same CAMs as the RGB image.
     np.testing.assert_allclose(
-        pred['scores'], inferencer(images[0], draw=False)['predictions']
-        ['scores'], atol=1e-6)
+        pred['scores'],
+        inferencer(images[0], draw=False)['predictions']['scores'],
+        atol=1e-6)
     with pytest.warns(UserWarning, match='grey image'):
         inferencer(np.zeros((40, 48), np.uint8), draw=False)
 
@@ -230,28 +242,34 @@ def test_bad_inputs_name_the_file_or_argument(rca, rca_eps_ckpt, cam_ckpt,
     with pytest.raises(ValueError, match='2 entries for 3 images'):
         inferencer(osp.dirname(images[0]), tags=[['cat'], ['dog']])
     # A checkpoint of another config: an error naming the file.
-    with pytest.raises(ValueError,
-                       match=f'(?s){cam_ckpt[1]}.*does not fit.*size mismatch'):
-        CAMInferencer(RCA_EPS, cam_ckpt[1], device='cpu',
-                      cfg_options=NO_PRETRAIN)
+    with pytest.raises(
+            ValueError,
+            match=f'(?s){cam_ckpt[1]}.*does not fit.*size mismatch'):
+        CAMInferencer(
+            RCA_EPS, cam_ckpt[1], device='cpu', cfg_options=NO_PRETRAIN)
     with pytest.raises(FileNotFoundError, match='none.pth'):
-        CAMInferencer(RCA_EPS, str(tmp_path / 'none.pth'), device='cpu',
-                      cfg_options=NO_PRETRAIN)
+        CAMInferencer(
+            RCA_EPS,
+            str(tmp_path / 'none.pth'),
+            device='cpu',
+            cfg_options=NO_PRETRAIN)
     with pytest.raises(TypeError, match='MMSegInferencer'):
         CAMInferencer(
             'configs/synthvoc/deeplabv2_r18-w16-d8_1k_synthvoc-112x112.py',
-            device='cpu', cfg_options=NO_PRETRAIN)
+            device='cpu',
+            cfg_options=NO_PRETRAIN)
 
 
 def test_oaa_store_is_replaced_by_the_networks_cams(cam_ckpt, images):
     model, ckpt = cam_ckpt
     options = dict(NO_PRETRAIN, **{'model.test_cfg.oaa_store': '/no/store'})
     with pytest.warns(UserWarning, match='only for the training images'):
-        inferencer = CAMInferencer(CAM, ckpt, device='cpu',
-                                   cfg_options=options, show_progress=False)
+        inferencer = CAMInferencer(
+            CAM, ckpt, device='cpu', cfg_options=options, show_progress=False)
     pred = inferencer(images[0], draw=False)['predictions']
     np.testing.assert_allclose(
-        pred['scores'], own_predict(model, images[0]).pred_score.numpy(),
+        pred['scores'],
+        own_predict(model, images[0]).pred_score.numpy(),
         atol=1e-6)
     with warnings.catch_warnings():
         warnings.simplefilter('error')

@@ -12,12 +12,12 @@ from .conftest import RCA_EPS
 
 
 def test_demo_writes_cams_label_and_panels(rca_eps_ckpt, images, tmp_path,
-                                          capsys):
+                                           capsys):
     _, ckpt = rca_eps_ckpt
     out = str(tmp_path / 'out')
     log = run_tool([
-        'python', 'demo/image_demo.py', images[0], RCA_EPS, ckpt,
-        '--out-dir', out, '--cfg-options', 'model.backbone.init_cfg=None'
+        'python', 'demo/image_demo.py', images[0], RCA_EPS, ckpt, '--out-dir',
+        out, '--cfg-options', 'model.backbone.init_cfg=None'
     ])
     line = next(ln for ln in log.splitlines() if ln.startswith('img0: '))
     assert 'tags (score > 0.5): ' in line
@@ -27,11 +27,12 @@ def test_demo_writes_cams_label_and_panels(rca_eps_ckpt, images, tmp_path,
         assert npz['cams'].shape == (len(names), 40, 48)
         assert npz['cams_p'].shape == npz['cams'].shape
         assert npz['bg'].shape == (40, 48)
-        np.testing.assert_array_equal(
-            npz['class_ids'], np.flatnonzero(scores > 0.5) + 1)
+        np.testing.assert_array_equal(npz['class_ids'],
+                                      np.flatnonzero(scores > 0.5) + 1)
     assert line == 'img0: tags (score > 0.5): ' + ', '.join(
-        f'{n} {scores[i - 1]:.2f}' for n, i in zip(
-            names, np.flatnonzero(scores > 0.5) + 1))
+        f'{n} {scores[i - 1]:.2f}'
+        for n, i in zip(names,
+                        np.flatnonzero(scores > 0.5) + 1))
     label = read_label_png(osp.join(out, 'pseudo_labels', 'img0.png'))
     assert label.shape == (40, 48)
     vis = np.asarray(Image.open(osp.join(out, 'vis', 'img0.png')))

@@ -17,8 +17,8 @@ from rca_mm.registry import MODELS
 from rca_mm.utils import register_all_modules
 from tests.conftest import REPO
 
-STAGE2 = osp.join(REPO,
-                  'configs/synthvoc/deeplabv2_r18-w16-d8_1k_synthvoc-112x112.py')
+STAGE2 = osp.join(
+    REPO, 'configs/synthvoc/deeplabv2_r18-w16-d8_1k_synthvoc-112x112.py')
 
 
 @pytest.fixture(scope='module')
@@ -29,10 +29,12 @@ def stage2_ckpt(tmp_path_factory):
     model = MODELS.build(cfg.model)
     model.init_weights()
     path = str(tmp_path_factory.mktemp('stage2') / 'iter_1000.pth')
-    meta = dict(classes=SYNTHVOC_CLASSES,
-                palette=voc_palette(len(SYNTHVOC_CLASSES)).tolist())
-    torch.save(dict(state_dict=model.state_dict(),
-                    meta=dict(dataset_meta=meta)), path)
+    meta = dict(
+        classes=SYNTHVOC_CLASSES,
+        palette=voc_palette(len(SYNTHVOC_CLASSES)).tolist())
+    torch.save(
+        dict(state_dict=model.state_dict(), meta=dict(dataset_meta=meta)),
+        path)
     return path
 
 
@@ -48,13 +50,13 @@ def test_mmseg_inferencer_gives_the_crf_prediction(stage2_ckpt, images,
         assert logits.shape == (11, 40, 48)
         # pred_sem_seg is the dense CRF of the network's softmax on the
         # image file, with DeepLabV2's parameters.
-        (crf, ) = dense_crf_batch(
-            [path], [torch.softmax(logits, 0).numpy()], return_labels=True,
-            **DEEPLABV2_CRF_PARAMS)
+        (crf, ) = dense_crf_batch([path], [torch.softmax(logits, 0).numpy()],
+                                  return_labels=True,
+                                  **DEEPLABV2_CRF_PARAMS)
         np.testing.assert_array_equal(pred.pred_sem_seg.data[0].numpy(), crf)
     # The weights are the checkpoint's, as init_model loads them strictly.
-    model = init_model(STAGE2, stage2_ckpt,
-                       cfg_options={'model.backbone.init_cfg': None})
+    model = init_model(
+        STAGE2, stage2_ckpt, cfg_options={'model.backbone.init_cfg': None})
     for key, value in model.state_dict().items():
         assert torch.equal(value, inferencer.model.state_dict()[key]), key
     out = inferencer(images[0], out_dir=str(tmp_path))
@@ -76,6 +78,5 @@ def test_array_inputs_need_the_crf_off(stage2_ckpt, images):
     cfg.model.test_cfg.crf = None
     plain = MMSegInferencer(cfg, stage2_ckpt, device='cpu', scope='rca_mm')
     pred = plain(image, return_datasamples=True)
-    np.testing.assert_array_equal(
-        pred.pred_sem_seg.data[0].numpy(),
-        pred.seg_logits.data.argmax(0).numpy())
+    np.testing.assert_array_equal(pred.pred_sem_seg.data[0].numpy(),
+                                  pred.seg_logits.data.argmax(0).numpy())

@@ -53,8 +53,9 @@ def test_release_run_publishes_checkpoints_logs_and_summary(
     (work / 'summary.json').write_text('{"seed": 0}')
     config = 'configs/synthvoc/rca-eps_r18-w16_8e_synthvoc-112x112.py'
     models = [('stage1', config, str(work / 'stage1' / 'epoch_8.pth'))]
-    manifest = release_run(str(work), models, ('stage1', 'pseudo', 'val'),
-                           str(work / 'summary.json'))
+    manifest = release_run(
+        str(work), models, ('stage1', 'pseudo', 'val'),
+        str(work / 'summary.json'))
     release = work / 'release'
     entry = manifest['models']['stage1']
     assert entry['file'].startswith('rca-eps_r18-w16_8e_synthvoc-112x112-')
@@ -65,8 +66,8 @@ def test_release_run_publishes_checkpoints_logs_and_summary(
     assert (release / 'logs' / 'pseudo.log').read_text() == 'log of pseudo\n'
     assert json.loads((release / 'summary.json').read_text()) == {'seed': 0}
     assert json.loads((release / 'manifest.json').read_text()) == manifest
-    assert 'rng_state' not in safe_torch_load(
-        str(release / entry['file']))['meta']
+    assert 'rng_state' not in safe_torch_load(str(release /
+                                                  entry['file']))['meta']
     # A later run of another checkpoint replaces the file of that config.
     state = safe_torch_load(ckpt)
     state['state_dict']['head.classifier.weight'] += 1
@@ -77,13 +78,13 @@ def test_release_run_publishes_checkpoints_logs_and_summary(
     assert files[0] != entry['file']
     assert not any(f.endswith('.unhashed') for f in os.listdir(release))
     np.testing.assert_array_equal(
-        safe_torch_load(str(release / files[0]))['state_dict'][
-            'head.classifier.weight'].numpy(),
+        safe_torch_load(
+            str(release /
+                files[0]))['state_dict']['head.classifier.weight'].numpy(),
         state['state_dict']['head.classifier.weight'].numpy())
 
 
-def test_pipeline_release_takes_the_finished_trainings(rca_eps_ckpt,
-                                                       tmp_path):
+def test_pipeline_release_takes_the_finished_trainings(rca_eps_ckpt, tmp_path):
     """Pipeline.release publishes the last checkpoint of each finished
     training step (stage 2 not run: only stage 1)."""
     from rca_mm.engine.pipeline import Pipeline
@@ -104,4 +105,5 @@ def test_pipeline_release_takes_the_finished_trainings(rca_eps_ckpt,
     assert manifest['models']['stage1']['file'].startswith('rca-')
     assert manifest['logs'] == ['logs/stage1.log']
     assert sorted(os.listdir(work / 'release')) == [
-        'logs', 'manifest.json', manifest['models']['stage1']['file']]
+        'logs', 'manifest.json', manifest['models']['stage1']['file']
+    ]
