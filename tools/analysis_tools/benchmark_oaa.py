@@ -7,17 +7,19 @@ epoch (``--images`` images of ``--tags`` tags on average among
 half of them flipped) and times, per variant, the hook's ``after_train_iter``
 (each step) and its ``after_train_epoch`` (the epoch's write):
 
-- ``every step``: ``max_memory_mb=0``, every step writes its images (one
-  read, maximum and atomic write with file lock and fsync per image, as the
-  hook did before it held the maps in memory);
+- ``every step``: ``max_memory_mb=0, flush_threads=1``, every step writes
+  its images one after the other (one read, maximum and atomic write with
+  file lock and fsync per image), as the hook did before it held the maps
+  in memory;
 - ``in memory, T thr``: the default; the steps only merge into memory, the
   epoch end writes each image once, with 1 and with ``--flush-threads``
   threads.
 
 Every variant does the same file work per epoch (each image is seen, so
 read, merged and written, once per epoch); what differs is where it is
-paid. Epochs of the variants alternate (each into its own fresh store, so
-the two do the same work), the first of each is warm-up. The step times are
+paid. Epochs of the variants alternate, each variant in its own store; the
+first epoch of each creates its files (warm-up, not reported), the later
+ones merge into them, as every accumulating epoch after the first does. The step times are
 wall-clock (the cost is waiting for the disk); the process CPU time is
 printed beside them. ``--store-dir`` puts the stores on the file system to
 measure (default: a temporary directory).
@@ -117,17 +119,17 @@ def make_batches(args, gen: torch.Generator) -> List[dict]:
     return batches
 
 
-def run_epoch(hook: OAAAccumulationHook, batches: List[dict],
-              store_dir: str) -> Dict[str, object]:
-    """One epoch into a fresh store: step and epoch-end times."""
-    shutil.rmtree(store_dir, ignore_errors=True)
+def run_epoch(hook: OAAAccumulationHook, batches: List[dict], store_dir: str,
+              epoch: int) -> Dict[str, object]:
+    """One epoch (the store emptied before epoch 0): step and epoch-end
+    times."""
     runner = SimpleNamespace(
         model=Model(),
         work_dir=store_dir,
         epoch=0,
         max_epochs=2,
-        iter=0,
-        max_iters=len(batches))
+        iter=epoch * len(batches),
+        max_iters=(epoch + 1) * len(batches))
     hook.store_dir = store_dir
     hook.before_train(runner)
     walls, cpus = [], []
@@ -161,7 +163,7 @@ def main():
     root = tempfile.mkdtemp(prefix='oaa_bench_', dir=args.store_dir)
     variants = {
         'every step':
-        dict(max_memory_mb=0),
+        dict(max_memory_mb=0, flush_threads=1),
         'in memory, 1 thr':
         dict(flush_threads=1),
         f'in memory, {args.flush_threads} thr':
@@ -176,7 +178,7 @@ def main():
             for name in order:
                 out = run_epoch(
                     hooks[name], batches,
-                    os.path.join(root, str(list(variants).index(name))))
+                    os.path.join(root, str(list(variants).index(name))), epoch)
                 if epoch > 0 or args.epochs == 0 or args.quick:
                     results[name].append(out)
     finally:
