@@ -13,7 +13,8 @@
 #   bash tools/dist_train.sh configs/oaa/oaa_vgg16_voc.py 4 --work-dir WORK_DIR
 #   python tools/test.py configs/oaa/oaa_vgg16_voc.py CKPT --out DIR \
 #       --cfg-options model.test_cfg.oaa_store=WORK_DIR/oaa_store
-# Without `oaa_store` the test falls back to the network's multi-scale CAMs.
+# Without `oaa_store` the test takes the oaa_store beside CKPT, else stops
+# with an error naming the option (never the network's own CAMs).
 _base_ = ['../cam/cam_vgg16_voc.py']
 crop_size = (256, 256)
 model = dict(data_preprocessor=dict(size=crop_size))
