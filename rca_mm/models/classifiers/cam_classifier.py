@@ -65,7 +65,8 @@ class CAMClassifier(BaseSegmentor):
             - ``oaa_store`` (str, optional): take the CAMs from the maps that
               ``OAAAccumulationHook`` accumulated in this directory during
               training (OAA+) instead of running the network on scales.
-              Default: None.
+              Default: None; a config with the hook has it set at test time
+              by the hook (its store beside the checkpoint, or an error).
         init_cfg (dict, optional): initialisation.
     """
 
