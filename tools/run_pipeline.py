@@ -41,7 +41,7 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from rca_mm.engine.pipeline import (Pipeline, StepFailed,  # noqa: E402
-                                    machine_info)
+                                    check_total_batches, machine_info)
 from rca_mm.fileio import write_json_atomic  # noqa: E402
 
 # The key of the stage-2 config that names the pseudo-label directory.
@@ -276,6 +276,12 @@ def main():
                        or cfg1.train_dataloader.dataset.data_root)
     start = time.time()
     try:
+        trainings = [(args.stage1, args.stage1_cfg_options)]
+        if args.baseline:
+            trainings.append((args.baseline, args.stage1_cfg_options))
+        if STEPS.index(args.until) >= STEPS.index('stage2'):
+            trainings.append((args.stage2, args.stage2_cfg_options))
+        check_total_batches(trainings, args.gpus)
         if not osp.isdir(root) or not os.listdir(root):
             if 'synthvoc' not in cfg1.train_dataloader.dataset.type.lower():
                 raise StepFailed(

@@ -7,6 +7,7 @@ finished step leaves ``WORK_DIR/steps/<step>.json`` (atomically) and is
 skipped when the pipeline runs again; a failing step raises
 :class:`StepFailed` with its name and the end of its log.
 """
+import argparse
 import json
 import os
 import os.path as osp
@@ -17,7 +18,9 @@ import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
+from mmengine.config import Config, DictAction
 
+from rca_mm.engine.config_checks import resolve_train_batch_size
 from rca_mm.fileio import write_json_atomic
 from rca_mm.utils.benchmark import cpu_model
 
@@ -154,6 +157,44 @@ class Pipeline:
         if options:
             cmd += ['--cfg-options'] + options
         self.run(step, cmd)
+
+
+def check_total_batches(trainings: Sequence[Tuple[str, List[str]]],
+                        gpus: int) -> None:
+    """Refuse, before any step runs, a training whose recipe's total batch
+    cannot be kept on ``gpus`` processes.
+
+    Each training step applies the same rule
+    (:func:`~rca_mm.engine.config_checks.resolve_train_batch_size`), but
+    only when it starts: without this check a stage-2 config refused on
+    ``--gpus 4`` (DeepLabV2's total of 10) would stop the pipeline after
+    stage 1 has trained.
+
+    Args:
+        trainings (Sequence[tuple]): ``(config, cfg_options)`` of each
+            training step, the options as ``key=value`` strings.
+        gpus (int): processes per training step.
+
+    Raises:
+        StepFailed: naming the config and the keys to set.
+    """
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    for config, options in trainings:
+        cfg = Config.fromfile(config)
+        given = {}
+        if options:
+            given = parser.parse_args(['--cfg-options'] +
+                                      list(options)).cfg_options
+            cfg.merge_from_dict(given)
+        try:
+            resolve_train_batch_size(
+                cfg, gpus,
+                batch_size_given='train_dataloader.batch_size' in given,
+                config=config)
+        except ValueError as err:
+            raise StepFailed(f'{err} (pass it with --stage1-cfg-options or '
+                             '--stage2-cfg-options)') from None
 
 
 def machine_info() -> dict:

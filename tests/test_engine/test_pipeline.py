@@ -9,8 +9,8 @@ import sys
 import pytest
 import torch
 
-from rca_mm.engine.pipeline import (Pipeline, StepFailed, condense,
-                                    last_checkpoint, machine_info)
+from rca_mm.engine.pipeline import (Pipeline, StepFailed, check_total_batches,
+                                    condense, last_checkpoint, machine_info)
 from rca_mm.utils.benchmark import cpu_model
 
 
@@ -96,3 +96,32 @@ def test_machine_info_names_what_the_numbers_depend_on():
         assert machine_info()['torch_threads'] == threads + 1
     finally:
         torch.set_num_threads(threads)
+
+
+STAGE1 = 'configs/rca/rca_eps_r38_voc.py'
+STAGE2 = 'configs/deeplabv2/deeplabv2_r101_voc.py'
+
+
+@pytest.mark.parametrize('gpus', [1, 2])
+def test_check_total_batches_passes_when_the_totals_divide(gpus):
+    # Stage 1's total of 8 and DeepLabV2's of 10 divide among 1 and 2.
+    check_total_batches([(STAGE1, []), (STAGE2, [])], gpus)
+
+
+def test_check_total_batches_refuses_stage2_before_any_step():
+    # 10 does not divide among 4 processes: refused up front, naming the
+    # config and the keys, instead of after stage 1 has trained.
+    with pytest.raises(StepFailed) as err:
+        check_total_batches([(STAGE1, []), (STAGE2, [])], 4)
+    msg = str(err.value)
+    assert STAGE2 in msg and 'auto_scale_lr.base_batch_size' in msg
+    assert '--stage2-cfg-options' in msg
+
+
+@pytest.mark.parametrize('options', [
+    ['auto_scale_lr.base_batch_size=12'],
+    ['train_dataloader.batch_size=3'],
+])
+def test_check_total_batches_takes_the_options(options):
+    # Either documented way out of the refusal passes the check.
+    check_total_batches([(STAGE1, []), (STAGE2, options)], 4)
