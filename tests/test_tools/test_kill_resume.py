@@ -1,4 +1,4 @@
-"""Kill a SynthVOC RCA training with SIGKILL and resume it (issue #10.1).
+"""Kill a SynthVOC RCA training with SIGKILL and resume it.
 
 Full RCA on OAA (rca-oaa config: memory bank, prototypes, region mixup,
 OAA store), 2 epochs of 3 iterations on 24 tiny images, on CPU with one
