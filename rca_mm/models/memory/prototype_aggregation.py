@@ -19,7 +19,7 @@ saved in checkpoints and restored on resume.
 from typing import Optional, Tuple, Union
 
 import torch
-from mmengine.dist import broadcast, is_distributed
+from mmengine.dist import broadcast, get_rank, is_distributed
 from mmengine.model import BaseModule
 from torch import Tensor
 
@@ -130,8 +130,8 @@ class PrototypeAggregation(BaseModule):
         K-means with ``num_prototypes`` clusters (every entry of the
         fullest class where None), ``num_iters`` Lloyd iterations,
         ``num_init`` restarts and the seed ``seed + epoch``. On several
-        processes rank 0's centres are broadcast, so every replica
-        aggregates with the same prototypes.
+        processes only rank 0 clusters and its centres are broadcast, so
+        every replica aggregates with the same prototypes.
 
         Args:
             entries (Tensor): ``(L, N, D)`` per-class memory entries.
@@ -142,9 +142,18 @@ class PrototypeAggregation(BaseModule):
             int: the K used.
         """
         k = self.num_prototypes or max(int(mask.sum(1).max()), 1)
-        centers, valid, _ = batched_kmeans(
-            entries, mask, k, num_iters=self.num_iters, n_init=self.num_init,
-            seed=self.seed + epoch)
+        if is_distributed() and get_rank() != 0:
+            # Only rank 0 clusters; the others receive its centres (the
+            # banks are identical, so the k-means would be too).
+            num_classes, _, dim = entries.shape
+            centers = entries.new_zeros(
+                (num_classes, k, dim),
+                dtype=torch.promote_types(entries.dtype, torch.float32))
+            valid = mask.new_zeros((num_classes, k), dtype=torch.bool)
+        else:
+            centers, valid, _ = batched_kmeans(
+                entries, mask, k, num_iters=self.num_iters,
+                n_init=self.num_init, seed=self.seed + epoch)
         if is_distributed():
             broadcast(centers, 0)
             broadcast(valid, 0)

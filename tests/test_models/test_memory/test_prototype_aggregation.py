@@ -158,3 +158,45 @@ def test_half_features_come_back_in_their_dtype(dtype):
     assert out.dtype == dtype and s.dtype == torch.float32
     torch.testing.assert_close(s, expected_s, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(out, expected.to(dtype))
+
+
+def _cluster_worker(rank, world, out_dir, entries, mask):
+    import torch.distributed as dist
+
+    from rca_mm.models.memory import prototype_aggregation as module
+    dist.init_process_group(
+        'gloo', init_method=f'file://{out_dir}/store', rank=rank,
+        world_size=world)
+    calls = []
+    kmeans = module.batched_kmeans
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return kmeans(*args, **kwargs)
+
+    module.batched_kmeans = counted
+    try:
+        agg = PrototypeAggregation(num_prototypes=2, num_iters=5, num_init=2)
+        agg.cluster(entries, mask, epoch=1)
+        torch.save(
+            dict(calls=len(calls), prototypes=agg.prototypes,
+                 valid=agg.prototype_valid), f'{out_dir}/{rank}.pth')
+    finally:
+        dist.destroy_process_group()
+
+
+def test_only_rank0_clusters_and_every_rank_gets_its_centres(tmp_path):
+    import torch.multiprocessing as mp
+    g = torch.Generator().manual_seed(4)
+    entries = torch.randn(3, 6, 5, generator=g)
+    mask = torch.rand(3, 6, generator=g) < 0.7
+    mask[:, :2] = True
+    mp.spawn(_cluster_worker, args=(2, str(tmp_path), entries, mask),
+             nprocs=2, join=True)
+    single = PrototypeAggregation(num_prototypes=2, num_iters=5, num_init=2)
+    single.cluster(entries, mask, epoch=1)
+    out = [torch.load(tmp_path / f'{r}.pth') for r in range(2)]
+    assert [o['calls'] for o in out] == [1, 0]
+    for o in out:
+        assert torch.equal(o['prototypes'], single.prototypes)
+        assert torch.equal(o['valid'], single.prototype_valid)
