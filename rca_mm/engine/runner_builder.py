@@ -68,7 +68,8 @@ def load_config(filename: str,
         resolve_train_batch_size   with training: the config's total batch
                                    (auto_scale_lr.base_batch_size) on this
                                    number of processes, or the learning
-                                   rate scaled (--auto-scale-lr), or refused
+                                   rate scaled (--auto-scale-lr), or refused;
+                                   otherwise env_cfg.cudnn_benchmark off
 
     Args:
         filename (str): the config file.
@@ -102,6 +103,10 @@ def load_config(filename: str,
             batch_size_given='train_dataloader.batch_size' in (cfg_options
                                                                 or {}),
             config=filename)
+    elif cfg.get('env_cfg', {}).get('cudnn_benchmark'):
+        # Testing sees a new input shape with every image and scale:
+        # cuDNN's benchmark would search algorithms for each of them.
+        cfg.env_cfg.cudnn_benchmark = False
     return cfg
 
 

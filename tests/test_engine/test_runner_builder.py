@@ -21,3 +21,9 @@ def test_load_config_merges_checked_options():
     assert cfg.train_cfg.max_epochs == 2
     with pytest.raises(KeyError, match='max_epoch'):
         load_config(CONFIG, {'train_cfg.max_epoch': 2})
+
+
+def test_cudnn_benchmark_only_for_training():
+    # Test-time inputs change shape with every image and scale.
+    assert load_config(CONFIG, training=True).env_cfg.cudnn_benchmark
+    assert not load_config(CONFIG).env_cfg.cudnn_benchmark
