@@ -18,16 +18,6 @@ from rca_mm.registry import HOOKS
 from rca_mm.utils.dist_utils import unwrap_model
 
 
-# Where the settings of the hooks RCAHook replaced are set now.
-MOVED = dict(
-    num_prototypes='model.head.aggregation.num_prototypes',
-    num_iters='model.head.aggregation.num_iters',
-    num_init='model.head.aggregation.num_init',
-    start_epoch='model.head.aggregation.start_epoch',
-    seed='model.head.aggregation.seed',
-    warmup_epochs='model.head.rsc_warmup_epochs')
-
-
 def dataset_tags(dataset, num_classes: int) -> torch.Tensor:
     """Multi-hot tags ``(num_images, L)`` indexed by ``sample_idx``.
 
@@ -63,8 +53,11 @@ class RCAHook(Hook):
     def __init__(self, **settings) -> None:
         if settings:
             raise ValueError(
-                "RCAHook has no settings (RCA's settings are model.head's): "
-                + _where_now('RCAHook', settings))
+                f'RCAHook has no settings, got {sorted(settings)}: RCA\'s '
+                'settings are model.head\'s (the prototypes and their '
+                'k-means: model.head.aggregation, e.g. '
+                'model.head.aggregation.num_prototypes; the contrast '
+                'warm-up: model.head.rsc_warmup_epochs)')
 
     @staticmethod
     def head(runner):
@@ -82,37 +75,3 @@ class RCAHook(Hook):
 
     def before_train_epoch(self, runner) -> None:
         self.head(runner).begin_epoch(runner.epoch)
-
-
-def _where_now(hook: str, settings: dict) -> str:
-    """Where each of ``settings`` of ``hook`` is set now."""
-    return '; '.join(
-        f'{hook}.{k} is now {MOVED[k]}' if k in MOVED else
-        f'{hook}.{k} is not a setting' for k in settings)
-
-
-# The hooks that carried RCA's settings before the head did: an old config
-# fails with the new key of each of its settings, rather than having them
-# ignored.
-def _replaced(hook: str, settings: dict) -> str:
-    return (f"{hook} was replaced by dict(type='RCAHook'), which has no "
-            "settings (RCA's settings are model.head's)" +
-            (f': {_where_now(hook, settings)}' if settings else '') +
-            ". List dict(type='RCAHook') once in custom_hooks instead of "
-            'RegionMemoryHook and RSCWarmupHook.')
-
-
-@HOOKS.register_module()
-class RegionMemoryHook(Hook):
-    """Replaced by :class:`RCAHook`; names the head keys of its settings."""
-
-    def __init__(self, **settings) -> None:
-        raise ValueError(_replaced('RegionMemoryHook', settings))
-
-
-@HOOKS.register_module()
-class RSCWarmupHook(Hook):
-    """Replaced by :class:`RCAHook`; names the head key of its setting."""
-
-    def __init__(self, **settings) -> None:
-        raise ValueError(_replaced('RSCWarmupHook', settings))
