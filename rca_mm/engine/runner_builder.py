@@ -16,10 +16,9 @@ from .config_checks import (check_cfg_options, check_checkpoint_fits,
                             resolve_train_batch_size, world_size_of)
 
 
-def add_runner_args(parser: argparse.ArgumentParser) -> None:
-    """The options that ``tools/train.py`` and ``tools/test.py`` share, as
-    mmseg's have them: ``--cfg-options``, ``--launcher`` and the
-    ``--local-rank`` that ``torch.distributed.launch`` passes."""
+def add_cfg_options_arg(parser: argparse.ArgumentParser) -> None:
+    """mmseg's ``--cfg-options`` (``key=value`` pairs merged into the
+    config; :func:`load_config` refuses a key the config does not have)."""
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -30,6 +29,13 @@ def add_runner_args(parser: argparse.ArgumentParser) -> None:
         'It also allows nested list/tuple values, e.g. key="[(a,b),(c,d)]" '
         'Note that the quotation marks are necessary and that no white space '
         'is allowed. A key the config does not have is refused.')
+
+
+def add_runner_args(parser: argparse.ArgumentParser) -> None:
+    """The options that ``tools/train.py`` and ``tools/test.py`` share, as
+    mmseg's have them: ``--cfg-options``, ``--launcher`` and the
+    ``--local-rank`` that ``torch.distributed.launch`` passes."""
+    add_cfg_options_arg(parser)
     parser.add_argument(
         '--launcher',
         choices=['none', 'pytorch', 'slurm', 'mpi'],

@@ -15,10 +15,11 @@ import os.path as osp
 
 import mmcv
 import numpy as np
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.utils import ProgressBar
 
 from rca_mm.engine.config_checks import check_cfg_options
+from rca_mm.engine.runner_builder import add_cfg_options_arg
 from rca_mm.fileio import atomic_write
 from rca_mm.registry import DATASETS, VISUALIZERS
 from rca_mm.utils import register_all_modules
@@ -55,16 +56,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         type=int,
         default=None,
         help='seed of the random augmentation (default: unseeded)')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override some settings in the used config, the key-value pair '
-        'in xxx=yyy format will be merged into config file. If the value to '
-        'be overwritten is a list, it should be like key="[a,b]" or key=a,b '
-        'It also allows nested list/tuple values, e.g. key="[(a,b),(c,d)]" '
-        'Note that the quotation marks are necessary and that no white space '
-        'is allowed.')
+    add_cfg_options_arg(parser)
     return parser.parse_args(argv)
 
 
