@@ -263,3 +263,45 @@ def test_resnet38d_mxnet_incomplete_file_is_clear(tmp_path):
         f.write(struct.pack('<Q', 7))
     with pytest.raises(ValueError, match='not an MXNet NDArray list'):
         r38_tool.read_mxnet_params(src)
+
+
+@pytest.mark.parametrize('tool', [vgg_tool, r38_tool], ids=['vgg16', 'r38'])
+def test_an_interrupted_write_leaves_no_file(tmp_path, tool):
+    """The converters write through rca_mm.fileio's atomic writer: a save
+    that fails half-way leaves neither the output nor a temporary file, and
+    an existing output untouched."""
+    if tool is vgg_tool:
+        src = str(tmp_path / 'vgg16.pth')
+        torch.manual_seed(0)
+        torch.save({f'features.{k}': v for k, v in
+                    torchvision.models.vgg16().features.state_dict().items()},
+                   src)
+    else:
+        src = str(tmp_path / 'r38.pth')
+        torch.save(WideResNet38().state_dict(), src)
+    out_dir = tmp_path / 'out'
+    out_dir.mkdir()
+    dst = out_dir / 'converted.pth'
+    real_save = torch.save
+
+    def failing_save(obj, f):
+        if hasattr(f, 'write'):
+            f.write(b'partial')
+        else:
+            with open(f, 'wb') as fh:
+                fh.write(b'partial')
+        raise OSError(28, 'No space left on device')
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(tool.torch, 'save', failing_save)
+        with pytest.raises(OSError) as err:
+            _run_main(tool, src, str(dst))
+    assert str(dst) in str(err.value)
+    assert list(out_dir.iterdir()) == []
+    real_save({'old': torch.zeros(1)}, str(dst))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(tool.torch, 'save', failing_save)
+        with pytest.raises(OSError):
+            _run_main(tool, src, str(dst))
+    assert list(out_dir.iterdir()) == [dst]
+    assert set(torch.load(str(dst), weights_only=True)) == {'old'}

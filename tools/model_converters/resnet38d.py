@@ -37,13 +37,13 @@ import os.path as osp
 import re
 import struct
 from collections import OrderedDict
-from typing import BinaryIO, Dict, Mapping, Tuple
+from typing import BinaryIO, Mapping, Tuple
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from rca_mm.fileio import atomic_open
+from rca_mm.fileio import atomic_write
 
 MXNET_LIST_MAGIC = 0x112
 NDARRAY_V1_MAGIC = 0xF993FAC8
@@ -259,12 +259,6 @@ def load_source(src: str) -> 'OrderedDict[str, Tensor]':
     return convert_resnet38d_torch(ckpt)
 
 
-def save_atomic(state_dict: Dict[str, Tensor], dst: str) -> None:
-    """``torch.save`` through a temporary file next to ``dst`` and a rename."""
-    with atomic_open(dst, 'wb') as f:
-        torch.save(state_dict, f)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description='Convert ResNet-38 weights (MXNet .params, or a PSA/EPS '
@@ -276,7 +270,7 @@ def main() -> None:
     parser.add_argument('dst', help='output .pth for init_cfg Pretrained')
     args = parser.parse_args()
     converted = load_source(args.src)
-    save_atomic(converted, args.dst)
+    atomic_write(args.dst, lambda tmp: torch.save(converted, tmp))
     print(f'wrote {len(converted)} tensors to {args.dst}')
 
 

@@ -25,7 +25,7 @@ from typing import Dict
 import torch
 from torch import Tensor
 
-from rca_mm.fileio import atomic_open
+from rca_mm.fileio import atomic_write
 
 # torchvision ``features`` index -> VGG16LargeFOV conv name.
 TORCHVISION_CONV_INDICES = (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)
@@ -73,12 +73,6 @@ def convert_vgg16_torchvision(
                        for p in ('weight', 'bias'))
 
 
-def save_atomic(state_dict: Dict[str, Tensor], dst: str) -> None:
-    """``torch.save`` through a temporary file next to ``dst`` and a rename."""
-    with atomic_open(dst, 'wb') as f:
-        torch.save(state_dict, f)
-
-
 def load_torch_state_dict(src: str) -> Dict[str, Tensor]:
     """Load a ``.pth`` with ``weights_only=True``; unwrap ``state_dict``."""
     if not osp.isfile(src):
@@ -100,7 +94,7 @@ def main() -> None:
     parser.add_argument('dst', help='output .pth for init_cfg Pretrained')
     args = parser.parse_args()
     converted = convert_vgg16_torchvision(load_torch_state_dict(args.src))
-    save_atomic(converted, args.dst)
+    atomic_write(args.dst, lambda tmp: torch.save(converted, tmp))
     print(f'wrote {len(converted)} tensors to {args.dst}')
 
 
