@@ -21,11 +21,16 @@ with the Potts compatibility ``mu``. Two users with two sets of defaults:
   bilateral xy 67 rgb 3 weight 4).
 
 :func:`dense_crf_batch` runs many images in a process pool (the CRF is
-single-threaded C++ and dominates test time otherwise).
+single-threaded C++ and dominates test time otherwise). A
+:class:`WorkerPool` keeps that pool from batch to batch: its owner (the
+DeepLabV2 segmentor, the pseudo-label metric) starts the worker processes
+once, on the first batch that needs them, instead of once per batch.
 """
 import multiprocessing
+import os
+import weakref
 from concurrent.futures import ProcessPoolExecutor
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -158,10 +163,90 @@ def _crf_job(image: Union[str, np.ndarray], probs: np.ndarray,
     return marginals
 
 
+def _shutdown(pool: ProcessPoolExecutor, owner_pid: int) -> None:
+    """Stop ``pool``'s workers, from the process that started them only (a
+    forked child, e.g. a DataLoader worker, holds a copy it must not
+    touch)."""
+    if os.getpid() == owner_pid:
+        pool.shutdown(wait=True)
+
+
+class WorkerPool:
+    """A process pool started on first use and kept until closed.
+
+    ``map`` runs in this process when ``workers`` is 0 or 1 or there is a
+    single job; otherwise in ``workers`` processes (``fork`` where the
+    platform has it: the workers start in milliseconds, without
+    re-importing), started on the first such call and reused by the next.
+    The pool is shut down by :meth:`close`, when the owner is garbage
+    collected, or at interpreter exit, whichever comes first. It belongs to
+    the process that started it: in a forked child (a DataLoader worker
+    holding a copy of the model) ``map`` starts the child's own pool and the
+    parent's is never touched. Copies and pickles of the owner
+    (``copy.deepcopy``, a spawned process) carry the worker count only.
+
+    Args:
+        workers (int): worker processes; 0 or 1 runs every job in this
+            process.
+    """
+
+    def __init__(self, workers: int = 0) -> None:
+        workers = int(workers)
+        if workers < 0:
+            raise ValueError(f'WorkerPool: workers must be >= 0, got '
+                             f'{workers}')
+        self.workers = workers
+        self._pool: Optional[ProcessPoolExecutor] = None
+        self._pid: Optional[int] = None
+        self._finalizer: Optional[weakref.finalize] = None
+
+    def _executor(self) -> ProcessPoolExecutor:
+        if self._pool is None or self._pid != os.getpid():
+            context = None
+            if 'fork' in multiprocessing.get_all_start_methods():
+                context = multiprocessing.get_context('fork')
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.workers, mp_context=context)
+            self._pid = os.getpid()
+            self._finalizer = weakref.finalize(self, _shutdown, self._pool,
+                                               self._pid)
+        return self._pool
+
+    @property
+    def started(self) -> bool:
+        """Whether this process holds a running pool."""
+        return self._pool is not None and self._pid == os.getpid()
+
+    def map(self, fn: Callable, *iterables) -> list:
+        """``[fn(*args) for args in zip(*iterables)]``, in the pool when it
+        is worth it (``fn`` and the arguments must pickle); an exception of
+        ``fn`` is raised here."""
+        jobs = list(zip(*iterables))
+        if self.workers <= 1 or len(jobs) <= 1:
+            return [fn(*job) for job in jobs]
+        return list(self._executor().map(fn, *zip(*jobs)))
+
+    def close(self) -> None:
+        """Shut the workers down (a later ``map`` starts new ones)."""
+        if self._finalizer is not None:
+            self._finalizer()
+        self._pool = self._pid = self._finalizer = None
+
+    def __getstate__(self) -> dict:
+        return dict(workers=self.workers)
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state['workers'])
+
+    def __repr__(self) -> str:
+        return f'WorkerPool(workers={self.workers})'
+
+
 def dense_crf_batch(images: Sequence[Union[str, np.ndarray]],
                     probs: Sequence[np.ndarray],
                     *,
                     workers: int = 0,
+                    pool: Optional[WorkerPool] = None,
                     return_labels: bool = False,
                     **crf_params) -> List[np.ndarray]:
     """Run :func:`dense_crf` on many images, in a process pool if asked.
@@ -172,8 +257,10 @@ def dense_crf_batch(images: Sequence[Union[str, np.ndarray]],
             pixels through a pipe).
         probs (Sequence[np.ndarray]): one (C, H, W) probability array per
             image.
-        workers (int): worker processes; 0 or 1 runs in this process.
-            Default: 0.
+        workers (int): worker processes of a pool made for this call and
+            shut down after it; 0 or 1 runs in this process. Default: 0.
+        pool (WorkerPool, optional): a kept pool to run in instead
+            (``workers`` is then ignored). Default: None.
         return_labels (bool): return (H, W) argmax label maps instead of
             marginals (less data back through the pipe). Default: False.
         **crf_params: keyword arguments of :func:`dense_crf`.
@@ -186,14 +273,12 @@ def dense_crf_batch(images: Sequence[Union[str, np.ndarray]],
         raise ValueError(f'dense_crf_batch: {len(images)} images but '
                          f'{len(probs)} probability maps')
     import_densecrf()  # fail here, with the install hint, not in a worker
-    jobs = [(img, prob, return_labels, crf_params)
-            for img, prob in zip(images, probs)]
-    if workers <= 1 or len(jobs) <= 1:
-        return [_crf_job(*job) for job in jobs]
-    context: Optional[multiprocessing.context.BaseContext] = None
-    if 'fork' in multiprocessing.get_all_start_methods():
-        # fork: the workers start in milliseconds, without re-importing.
-        context = multiprocessing.get_context('fork')
-    with ProcessPoolExecutor(
-            max_workers=min(workers, len(jobs)), mp_context=context) as pool:
-        return list(pool.map(_crf_job, *zip(*jobs)))
+    count = len(images)
+    args = (images, probs, [return_labels] * count, [crf_params] * count)
+    if pool is not None:
+        return pool.map(_crf_job, *args)
+    once = WorkerPool(min(workers, count))
+    try:
+        return once.map(_crf_job, *args)
+    finally:
+        once.close()

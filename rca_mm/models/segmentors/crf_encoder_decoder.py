@@ -47,8 +47,8 @@ from mmseg.utils import (ConfigType, OptConfigType, OptMultiConfig,
 from torch import Tensor
 
 from rca_mm.registry import MODELS
-from ..postprocess.dense_crf import (DEEPLABV2_CRF_PARAMS, dense_crf_batch,
-                                     import_densecrf)
+from ..postprocess.dense_crf import (DEEPLABV2_CRF_PARAMS, WorkerPool,
+                                     dense_crf_batch, import_densecrf)
 
 
 @MODELS.register_module()
@@ -76,7 +76,10 @@ class CRFEncoderDecoder(EncoderDecoder):
             - ``crf_workers`` (int): processes that run the CRFs of a test
               batch in parallel (0: in this process). Parallelism is over
               the images of a batch, so set the test dataloader's
-              ``batch_size`` to at least this. Default: 0.
+              ``batch_size`` to at least this. The processes start on the
+              first CRF batch and serve every later one (validation
+              after validation) until the model is deleted or the
+              program exits. Default: 0.
 
             Default: ``dict(mode='whole')``.
     """
@@ -111,6 +114,7 @@ class CRFEncoderDecoder(EncoderDecoder):
         if self.crf_workers < 0:
             raise ValueError('model.test_cfg.crf_workers must be >= 0, got '
                              f'{self.crf_workers}')
+        self.crf_pool = WorkerPool(self.crf_workers)
 
     @staticmethod
     def _parse_msc(cfg: Optional[dict], name: str) -> tuple:
@@ -255,7 +259,7 @@ class CRFEncoderDecoder(EncoderDecoder):
         labels = dense_crf_batch(
             paths,
             probs,
-            workers=self.crf_workers,
+            pool=self.crf_pool,
             return_labels=True,
             **self.crf_params)
         for sample, label in zip(samples, labels):

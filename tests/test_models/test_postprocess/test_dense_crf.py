@@ -1,13 +1,17 @@
 """dense_crf: shapes, normalisation, boundary sharpening, the missing-package
 message and the process pool."""
+import copy
+import multiprocessing
+import os
+import pickle
 import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from rca_mm.models.postprocess import (DEEPLABV2_CRF_PARAMS, dense_crf,
-                                       dense_crf_batch)
+from rca_mm.models.postprocess import (DEEPLABV2_CRF_PARAMS, WorkerPool,
+                                       dense_crf, dense_crf_batch)
 
 H, W, EDGE = 24, 40, 20
 
@@ -93,3 +97,63 @@ def test_batch_in_a_pool_equals_one_by_one(tmp_path):
     assert labels[0].dtype == np.uint8
     with pytest.raises(ValueError, match='edge.png'):
         dense_crf_batch([path], [probs[:, :-2]])
+
+
+def _pid_plus(offset):
+    return os.getpid() + offset
+
+
+def _map_in_a_fork(pool, queue):
+    # A forked child (a DataLoader worker holding the model) runs its own
+    # pool; the parent's copy is left alone.
+    try:
+        queue.put((pool.started, pool.map(_pid_plus, [0, 0])))
+    finally:
+        pool.close()
+
+
+def test_worker_pool_is_started_once_and_kept():
+    pool = WorkerPool(2)
+    assert not pool.started
+    assert pool.map(_pid_plus, [1]) == [os.getpid() + 1]  # one job: here
+    assert not pool.started
+    first = set(pool.map(_pid_plus, [0] * 6))
+    assert pool.started and os.getpid() not in first
+    second = set(pool.map(_pid_plus, [0] * 6))
+    assert second <= first  # the same worker processes, no new pool
+    executor = pool._pool
+    # Copies carry the worker count, not the processes.
+    clone = copy.deepcopy(pool)
+    assert clone.workers == 2 and not clone.started
+    assert pickle.loads(pickle.dumps(pool)).workers == 2
+    if 'fork' in multiprocessing.get_all_start_methods():
+        queue = multiprocessing.get_context('fork').Queue()
+        child = multiprocessing.get_context('fork').Process(
+            target=_map_in_a_fork, args=(pool, queue))
+        child.start()
+        started, pids = queue.get(timeout=60)
+        child.join(60)
+        assert child.exitcode == 0
+        assert not started and not set(pids) & first
+        assert pool.started and pool._pool is executor
+        assert set(pool.map(_pid_plus, [0] * 4)) <= first
+    pool.close()
+    assert not pool.started and executor._shutdown_thread
+    with pytest.raises(ValueError, match='workers must be >= 0'):
+        WorkerPool(-1)
+
+
+def test_batch_in_a_kept_pool_equals_one_by_one():
+    image, probs, _ = two_region_case()
+    flipped = np.ascontiguousarray(image[:, ::-1])
+    serial = dense_crf_batch([image, flipped], [probs, probs[:, :, ::-1]],
+                             return_labels=True)
+    pool = WorkerPool(2)
+    for _ in range(2):
+        pooled = dense_crf_batch([image, flipped],
+                                 [probs, probs[:, :, ::-1]],
+                                 pool=pool,
+                                 return_labels=True)
+        for a, b in zip(serial, pooled):
+            np.testing.assert_array_equal(a, b)
+    pool.close()

@@ -18,6 +18,9 @@ from rca_mm.models.postprocess import DEEPLABV2_CRF_PARAMS, dense_crf
 from rca_mm.registry import MODELS
 from ...conftest import PINNED_KERNELS, run_tool
 
+# The module (the package's `dense_crf` is the function).
+dense_crf_module = sys.modules['rca_mm.models.postprocess.dense_crf']
+
 SYNTHVOC_CONFIG = ('configs/synthvoc/'
                    'deeplabv2_r18-w16-d8_1k_synthvoc-112x112.py')
 
@@ -116,6 +119,32 @@ def test_crf_refines_the_softmax_against_the_original_image(batch, workers):
         assert result.pred_sem_seg.data.dtype == torch.int64
         changed += (expected != probs.argmax(0)).sum()
     assert changed > 0  # the CRF did something
+
+
+def test_crf_pool_is_started_once_for_the_model(batch, monkeypatch):
+    """Validation after validation, one pool of CRF workers, the same
+    labels as the CRF run in this process."""
+    started = []
+
+    class Counted(dense_crf_module.ProcessPoolExecutor):
+
+        def __init__(self, *args, **kwargs):
+            started.append(kwargs.get('max_workers'))
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(dense_crf_module, 'ProcessPoolExecutor', Counted)
+    data, _ = batch
+    serial = build(crf=dict(num_iters=5))
+    model = build(crf=dict(num_iters=5), crf_workers=2)
+    with torch.no_grad():
+        expected = [r.pred_sem_seg.data for r in serial.test_step(data)]
+        for _ in range(3):
+            results = model.val_step(data)
+            for result, labels in zip(results, expected):
+                torch.testing.assert_close(result.pred_sem_seg.data, labels)
+    assert started == [2]
+    assert model.crf_pool.started and not serial.crf_pool.started
+    model.crf_pool.close()
 
 
 def test_predict_applies_the_crf_too(batch):
