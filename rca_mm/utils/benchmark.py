@@ -1,6 +1,6 @@
 """The opening the benchmarks of ``tools/analysis_tools/`` share: their
-common options, the machine they ran on, a config with random weights, and
-the clocks."""
+common options, the machine they ran on, a config with random weights,
+synthetic image tags, and the clocks."""
 import argparse
 import os
 import os.path as osp
@@ -99,6 +99,32 @@ def random_weights_config(filename: str) -> Config:
     cfg = Config.fromfile(filename)
     cfg.model.backbone.pop('init_cfg', None)
     return cfg
+
+
+def synthetic_tags(num_classes: int, num_images: int, tags_per_image: float,
+                   generator: torch.Generator) -> torch.Tensor:
+    """Multi-hot tags ``(num_images, L)`` with about ``tags_per_image`` each,
+    e.g. to size a region memory bank as a dataset's tags would.
+
+    Every image has one uniformly drawn tag and each further tag with the
+    probability that gives the requested mean.
+
+    Args:
+        num_classes (int): L, the foreground classes.
+        num_images (int): the images.
+        tags_per_image (float): the mean number of tags of an image, at
+            least 1 (VOC: about 1.5, COCO: about 2.9).
+        generator (torch.Generator): the source of the random draws.
+
+    Returns:
+        Tensor: ``(num_images, L)`` bool, on the CPU.
+    """
+    tags = torch.zeros(num_images, num_classes, dtype=torch.bool)
+    first = torch.randint(num_classes, (num_images, ), generator=generator)
+    tags[torch.arange(num_images), first] = True
+    extra = (tags_per_image - 1) / max(num_classes - 1, 1)
+    tags |= torch.rand(num_images, num_classes, generator=generator) < extra
+    return tags
 
 
 def sync(device: torch.device) -> None:

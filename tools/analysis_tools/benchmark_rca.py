@@ -35,7 +35,8 @@ import torch
 from rca_mm.models.losses.region_contrast_loss import RegionContrastLoss
 from rca_mm.models.memory.kmeans import batched_kmeans
 from rca_mm.models.memory.region_memory_bank import RegionMemoryBank
-from rca_mm.utils.benchmark import benchmark_parser, measure, start_benchmark
+from rca_mm.utils.benchmark import (benchmark_parser, measure, start_benchmark,
+                                    synthetic_tags)
 
 
 def parse_args() -> argparse.Namespace:
@@ -174,15 +175,6 @@ def bench_loss(args, device, banks: Dict[str, Tuple[int, int]],
 
 
 # -------------------------------------------------------- (c) the bank itself
-def synthetic_tags(num_images: int, num_classes: int, mean_tags: float,
-                   g: torch.Generator) -> torch.Tensor:
-    tags = torch.rand(
-        num_images, num_classes, generator=g) < ((mean_tags - 1) / num_classes)
-    tags[torch.arange(num_images),
-         torch.randint(num_classes, (num_images, ), generator=g)] = True
-    return tags
-
-
 def bench_bank(args, device, datasets: Dict[str, tuple],
                dims: List[int]) -> None:
     print('\n(c) bank: update of 16 regions (steady state, bank full), '
@@ -192,7 +184,7 @@ def bench_bank(args, device, datasets: Dict[str, tuple],
     g = torch.Generator().manual_seed(args.seed)
     loss = RegionContrastLoss(use_mixup=False)
     for name, (images, classes, mean_tags, cap) in datasets.items():
-        tags = synthetic_tags(images, classes, mean_tags, g)
+        tags = synthetic_tags(classes, images, mean_tags, g)
         pairs = tags.nonzero()
         for dim in dims:
             ref_value = None

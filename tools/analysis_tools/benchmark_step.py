@@ -51,7 +51,8 @@ from rca_mm.models.memory.region_memory_bank import RegionMemoryBank
 from rca_mm.registry import MODELS
 from rca_mm.utils.benchmark import (benchmark_parser, cost, cost_name,
                                     machine_line, measure,
-                                    random_weights_config, start_benchmark)
+                                    random_weights_config, start_benchmark,
+                                    synthetic_tags)
 
 DEFAULT_CONFIG = 'configs/cam/cam_vgg16_voc.py'
 QUICK_CONFIG = 'configs/synthvoc/cam_r18-w16_8e_synthvoc-112x112.py'
@@ -61,21 +62,6 @@ BANKS: Dict[str, Tuple[int, int, float, Optional[int]]] = dict(
     coco=(80, 82081, 2.9, 500),
     tiny=(20, 200, 1.5, None),
 )
-
-
-def synthetic_tags(num_classes: int, num_images: int, tags_per_image: float,
-                   generator: torch.Generator) -> torch.Tensor:
-    """Multi-hot tags ``(num_images, L)`` with about ``tags_per_image`` each.
-
-    Every image has one uniformly drawn tag and each further tag with the
-    probability that gives the requested mean.
-    """
-    tags = torch.zeros(num_images, num_classes, dtype=torch.bool)
-    first = torch.randint(num_classes, (num_images, ), generator=generator)
-    tags[torch.arange(num_images), first] = True
-    extra = (tags_per_image - 1) / max(num_classes - 1, 1)
-    tags |= torch.rand(num_images, num_classes, generator=generator) < extra
-    return tags
 
 
 def fill_bank(bank: RegionMemoryBank,
