@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from rca_mm.models.heads import RCAHead
+from rca_mm.models.utils import max_normalize
 from .wsss_local_visualizer import Panel, WSSSLocalVisualizer
 
 
@@ -96,7 +97,7 @@ def cams_at(model, raw: Tensor, size: Tuple[int, int]) -> Tensor:
     maps = F.interpolate(
         maps, size=size, mode='bilinear',
         align_corners=False)[:, :model.num_classes]
-    return maps / maps.amax(dim=(2, 3), keepdim=True).clamp_min(1e-5)
+    return max_normalize(maps)
 
 
 def select_prototypes(affinity: Tensor, valid: Tensor,

@@ -26,6 +26,7 @@ from torch import Tensor
 from rca_mm.structures import OAAStore
 from rca_mm.registry import MODELS
 from ..heads.cam_head import gap_scores
+from ..utils import max_normalize
 
 
 def set_scores(sample, scores: Tensor) -> None:
@@ -236,13 +237,12 @@ class CAMClassifier(BaseSegmentor):
                 keep = scores[i] > self.score_thr
             fg = cam[:self.num_classes] * keep[:, None, None]
             # Per-class max normalisation (as PSA/IRN/EPS CAM export).
-            fg = fg / fg.amax(dim=(1, 2), keepdim=True).clamp_min(1e-5)
-            sample.set_data(dict(pred_cams=PixelData(data=fg)))
+            sample.set_data(dict(pred_cams=PixelData(data=max_normalize(fg))))
             set_scores(sample, scores[i])
             if cam.shape[0] > self.num_classes:
                 bg = cam[self.num_classes:]
                 sample.set_data(dict(pred_bg=PixelData(
-                    data=bg / bg.amax().clamp_min(1e-5))))
+                    data=max_normalize(bg))))
         return data_samples
 
     def predict_from_store(self, data_samples: list, scores: Tensor) -> list:
@@ -262,8 +262,8 @@ class CAMClassifier(BaseSegmentor):
                 align_corners=False)[0]
             cams = maps.new_zeros((self.num_classes, ) + maps.shape[1:])
             cams[torch.from_numpy(entry.class_ids).to(cams.device)] = maps
-            cams = cams / cams.amax(dim=(1, 2), keepdim=True).clamp_min(1e-5)
-            sample.set_data(dict(pred_cams=PixelData(data=cams)))
+            sample.set_data(
+                dict(pred_cams=PixelData(data=max_normalize(cams))))
             set_scores(sample, scores[i])
         return data_samples
 
