@@ -1,4 +1,7 @@
-"""Small pieces the models share: the CAMs' max-normalisation."""
+"""Small pieces the models share: the CAMs' max-normalisation and the
+image-by-image prediction of a test batch."""
+from typing import Callable, List
+
 from torch import Tensor
 
 
@@ -19,4 +22,31 @@ def max_normalize(maps: Tensor, eps: float = 1e-5) -> Tensor:
     return maps / maps.amax(dim=(-2, -1), keepdim=True).clamp_min(eps)
 
 
-__all__ = ['max_normalize']
+def predict_image_by_image(data: dict, data_preprocessor: Callable,
+                           predict: Callable) -> List:
+    """Preprocess and predict a collated test batch one image at a time.
+
+    mmseg's ``SegDataPreprocessor`` stacks a batch only when all its images
+    have one size; a batch of mixed sizes (``test_dataloader.batch_size >
+    1`` on VOC) goes through the preprocessor and ``predict`` image by
+    image.
+
+    Args:
+        data (dict): a collated batch, ``inputs`` (list of ``(3, H, W)``
+            tensors) and ``data_samples``.
+        data_preprocessor (Callable): the model's data preprocessor.
+        predict (Callable): ``predict(inputs, data_samples)`` -> a list of
+            predicted samples.
+
+    Returns:
+        list: the predictions, in batch order.
+    """
+    results = []
+    for image, sample in zip(data['inputs'], data['data_samples']):
+        one = data_preprocessor(
+            dict(inputs=[image], data_samples=[sample]), False)
+        results.extend(predict(one['inputs'], one['data_samples']))
+    return results
+
+
+__all__ = ['max_normalize', 'predict_image_by_image']

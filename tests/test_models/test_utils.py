@@ -1,8 +1,9 @@
-"""rca_mm.models.utils: the CAMs' max-normalisation."""
+"""rca_mm.models.utils: the CAMs' max-normalisation and the image-by-image
+prediction of a test batch."""
 import pytest
 import torch
 
-from rca_mm.models.utils import max_normalize
+from rca_mm.models.utils import max_normalize, predict_image_by_image
 
 
 @pytest.mark.parametrize('dtype', [torch.float32, torch.float16])
@@ -33,3 +34,26 @@ def test_max_normalize_values():
     # A maximum below eps is divided by eps.
     torch.testing.assert_close(out[2], torch.tensor([[0., .5], [0., 0.]]))
     assert max_normalize(maps, eps=1e-6)[2].max() == 1
+
+
+def test_predict_image_by_image_keeps_the_order():
+    """Each image goes through the preprocessor and predict alone, and the
+    predictions come back in batch order."""
+    calls = []
+
+    def preprocessor(data, training):
+        assert training is False
+        assert len(data['inputs']) == len(data['data_samples']) == 1
+        return dict(inputs=torch.stack(data['inputs']) * 2,
+                    data_samples=data['data_samples'])
+
+    def predict(inputs, samples):
+        calls.append(tuple(inputs.shape))
+        return [(s, float(inputs.sum())) for s in samples]
+
+    data = dict(
+        inputs=[torch.ones(3, 2, 4), torch.ones(3, 5, 1)],
+        data_samples=['a', 'b'])
+    out = predict_image_by_image(data, preprocessor, predict)
+    assert out == [('a', 48.), ('b', 30.)]
+    assert calls == [(1, 3, 2, 4), (1, 3, 5, 1)]

@@ -14,6 +14,7 @@ It runs under the MMEngine runner like an mmseg segmentor, so stage 1 trains
 with ``tools/train.py`` and exports CAMs with ``tools/test.py``.
 """
 import os.path as osp
+from functools import partial
 from typing import List, Optional, Sequence, Tuple
 
 import torch
@@ -26,7 +27,7 @@ from torch import Tensor
 from rca_mm.structures import OAAStore
 from rca_mm.registry import MODELS
 from ..heads.cam_head import gap_scores
-from ..utils import max_normalize
+from ..utils import max_normalize, predict_image_by_image
 
 
 def set_scores(sample, scores: Tensor) -> None:
@@ -161,11 +162,8 @@ class CAMClassifier(BaseSegmentor):
         if isinstance(inputs, Tensor) or len(
                 {tuple(x.shape[1:]) for x in inputs}) <= 1:
             return super().test_step(data)
-        results = []
-        for image, sample in zip(inputs, data['data_samples']):
-            results.extend(super().test_step(
-                dict(inputs=[image], data_samples=[sample])))
-        return results
+        return predict_image_by_image(data, self.data_preprocessor,
+                                      partial(self, mode='predict'))
 
     def val_step(self, data: dict) -> list:
         """Same as :meth:`test_step` (mmengine's convention)."""

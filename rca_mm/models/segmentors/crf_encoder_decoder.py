@@ -49,6 +49,7 @@ from torch import Tensor
 from rca_mm.registry import MODELS
 from ..postprocess.dense_crf import (DEEPLABV2_CRF_PARAMS, WorkerPool,
                                      dense_crf_batch, import_densecrf)
+from ..utils import predict_image_by_image
 
 
 @MODELS.register_module()
@@ -213,12 +214,9 @@ class CRFEncoderDecoder(EncoderDecoder):
             list[:obj:`SegDataSample`]: ``seg_logits`` (raw, at the original
             size) and ``pred_sem_seg`` (CRF-refined when ``crf`` is set).
         """
-        results: SampleList = []
-        for inputs, sample in zip(data['inputs'], data['data_samples']):
-            one = self.data_preprocessor(
-                dict(inputs=[inputs], data_samples=[sample]), False)
-            results.extend(super().predict(one['inputs'], one['data_samples']))
-        return self.refine_with_crf(results)
+        return self.refine_with_crf(
+            predict_image_by_image(data, self.data_preprocessor,
+                                   super().predict))
 
     def val_step(self, data: dict) -> SampleList:
         """Same as :meth:`test_step` (mmengine's convention)."""
