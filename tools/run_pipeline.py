@@ -37,12 +37,11 @@ from typing import List, Optional
 
 from mmengine.config import Config
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, REPO)
-
-from rca_mm.engine.pipeline import (Pipeline, StepFailed,  # noqa: E402
+from rca_mm.engine.pipeline import (Pipeline, StepFailed,
                                     check_total_batches, machine_info)
-from rca_mm.fileio import write_json_atomic  # noqa: E402
+from rca_mm.fileio import write_json_atomic
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 # The key of the stage-2 config that names the pseudo-label directory.
 PSEUDO_LABEL_KEY = 'train_dataloader.dataset.data_prefix.seg_map_path'

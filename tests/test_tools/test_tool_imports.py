@@ -30,3 +30,13 @@ def test_tool_script_imports(script):
     spec.loader.exec_module(module)
     assert callable(getattr(module, 'main', None)) or script.endswith(
         '__init__.py'), f'{script} has no main()'
+
+
+@pytest.mark.parametrize('script', SCRIPTS)
+def test_tool_script_leaves_sys_path_alone(script):
+    """Tools import the installed rca_mm (``pip install -e .``, as
+    tools/install.sh does); none puts the repository on ``sys.path``."""
+    with open(osp.join(REPO, script)) as f:
+        source = f.read()
+    assert 'sys.path' not in source, (
+        f'{script} edits sys.path; import the installed rca_mm instead')

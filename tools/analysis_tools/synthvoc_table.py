@@ -29,10 +29,9 @@ import sys
 
 import numpy as np
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, REPO)
+from rca_mm.fileio import atomic_open
 
-from rca_mm.fileio import atomic_open  # noqa: E402
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 STAGE1 = 'configs/synthvoc/{}_r18-w16_8e_synthvoc-112x112.py'
 ABLATION = ('configs/synthvoc/ablations/'
