@@ -24,10 +24,13 @@ import logging
 import os
 import os.path as osp
 import time
+from array import array
 from typing import Dict, List, Optional, Sequence, Union
 
 import cv2
 import numpy as np
+from mmengine.dist import (broadcast_object_list, collect_results,
+                           get_rank, get_world_size, is_main_process)
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 from mmseg.utils import ConfigType
@@ -113,6 +116,14 @@ class PseudoLabelMetric(BaseMetric):
             CAM | pseudo label, on the image) here. Default: None.
         ignore_index (int): "no label" value of GT and pseudo labels.
             Default: 255.
+        crf_workers (int): processes that run the recipe of a batch's
+            images in parallel when it has a CRF (PSA's CRF is
+            single-threaded C++ and dominates the export). They start on
+            the first batch and serve the whole export. Parallelism is over
+            the images of a batch: set ``test_dataloader.batch_size`` to at
+            least this. 0: in this process, as the authors' scripts do.
+            Default: 0 (the default of DeepLabV2's
+            ``model.test_cfg.crf_workers`` as well).
         collect_device (str): ``'cpu'`` or ``'gpu'``. Default: 'cpu'.
         collect_dir (str, optional): see mmengine's ``BaseMetric``.
         prefix (str, optional): prefix of the metric names. Default: None.
@@ -130,6 +141,7 @@ class PseudoLabelMetric(BaseMetric):
                  keep_results: bool = False,
                  show_dir: Optional[str] = None,
                  ignore_index: int = 255,
+                 crf_workers: int = 0,
                  collect_device: str = 'cpu',
                  collect_dir: Optional[str] = None,
                  prefix: Optional[str] = None,
@@ -162,12 +174,23 @@ class PseudoLabelMetric(BaseMetric):
         self.keep_results = keep_results
         self.show_dir = show_dir
         self.ignore_index = ignore_index
+        # Lazy: rca_mm.models imports this package's registry users.
+        from rca_mm.models.postprocess.dense_crf import WorkerPool
+        if int(crf_workers) < 0:
+            raise ValueError('PseudoLabelMetric: `crf_workers` must be >= 0, '
+                             f'got {crf_workers}')
+        self._pool = WorkerPool(int(crf_workers))
+        self._serial = WorkerPool(0)
         self._score_names: Optional[set] = None
         self._started = time.time()  # before this rank writes anything
 
     # ------------------------------------------------------------ per image
     def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
         """Label, write and score each image of a batch.
+
+        The recipes of the batch's images that are not written yet run in
+        ``crf_workers`` processes when the recipe has a CRF. Each image's
+        confusion matrix is added to this rank's running sum.
 
         Args:
             data_batch (dict): the batch from the dataloader (unused: the
@@ -178,6 +201,7 @@ class PseudoLabelMetric(BaseMetric):
                 with a non-zero CAM), ``pred_bg``, ``gt_sem_seg``,
                 ``gt_saliency``; metainfo ``img_path``, ``img_name``.
         """
+        entries, jobs = [], []
         for sample in data_samples:
             name = sample.get('img_name') or osp.splitext(
                 osp.basename(sample['img_path']))[0]
@@ -187,34 +211,50 @@ class PseudoLabelMetric(BaseMetric):
                     ' the test model must be a CAM classifier in predict '
                     'mode')
             num_classes = self._num_classes(sample)
-            scored = 'gt_sem_seg' in sample and self._is_scored(
-                name, sample['img_path'])
             entry = dict(
                 name=name,
+                sample=sample,
+                num_classes=num_classes,
+                scored='gt_sem_seg' in sample
+                and self._is_scored(name, sample['img_path']),
                 cm=None,
                 reread_mtime=None,
-                started=self._started,
-                failed=None)
+                failed=None,
+                labels=None)
             try:
-                labels, entry['reread_mtime'] = self._pseudo_label(
-                    name, sample)
-                if scored:
-                    gt = _to_numpy(sample['gt_sem_seg']['data'])[0]
-                    entry['cm'] = confusion_matrix(
-                        labels,
-                        gt,
-                        num_classes,
-                        ignore_index=self.ignore_index)
+                existing = self._read_complete(name)
+                if existing is not None:
+                    entry['labels'], entry['reread_mtime'] = existing
+                else:
+                    job = self._recipe_inputs(sample)
+                    entry['job'] = job
+                    jobs.append(entry)
             except (OSError, ValueError) as err:
                 entry['failed'] = f'{type(err).__name__}: {err}'
-            self.results.append(entry)
+            entries.append(entry)
+        if jobs:
+            pool = self._pool if self.recipe.needs_image else self._serial
+            outputs = pool.map(_run_recipe, [self.recipe] * len(jobs),
+                               [e['job'][1:] for e in jobs])
+            for entry, (labels, error) in zip(jobs, outputs):
+                entry['labels'], entry['failed'] = labels, error
+        for entry in entries:
+            if entry['failed'] is None:
+                try:
+                    self._finish(entry)
+                except (OSError, ValueError) as err:
+                    entry['failed'] = f'{type(err).__name__}: {err}'
+            self._add(
+                dict(
+                    name=entry['name'],
+                    cm=entry['cm'],
+                    reread_mtime=entry['reread_mtime'],
+                    failed=entry['failed']))
 
-    def _pseudo_label(self, name: str, sample: dict) -> tuple:
-        """The image's pseudo label, and the modification time of its PNG
-        when it was read back rather than made (else None)."""
-        existing = self._read_complete(name)
-        if existing is not None:
-            return existing
+    def _recipe_inputs(self, sample: dict) -> tuple:
+        """``(cams_all, cams, class_ids, image, saliency, bg_map)`` of an
+        image to label: the recipe's arguments after the CAMs of all
+        classes."""
         cams_all = _to_numpy(sample['pred_cams']['data']).astype(np.float32)
         if 'gt_img_labels' in sample:
             tags = _to_numpy(sample['gt_img_labels']).reshape(-1)
@@ -234,10 +274,82 @@ class PseudoLabelMetric(BaseMetric):
             saliency = _to_numpy(sample['gt_saliency']['data'])[0]
         if 'pred_bg' in sample:
             bg_map = _to_numpy(sample['pred_bg']['data'])[0]
-        labels = self.recipe(
-            cams, class_ids, image=image, saliency=saliency, bg_map=bg_map)
-        self._write(name, labels, class_ids, cams, image)
-        return labels, None
+        return cams_all, cams, class_ids, image, saliency, bg_map
+
+    def _finish(self, entry: dict) -> None:
+        """Write a new pseudo label; its confusion matrix if scored."""
+        if 'job' in entry:
+            _, cams, class_ids, image, _, _ = entry['job']
+            self._write(entry['name'], entry['labels'], class_ids, cams,
+                        image)
+        if entry['scored']:
+            gt = _to_numpy(entry['sample']['gt_sem_seg']['data'])[0]
+            entry['cm'] = confusion_matrix(
+                entry['labels'],
+                gt,
+                entry['num_classes'],
+                ignore_index=self.ignore_index)
+
+    # ---------------------------------------------------------- rank state
+    @property
+    def _state(self) -> dict:
+        """This rank's summary so far (``self.results[0]``): the sum of the
+        confusion matrices and the counts, plus the latest image's entry
+        kept apart (``pending``) until the next image or :meth:`evaluate`
+        (it may be the distributed sampler's padding)."""
+        if not self.results:
+            self.results.append(_empty_state(self._started))
+        return self.results[0]
+
+    def _add(self, entry: dict) -> None:
+        state = self._state
+        if state['pending'] is not None:
+            _fold(state, state['pending'])
+        state['pending'] = entry
+        state['num_seen'] += 1
+
+    def _drop_padding(self, size: int) -> None:
+        """Forget the latest image when it is padding: mmengine's
+        ``DefaultSampler`` gives rank ``r`` the images ``r, r + world, ...``
+        of the dataset padded to a multiple of ``world`` with its first
+        images, and ``collect_results`` keeps the first ``size`` of the
+        interleaved ranks' results, so a rank holds at most one padded
+        image, its last."""
+        state = self._state
+        last = (state['num_seen'] - 1) * get_world_size() + get_rank()
+        if state['pending'] is not None and last >= size:
+            state['pending'] = None
+            state['num_seen'] -= 1
+
+    def evaluate(self, size: int) -> dict:
+        """Reduce the ranks' summaries once and compute the metrics.
+
+        Each rank sends one summary, whose size does not grow with the
+        number of images labelled (BaseMetric would gather one entry per
+        image).
+
+        Args:
+            size (int): the length of the dataset (the sampler's padding
+                is left out).
+
+        Returns:
+            dict: the metrics, on every rank (see :meth:`compute_metrics`).
+        """
+        self._drop_padding(size)
+        states = collect_results([self._state],
+                                 get_world_size(),
+                                 self.collect_device,
+                                 tmpdir=self.collect_dir)
+        if is_main_process():
+            metrics = self.compute_metrics(states)
+            if self.prefix:
+                metrics = {f'{self.prefix}/{k}': v for k, v in metrics.items()}
+            outputs = [metrics]
+        else:
+            outputs = [None]
+        broadcast_object_list(outputs)
+        self.results.clear()
+        return outputs[0]
 
     def _paths(self, name: str) -> Dict[str, str]:
         """The files an image's outputs go to (none without output_dir)."""
@@ -310,47 +422,62 @@ class PseudoLabelMetric(BaseMetric):
 
     # ------------------------------------------------------------- summary
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
-        """Sum the confusion matrices and report each protocol.
+        """Sum the ranks' confusion matrices and report each protocol.
 
         Args:
-            results (list[dict]): the per-image entries of :meth:`process`
-                (gathered from all ranks, padding removed).
+            results (list[dict]): one summary per rank (``self.results``
+                of each rank, gathered by :meth:`evaluate`, padding
+                removed): ``cm`` (the summed confusion matrix or None),
+                ``num_images``, ``num_scored``, ``reread_mtimes`` (of the
+                images whose PNG was re-read), ``failed`` (name, reason),
+                ``started`` and the latest image's ``pending`` entry.
 
         Returns:
             dict: ``mIoU_<protocol>`` for each of ``protocols`` and
             ``coverage`` (percent, 2 decimals, as mmseg's ``IoUMetric``;
             absent when no image was scored), and ``num_failed``.
         """
-        failed = [r for r in results if r['failed']]
+        total = None
+        num_images = num_scored = 0
+        failed: List[tuple] = []
+        reread: List[float] = []
+        for state in results:
+            state = dict(state, failed=list(state['failed']),
+                         reread_mtimes=array('d', state['reread_mtimes']))
+            if state['pending'] is not None:
+                _fold(state, state['pending'])
+            if state['cm'] is not None:
+                total = state['cm'] if total is None else total + state['cm']
+            num_images += state['num_images']
+            num_scored += state['num_scored']
+            failed += state['failed']
+            reread += state['reread_mtimes']
         started = min((r['started'] for r in results), default=0.)
-        skipped = sum(r['reread_mtime'] is not None
-                      and r['reread_mtime'] < started for r in results)
+        skipped = sum(mtime < started for mtime in reread)
         resumed = (f', {skipped} skipped as already written under '
                    f'{self.output_dir} (their PNGs re-read for the scores)'
                    if self.output_dir else '')
         print_log(
-            f'PseudoLabelMetric: {len(results)} images, '
-            f'{len(results) - skipped - len(failed)} labelled{resumed}, '
+            f'PseudoLabelMetric: {num_images} images, '
+            f'{num_images - skipped - len(failed)} labelled{resumed}, '
             f'{len(failed)} failed',
             logger='current')
         if failed:
-            listing = '\n'.join(f'  {r["name"]}: {r["failed"]}'
-                                for r in failed)
+            listing = '\n'.join(f'  {name}: {reason}'
+                                for name, reason in failed)
             print_log(
                 f'PseudoLabelMetric: {len(failed)} images failed and have '
                 f'no pseudo label:\n{listing}',
                 logger='current',
                 level=logging.WARNING)
         metrics: Dict[str, float] = dict(num_failed=len(failed))
-        matrices = [r['cm'] for r in results if r['cm'] is not None]
-        if not matrices:
+        if total is None:
             print_log(
                 'PseudoLabelMetric: no image was scored (none had gt_sem_seg'
                 ' or was in score_list)',
                 logger='current',
                 level=logging.WARNING)
             return metrics
-        total = np.sum(matrices, axis=0)
         if self.output_dir:  # for tools/analysis_tools/confusion_matrix.py
             save_confusion_matrix(
                 osp.join(self.output_dir, CONFUSION_MATRIX_FILE), total,
@@ -360,7 +487,7 @@ class PseudoLabelMetric(BaseMetric):
             metrics[f'mIoU_{protocol}'] = _percent(scores[f'mIoU_{protocol}'])
         metrics['coverage'] = _percent(scores['coverage_all'])
         print_log(
-            f'PseudoLabelMetric: {len(matrices)} images scored, per class '
+            f'PseudoLabelMetric: {num_scored} images scored, per class '
             f'results:\n{self._table(scores)}',
             logger='current')
         return metrics
@@ -380,6 +507,45 @@ class PseudoLabelMetric(BaseMetric):
         for title, key in columns:
             table.add_column(title, [_percent(v) for v in scores[key]])
         return table.get_string()
+
+
+def _empty_state(started: float) -> dict:
+    """A rank's summary before its first image (see ``compute_metrics``)."""
+    return dict(
+        cm=None,
+        num_images=0,
+        num_scored=0,
+        num_seen=0,
+        reread_mtimes=array('d'),
+        failed=[],
+        started=started,
+        pending=None)
+
+
+def _fold(state: dict, entry: dict) -> None:
+    """Add one image's entry (``cm``, ``reread_mtime``, ``failed``,
+    ``name``) to a rank's summary, in place."""
+    state['num_images'] += 1
+    if entry['cm'] is not None:
+        state['num_scored'] += 1
+        cm = entry['cm']
+        state['cm'] = cm.copy() if state['cm'] is None else state['cm'] + cm
+    if entry['reread_mtime'] is not None:
+        state['reread_mtimes'].append(entry['reread_mtime'])
+    if entry['failed']:
+        state['failed'].append((entry['name'], entry['failed']))
+
+
+def _run_recipe(recipe, args: tuple) -> tuple:
+    """``(labels, None)``, or ``(None, reason)`` when the recipe refuses
+    the image; run in a CRF worker or here."""
+    cams, class_ids, image, saliency, bg_map = args
+    try:
+        return recipe(
+            cams, class_ids, image=image, saliency=saliency,
+            bg_map=bg_map), None
+    except (OSError, ValueError) as err:
+        return None, f'{type(err).__name__}: {err}'
 
 
 def _to_numpy(value) -> np.ndarray:

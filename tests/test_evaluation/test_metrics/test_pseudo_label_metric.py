@@ -1,6 +1,8 @@
 import logging
 import os
 import os.path as osp
+import pickle
+import sys
 import uuid
 
 import numpy as np
@@ -255,7 +257,9 @@ def test_background_map_source(tmp_path):
     np.testing.assert_array_equal(
         read_label_png(osp.join(out, 'pseudo_labels', 'x.png')),
         [[0, 3, 7], [3, 0, 7]])
-    assert 'pred_bg' in metric.results[1]['failed']
+    # y is the latest image, kept apart until the next one or evaluate.
+    assert metric.results[0]['pending']['name'] == 'y'
+    assert 'pred_bg' in metric.results[0]['pending']['failed']
 
 
 def test_tags_from_cams_without_gt_img_labels(tmp_path):
@@ -406,3 +410,102 @@ def test_irn_protocol(tmp_path, log_messages):
     assert 'mIoU_irn' not in default.compute_metrics(default.results)
     with pytest.raises(ValueError, match='`protocols`'):
         METRICS.build(dict(type='PseudoLabelMetric', protocols=('eps', )))
+
+
+def random_samples(root, count, seed=0, size=(H, W)):
+    """``count`` scored images with random CAMs, tags and GT."""
+    rng = np.random.default_rng(seed)
+    samples = []
+    for i in range(count):
+        tags = rng.integers(0, 2, 3)
+        tags[i % 3] = 1
+        cams = rng.random((3, ) + size).astype(np.float32)
+        cams[tags == 0] = 0
+        gt = rng.integers(0, 4, size)
+        gt[0, :2] = 255
+        samples.append(make_sample(root, f'r{i}', cams, tags, gt=gt))
+    return samples
+
+
+def test_running_sum_scores_as_the_per_image_matrices_in_fixed_memory(
+        tmp_path, log_messages):
+    samples = random_samples(str(tmp_path), 24)
+    metric = METRICS.build(dict(type='PseudoLabelMetric'))
+    metric.dataset_meta = dict(classes=CLASSES)
+    sizes = []
+    for start in range(0, 24, 3):
+        metric.process({}, [s.to_dict() for s in samples[start:start + 3]])
+        sizes.append(len(pickle.dumps(metric.results)))
+    # What ranks send to rank 0 is one summary of a fixed size, whatever
+    # the number of images (it was one confusion matrix per image, 128
+    # bytes of int64 each here); a count may take a byte more.
+    assert len(metric.results) == 1
+    assert max(sizes) - min(sizes) <= 2
+    expected = expected_metrics([expected_labels(s) for s in samples],
+                                samples)
+    assert metric.evaluate(24) == expected
+    assert 'PseudoLabelMetric: 24 images scored' in log_messages()
+    assert metric.results == []
+
+
+def test_padding_of_the_last_rank_is_left_out(tmp_path, monkeypatch,
+                                              log_messages):
+    """Rank 1 of 2 on 5 images gets images 1, 3 and a repeat of image 0
+    (sampler padding at position 5): the repeat is not scored."""
+    samples = random_samples(str(tmp_path), 3)
+    monkeypatch.setattr(plm, 'get_world_size', lambda: 2)
+    monkeypatch.setattr(plm, 'get_rank', lambda: 1)
+    monkeypatch.setattr(plm, 'collect_results',
+                        lambda results, size, device, tmpdir=None: results)
+    metric = METRICS.build(dict(type='PseudoLabelMetric'))
+    metric.dataset_meta = dict(classes=CLASSES)
+    metric.process({}, [s.to_dict() for s in samples])
+    expected = expected_metrics([expected_labels(s) for s in samples[:2]],
+                                samples[:2])
+    assert metric.evaluate(5) == expected
+    assert 'PseudoLabelMetric: 2 images' in log_messages()
+    metric.process({}, [s.to_dict() for s in samples])  # 6 images: no pad
+    assert metric.evaluate(6) == expected_metrics(
+        [expected_labels(s) for s in samples], samples)
+
+
+def test_crf_recipes_of_a_batch_in_kept_workers_label_alike(
+        tmp_path, monkeypatch):
+    pytest.importorskip('pydensecrf')
+    dense_crf_module = sys.modules['rca_mm.models.postprocess.dense_crf']
+    started = []
+
+    class Counted(dense_crf_module.ProcessPoolExecutor):
+
+        def __init__(self, *args, **kwargs):
+            started.append(kwargs.get('max_workers'))
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(dense_crf_module, 'ProcessPoolExecutor', Counted)
+    samples = random_samples(str(tmp_path), 8, size=(24, 32))
+    outputs = []
+    for workers in (0, 2):
+        out = str(tmp_path / f'out{workers}')
+        metric = METRICS.build(
+            dict(
+                type='PseudoLabelMetric',
+                recipe=dict(
+                    type='ThresholdRecipe', crf=True,
+                    crf_cfg=dict(alpha=4)),
+                crf_workers=workers,
+                output_dir=out))
+        metric.dataset_meta = dict(classes=CLASSES)
+        for start in range(0, 8, 4):
+            metric.process({}, [s.to_dict() for s in samples[start:start + 4]])
+        outputs.append((metric.evaluate(8), [
+            read_label_png(osp.join(out, 'pseudo_labels', f'r{i}.png'))
+            for i in range(8)
+        ]))
+        assert metric._pool.started == (workers == 2)
+        metric._pool.close()
+    assert started == [2]  # one pool for both batches
+    assert outputs[0][0] == outputs[1][0]
+    for serial, pooled in zip(outputs[0][1], outputs[1][1]):
+        np.testing.assert_array_equal(serial, pooled)
+    with pytest.raises(ValueError, match='crf_workers'):
+        METRICS.build(dict(type='PseudoLabelMetric', crf_workers=-1))
