@@ -148,7 +148,8 @@ def test_two_process_export_writes_each_label_once_and_scores_alike(
     for out in (one_out, two_out):
         files = sorted(os.path.relpath(os.path.join(d, f), out)
                        for d, _, fs in os.walk(out) for f in fs)
-        assert files == [f'pseudo_labels/{n}.png' for n in names]
+        assert files == ['confusion_matrix.json'] + [
+            f'pseudo_labels/{n}.png' for n in names]
     assert not (tmp / 'collect').exists()  # mmengine removed its parts
     if held:  # rank 1 (it labels image 1) wrote image 0: its padded repeat
         writer = {osp.basename(path): pid for pid, path in two_writes}
