@@ -23,8 +23,8 @@ import torch.nn as nn
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
+from rca_mm.engine.config_checks import check_checkpoint_fits
 from rca_mm.registry import DATASETS, MODELS
-from rca_mm.utils.safe_checkpoint import safe_torch_load
 
 ConfigLike = Union[str, Path, Config]
 
@@ -73,36 +73,7 @@ def load_checkpoint_strictly(model: nn.Module, checkpoint: str) -> dict:
         ValueError: the weights do not fit the model (missing, unexpected or
             mis-shaped keys); the message names the file.
     """
-    if not osp.isfile(checkpoint):
-        raise FileNotFoundError(f'checkpoint {checkpoint!r} does not exist')
-    loaded = safe_torch_load(checkpoint, map_location='cpu')
-    if not isinstance(loaded, dict):
-        raise ValueError(f'checkpoint {checkpoint!r} holds a '
-                         f'{type(loaded).__name__}, not a state dict')
-    state = loaded.get('state_dict', loaded)
-    state = {
-        k[len('module.'):] if k.startswith('module.') else k: v
-        for k, v in state.items()
-    }
-    try:
-        result = model.load_state_dict(state, strict=False)
-    except (RuntimeError, ValueError) as err:
-        raise ValueError(
-            f'checkpoint {checkpoint!r} does not fit the model '
-            f'{type(model).__name__} of the config: {err}') from None
-    problems = []
-    for name, keys in (('missing', result.missing_keys),
-                       ('unexpected', result.unexpected_keys)):
-        if keys:
-            shown = ', '.join(keys[:6]) + (f' (+{len(keys) - 6} more)'
-                                           if len(keys) > 6 else '')
-            problems.append(f'{len(keys)} {name} keys: {shown}')
-    if problems:
-        raise ValueError(
-            f'checkpoint {checkpoint!r} does not fit the model '
-            f'{type(model).__name__} of the config ({"; ".join(problems)}). '
-            'Was it trained with another config?')
-    return loaded
+    return check_checkpoint_fits(model, checkpoint)
 
 
 def config_dataset_meta(cfg: Config) -> Optional[dict]:

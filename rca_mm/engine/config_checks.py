@@ -5,6 +5,7 @@ import difflib
 import inspect
 import logging
 import os
+import os.path as osp
 from typing import Any, Dict, Iterable, List, Optional
 
 import torch.distributed as dist
@@ -167,8 +168,9 @@ def check_cfg_options(cfg: Config, options: dict, config: str = '') -> None:
             _check_value_type(option, node, value, config)
 
 
-def check_checkpoint_fits(model: nn.Module, filename: str) -> None:
-    """Refuse a checkpoint whose weights are not those of ``model``.
+def check_checkpoint_fits(model: nn.Module, filename: str) -> dict:
+    """Load a checkpoint strictly into ``model``, refusing one whose weights
+    are not those of the model.
 
     mmengine loads ``load_from`` non-strictly: missing, unexpected and
     mis-shaped weights only give a warning, and the test then scores a
@@ -177,15 +179,25 @@ def check_checkpoint_fits(model: nn.Module, filename: str) -> None:
 
     Args:
         model (nn.Module): the built model (a wrapper's ``module`` is used).
-        filename (str): the checkpoint.
+        filename (str): the checkpoint (an mmengine checkpoint or a bare
+            state dict).
+
+    Returns:
+        dict: the loaded checkpoint.
 
     Raises:
-        ValueError: the keys that are missing, unexpected or mis-shaped.
+        FileNotFoundError: the file does not exist.
+        ValueError: the file holds no state dict, or the keys that are
+            missing, unexpected or mis-shaped.
     """
     model = getattr(model, 'module', model)
+    if not osp.isfile(filename):
+        raise FileNotFoundError(f'checkpoint {filename!r} does not exist')
     checkpoint = safe_torch_load(filename, map_location='cpu')
-    state = checkpoint.get('state_dict', checkpoint) if isinstance(
-        checkpoint, dict) else checkpoint
+    if not isinstance(checkpoint, dict):
+        raise ValueError(f'checkpoint {filename!r} holds a '
+                         f'{type(checkpoint).__name__}, not a state dict')
+    state = checkpoint.get('state_dict', checkpoint)
     state = {k[len('module.'):] if k.startswith('module.') else k: v
              for k, v in state.items()}
     try:
@@ -206,6 +218,7 @@ def check_checkpoint_fits(model: nn.Module, filename: str) -> None:
             f'checkpoint {filename!r} does not fit the model '
             f'{type(model).__name__} of the config ({"; ".join(problems)}). '
             'Was it trained with another config?')
+    return checkpoint
 
 
 def world_size_of(launcher: str) -> int:
