@@ -69,6 +69,13 @@ class CAMClassifier(BaseSegmentor):
               training (OAA+) instead of running the network on scales.
               Default: None; a config with the hook has it set at test time
               by the hook (its store beside the checkpoint, or an error).
+            - ``val_scales`` (Sequence[float]) and ``val_flip`` (bool): the
+              scales and flips of validation during training
+              (:meth:`val_step`). The validation metric, the multi-label
+              mAP, reads the image scores, which come from the scale-1
+              unflipped maps whatever ``scales`` are, so the export's extra
+              scales and flips would only cost time. Default: ``(1.0,)``
+              and False.
         init_cfg (dict, optional): initialisation.
     """
 
@@ -96,11 +103,17 @@ class CAMClassifier(BaseSegmentor):
         self.score_thr: float = test_cfg.pop('score_thr', 0.5)
         self.oaa_store: Optional[str] = test_cfg.pop('oaa_store', None)
         self.activation: str = test_cfg.pop('activation', 'relu')
+        self.val_scales: Sequence[float] = tuple(
+            test_cfg.pop('val_scales', (1.0, )))
+        self.val_flip: bool = test_cfg.pop('val_flip', False)
         if test_cfg:
             raise ValueError(
                 f'model.test_cfg has unknown keys {sorted(test_cfg)}; '
                 'expected scales, flip, tags, score_thr, oaa_store, '
-                'activation')
+                'activation, val_scales, val_flip')
+        if not self.scales or not self.val_scales:
+            raise ValueError('model.test_cfg.scales and val_scales must not '
+                             'be empty')
         if self.activation not in ('relu', 'softmax'):
             raise ValueError(
                 "model.test_cfg.activation must be 'relu' or 'softmax', got "
@@ -166,8 +179,14 @@ class CAMClassifier(BaseSegmentor):
                                       partial(self, mode='predict'))
 
     def val_step(self, data: dict) -> list:
-        """Same as :meth:`test_step` (mmengine's convention)."""
-        return self.test_step(data)
+        """:meth:`test_step` at ``test_cfg.val_scales`` and ``val_flip``
+        (by default one scale, no flip) instead of the export's."""
+        scales, flip = self.scales, self.flip
+        self.scales, self.flip = self.val_scales, self.val_flip
+        try:
+            return self.test_step(data)
+        finally:
+            self.scales, self.flip = scales, flip
 
     def multiscale_cams(self, inputs: Tensor) -> Tuple[Tensor, Tensor]:
         """Activated maps summed over scales and flips, at input size.

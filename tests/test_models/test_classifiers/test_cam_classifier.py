@@ -201,3 +201,41 @@ def test_predict_from_oaa_store(tmp_path):
     missing = _model(oaa_store=str(tmp_path / 'nope')).eval()
     with pytest.raises(FileNotFoundError, match='model.test_cfg.oaa_store'):
         missing.predict(torch.rand(1, 3, 8, 8), [sample])
+
+
+def test_val_step_runs_one_scale_without_flip_and_scores_alike():
+    """Validation (the mAP of the image scores) does not pay for the
+    export's scales and flips; the test step keeps them."""
+    init_default_scope('rca_mm')
+    model = _model(
+        data_preprocessor=dict(type='SegDataPreProcessor'),
+        scales=(1.0, 0.5, 1.5), flip=True).eval()
+    single = _model(
+        data_preprocessor=dict(type='SegDataPreProcessor')).eval()
+    sizes = []
+    model.backbone.register_forward_hook(
+        lambda module, args, out: sizes.append(tuple(args[0].shape)))
+    g = torch.Generator().manual_seed(0)
+    image = torch.rand(3, 8, 8, generator=g) * 255
+    data = dict(inputs=[image], data_samples=[_sample([1, 1])])
+    val = model.val_step(data)[0]
+    assert sizes == [(1, 3, 8, 8)]
+    expected = single.test_step(data)[0]
+    assert torch.equal(val.pred_cams.data, expected.pred_cams.data)
+    sizes.clear()
+    test = model.test_step(data)[0]
+    assert sizes == [(2, 3, 8, 8), (2, 3, 4, 4), (2, 3, 12, 12)]
+    torch.testing.assert_close(val.pred_score, test.pred_score)
+    assert not torch.equal(val.pred_cams.data, test.pred_cams.data)
+    # The validation settings are config keys.
+    model = _model(
+        data_preprocessor=dict(type='SegDataPreProcessor'),
+        scales=(1.0, ), val_scales=(1.0, 0.5), val_flip=True).eval()
+    model.backbone.register_forward_hook(
+        lambda module, args, out: sizes.append(tuple(args[0].shape)))
+    sizes.clear()
+    model.val_step(data)
+    assert sizes == [(2, 3, 8, 8), (2, 3, 4, 4)]
+    assert model.scales == (1.0, ) and not model.flip
+    with pytest.raises(ValueError, match='val_scales'):
+        _model(val_scales=())
