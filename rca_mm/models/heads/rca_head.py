@@ -259,9 +259,10 @@ class RCAHead(CAMHead):
         # Eq. 2: one region per (image, tag), pooled from F under P's mask.
         region_feats, region_classes, region_idx = masked_region_features(
             feats, region_cams[:, :self.num_classes], labels)
+        # Made on the host and sent without waiting for the device.
         image_ids = torch.tensor(
-            [ds.metainfo['sample_idx'] for ds in data_samples],
-            device=feats.device)[region_idx]
+            [ds.metainfo['sample_idx'] for ds in data_samples]).to(
+                feats.device, non_blocking=True)[region_idx]
         if self.use_rsc:
             losses['loss_rsc'] = self.rsc_loss(region_feats, region_classes,
                                                image_ids)

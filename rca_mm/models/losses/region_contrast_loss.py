@@ -348,11 +348,13 @@ class RegionContrastLoss(nn.Module):
         # terms are 0 (see nce_per_query).
         per_region = omega * own + (1 - omega) * other * other_valid
         has_term = own_valid | other_valid
-        if not bool(has_term.any()):
-            return region_feats.sum() * 0
-        loss = per_region[has_term].sum()
+        # A masked sum over fixed shapes (no host read of which regions
+        # have a term): a region without one adds an exact 0, and with no
+        # term at all the loss is 0 (divided by 1), the graph connected.
+        loss = torch.where(has_term, per_region,
+                           torch.zeros_like(per_region)).sum()
         if self.reduction == 'mean':
-            loss = loss / has_term.sum()
+            loss = loss / has_term.sum().clamp_min(1)
         return self.loss_weight * loss
 
     def forward(self,

@@ -91,11 +91,15 @@ class PrototypeAggregation(BaseModule):
                              torch.zeros(num_classes, k, channels))
         self.register_buffer(
             'prototype_valid', torch.zeros(num_classes, k, dtype=torch.bool))
+        # Whether a prototype is valid, kept on the host: the buffers change
+        # only in set_prototypes and on loading, so the forward of every
+        # step reads no device value.
+        self._has_prototypes = False
 
     @property
     def has_prototypes(self) -> bool:
         """Whether at least one prototype is valid."""
-        return bool(self.prototype_valid.any())
+        return self._has_prototypes
 
     @torch.no_grad()
     def set_prototypes(self, prototypes: Tensor, valid: Tensor) -> None:
@@ -122,6 +126,7 @@ class PrototypeAggregation(BaseModule):
             device=device, dtype=torch.float32).clone()
         self.prototype_valid = valid.detach().to(
             device=device, dtype=torch.bool).clone()
+        self._has_prototypes = bool(self.prototype_valid.any())
 
     @torch.no_grad()
     def cluster(self, entries: Tensor, mask: Tensor, epoch: int) -> int:
@@ -173,6 +178,7 @@ class PrototypeAggregation(BaseModule):
         super()._load_from_state_dict(state_dict, prefix, local_metadata,
                                       strict, missing_keys, unexpected_keys,
                                       error_msgs)
+        self._has_prototypes = bool(self.prototype_valid.any())
 
     def forward(
         self,

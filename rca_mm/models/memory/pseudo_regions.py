@@ -7,13 +7,16 @@
     F (N, D, h, w) ----------> f_l = sum(M_l * F) / sum(M_l)       (R, D)
 
 The regions of a batch are ordered by image, then by class, which is the
-order of ``img_labels.nonzero()``. The work is one batched matrix product of
+order of ``img_labels.nonzero()``. The tags are read by the host once (the
+number of regions sets every shape downstream); nothing else waits for the
+device. The work is one batched matrix product of
 the per-image stacked masks ``(N, T, h*w)`` with the features
 ``(N, h*w, D)``, where T is the largest number of tags of one image; no copy
 of the features is made per region.
 """
 from typing import Tuple
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -87,20 +90,26 @@ def masked_region_features(
         tagged = img_labels > 0.5
     else:
         tagged = img_labels != 0
-    idx = tagged.nonzero()  # (R, 2), sorted by image then class
-    region_batch_idx, region_classes = idx[:, 0], idx[:, 1]
-    num_regions = idx.shape[0]
+    # The number of regions sets the shapes of everything downstream (and
+    # of the mixup draws, Eq. 5), so the host needs it: the tags are read
+    # once (the step's one host read of Eq. 2; none when they are on the
+    # CPU), the indices made there and sent without waiting.
+    host = tagged.cpu().numpy()
+    rows, cols = np.nonzero(host)  # (R,) each, by image then class
+    num_regions = rows.size
+    tags_per_image = host.sum(axis=1)
+    # The rank of each region among its image's tags gives its row in the
+    # per-image stack of masks.
+    first = np.cumsum(tags_per_image) - tags_per_image
+    rank = np.arange(num_regions) - first[rows]
+    max_tags = int(tags_per_image.max()) if n else 0
+    to_device = dict(device=feats.device, non_blocking=True)
+    region_batch_idx = torch.from_numpy(rows).long().to(**to_device)
+    region_classes = torch.from_numpy(cols).long().to(**to_device)
+    rank = torch.from_numpy(rank).long().to(**to_device)
     if num_regions == 0:
         return (feats.new_zeros((0, d)) + feats.sum() * 0,
                 region_classes.clone(), region_batch_idx.clone())
-
-    # The rank of each region among its image's tags gives its row in the
-    # per-image stack of masks.
-    tags_per_image = tagged.sum(dim=1)
-    first = torch.cumsum(tags_per_image, dim=0) - tags_per_image
-    rank = torch.arange(
-        num_regions, device=idx.device) - first[region_batch_idx]
-    max_tags = int(tags_per_image.max())
 
     masks = region_masks(cams[region_batch_idx, region_classes])  # (R, h, w)
     weights = masks.flatten(1)

@@ -25,8 +25,9 @@ is saved in ``state_dict`` and resumes without shape mismatches. The lookup
 ``slot_class`` and ``slot_image`` and rebuilt after loading, so it is not
 saved.
 """
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from mmengine.model import BaseModule
@@ -188,6 +189,8 @@ class RegionMemoryBank(BaseModule):
             'lookup',
             torch.zeros(self.num_classes, 0, dtype=torch.int32),
             persistent=False)
+        self._num_images = 0
+        self._capacities = np.zeros(self.num_classes, dtype=np.int64)
 
     # ------------------------------------------------------------------ sizing
     @property
@@ -264,7 +267,11 @@ class RegionMemoryBank(BaseModule):
         self._rebuild_lookup()
 
     def _rebuild_lookup(self) -> None:
-        self.lookup = torch.full((self.num_classes, int(self.num_images)),
+        # The sizes the update checks against, kept on the host so that a
+        # step reads no buffer for them.
+        self._num_images = int(self.num_images)
+        self._capacities = self.capacities.cpu().numpy()
+        self.lookup = torch.full((self.num_classes, self._num_images),
                                  -1,
                                  dtype=torch.int32,
                                  device=self.feats.device)
@@ -435,27 +442,35 @@ class RegionMemoryBank(BaseModule):
         # A feature that is not finite in the storage dtype (an AMP
         # overflow) is never written: it would stay in the entry and break
         # the next k-means. Computed on the gathered regions, so every rank
-        # drops the same ones, and folded into the gate: no host sync.
+        # drops the same ones, and folded into the gate.
         finite = torch.isfinite(feats.to(self.storage_dtype)).all(dim=1)
-        keep = (gate & finite).to(device).nonzero()[:, 0]
-        feats = feats.to(device)[keep]
-        classes = classes.to(device)[keep]
-        image_ids = image_ids.to(device)[keep]
-        if keep.numel() == 0:
+        keep_mask = (gate & finite).to(device)
+        feats, classes, image_ids = (feats.to(device), classes.to(device),
+                                     image_ids.to(device))
+        # The update's one host read: which regions are written, their
+        # classes and images (for the range checks and the runs of
+        # distinct pairs, see _duplicate_free_runs), in one copy.
+        meta = torch.stack([keep_mask.long(), classes,
+                            image_ids]).cpu().numpy()
+        keep = np.flatnonzero(meta[0])
+        if keep.size == 0:
             return
-        if int(classes.min()) < 0 or int(classes.max()) >= self.num_classes:
+        kept_classes, kept_images = meta[1, keep], meta[2, keep]
+        if kept_classes.min() < 0 or kept_classes.max() >= self.num_classes:
             raise ValueError('RegionMemoryBank.update: classes must be in '
                              f'[0, {self.num_classes})')
-        if int(image_ids.min()) < 0 or \
-                int(image_ids.max()) >= int(self.num_images):
+        if kept_images.min() < 0 or kept_images.max() >= self._num_images:
             raise ValueError(
                 'RegionMemoryBank.update: image ids must be sample_idx in '
-                f'[0, {int(self.num_images)}) of the dataset the bank was '
+                f'[0, {self._num_images}) of the dataset the bank was '
                 'allocated for')
-        if bool((self.capacities[classes] == 0).any()):
+        if (self._capacities[kept_classes] == 0).any():
             raise ValueError('RegionMemoryBank.update: a class that no image '
                              'of the allocated tags has was given')
-        self._staged = (feats, classes, image_ids)
+        starts = self._duplicate_free_runs(kept_classes, kept_images)
+        index = torch.from_numpy(keep).to(device, non_blocking=True)
+        self._staged = (feats[index], classes[index], image_ids[index],
+                        starts)
         if not defer:
             self.flush()
 
@@ -464,31 +479,34 @@ class RegionMemoryBank(BaseModule):
         """Write the regions of a deferred :meth:`update` (Eq. 3), if any."""
         if self._staged is None:
             return
-        feats, classes, image_ids = self._staged
+        feats, classes, image_ids, starts = self._staged
         self._staged = None
         times = self.step + 1 + torch.arange(
             classes.numel(), device=classes.device)
         self.step += classes.numel()
-        for part in self._duplicate_free_runs(classes, image_ids):
-            self._write_run(feats[part], classes[part], image_ids[part],
-                            times[part])
+        for a, b in zip(starts[:-1], starts[1:]):
+            if b > a:
+                self._write_run(feats[a:b], classes[a:b], image_ids[a:b],
+                                times[a:b])
 
-    def _duplicate_free_runs(self, classes: Tensor, image_ids: Tensor):
-        """Consecutive runs of regions with distinct (class, image) pairs.
+    def _duplicate_free_runs(self, classes: np.ndarray,
+                             image_ids: np.ndarray) -> List[int]:
+        """The bounds of consecutive runs of regions with distinct (class,
+        image) pairs, computed on the host.
 
         A run starts at every repeated occurrence of a pair, so a pair seen
         earlier is never in the same run as its repetition.
+
+        Returns:
+            list[int]: ``[0, s_1, ..., R]``, run ``k`` being
+            ``[bounds[k], bounds[k + 1])``.
         """
-        key = classes * int(self.num_images) + image_ids
-        order = torch.sort(key, stable=True).indices
+        key = classes * self._num_images + image_ids
+        order = np.argsort(key, kind='stable')
         sorted_key = key[order]
-        repeat = torch.zeros_like(key, dtype=torch.bool)
+        repeat = np.zeros(key.size, dtype=bool)
         repeat[order[1:]] = sorted_key[1:] == sorted_key[:-1]
-        starts = [0] + repeat.nonzero()[:, 0].tolist() + [key.numel()]
-        return [
-            torch.arange(a, b, device=key.device)
-            for a, b in zip(starts[:-1], starts[1:]) if b > a
-        ]
+        return [0] + [int(i) for i in np.flatnonzero(repeat)] + [key.size]
 
     def _write_run(self, feats: Tensor, classes: Tensor, image_ids: Tensor,
                    times: Tensor) -> None:
@@ -503,8 +521,8 @@ class RegionMemoryBank(BaseModule):
         hit = slot >= 0
         miss = ~hit
         # Victim queue of every class: free slots by index, then occupied
-        # slots from the least recently updated.
-        key = self.slot_class * (int(self.step) + 2) + self.last_update + 1
+        # slots from the least recently updated (step + 2 > any key part).
+        key = self.slot_class * (self.step + 2) + self.last_update + 1
         queue = torch.sort(key, stable=True).indices
         position = torch.empty_like(queue)
         position[queue] = torch.arange(queue.numel(), device=queue.device)
@@ -515,11 +533,13 @@ class RegionMemoryBank(BaseModule):
         rank = (same.tril(-1)).sum(dim=1)
         num_miss = torch.zeros(
             self.num_classes, dtype=torch.long, device=classes.device)
-        num_miss.index_add_(0, classes[miss], torch.ones_like(classes[miss]))
-        conflict = bool((rank[miss] >= self.capacities[classes[miss]]).any())
-        if bool(hit.any()):
-            hit_rank = position[slot[hit]] - self.class_offset[classes[hit]]
-            conflict |= bool((hit_rank < num_miss[classes[hit]]).any())
+        num_miss.index_add_(0, classes, miss.long())
+        # Masked over the run (no compaction): a miss beyond its class's
+        # slots, or a hit whose slot a miss would evict. One host read.
+        over = miss & (rank >= self.capacities[classes])
+        hit_rank = position[slot.clamp_min(0)] - offset
+        evicted_hit = hit & (hit_rank < num_miss[classes])
+        conflict = bool((over | evicted_hit).any())
         if conflict and classes.numel() > 1:
             half = classes.numel() // 2
             self._write_run(feats[:half], classes[:half], image_ids[:half],
@@ -534,11 +554,14 @@ class RegionMemoryBank(BaseModule):
         # first write of an entry initialises it with f.
         blended = self.momentum * old + (1.0 - self.momentum) * feats
         new = torch.where(hit[:, None], blended, feats)
-        evicted = slot[miss]
-        old_image = self.slot_image[evicted]
-        had = old_image >= 0
-        self.lookup[classes[miss][had], old_image[had]] = -1
-        self.lookup[classes[miss], image_ids[miss]] = evicted.to(torch.int32)
+        # The lookup, without compaction: an evicted entry's pair is
+        # cleared, then every region's pair points at its slot (a hit's
+        # already does). No two rows of one write share a cell: the
+        # evicted pairs are not in the run (that would be a conflict).
+        old_image = self.slot_image[slot]
+        clear = miss & (old_image >= 0)
+        self.lookup[classes, torch.where(clear, old_image, image_ids)] = -1
+        self.lookup[classes, image_ids] = slot.to(torch.int32)
         self.feats[slot] = new.to(self.storage_dtype)
         self.written[slot] = True
         self.slot_image[slot] = image_ids
