@@ -5,6 +5,7 @@ import os
 import os.path as osp
 from typing import Optional
 
+import torch
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
@@ -116,6 +117,25 @@ def load_config(filename: str,
     return cfg
 
 
+def pin_memory_only_with_accelerator(cfg: Config) -> None:
+    """Turn the dataloaders' ``pin_memory`` off where there is no
+    accelerator to pin for, in place.
+
+    The paper configs pin their training batches (copies to the GPU
+    overlap the step); without an accelerator torch would warn each time
+    a loader starts its iterator and pin nothing.
+    """
+    accelerator = getattr(torch, 'accelerator', None)
+    available = accelerator.is_available() if accelerator is not None \
+        else torch.cuda.is_available()
+    if available:
+        return
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        loader = cfg.get(key)
+        if isinstance(loader, dict) and loader.get('pin_memory'):
+            loader['pin_memory'] = False
+
+
 def build_runner(cfg: Config, check_load_from: bool = False) -> Runner:
     """Build the Runner as mmseg's tools do, with rca_mm's checks.
 
@@ -125,6 +145,8 @@ def build_runner(cfg: Config, check_load_from: bool = False) -> Runner:
                                  machine without CUDA
         pin_sampler_seeds        the samplers keep randomness.seed under
                                  diff_rank_seed
+        pin_memory_only_with_accelerator
+                                 the loaders' pin_memory off without one
         Runner.from_cfg(cfg)     or RUNNERS.build(cfg) with cfg.runner_type
         NumClassesCheckHook      the model's class count against the
                                  dataset's, before the first step
@@ -143,6 +165,7 @@ def build_runner(cfg: Config, check_load_from: bool = False) -> Runner:
     if cfg.launcher != 'none':
         init_cpu_distributed(cfg)
     pin_sampler_seeds(cfg)
+    pin_memory_only_with_accelerator(cfg)
     if 'runner_type' not in cfg:
         runner = Runner.from_cfg(cfg)
     else:

@@ -27,3 +27,34 @@ def test_cudnn_benchmark_only_for_training():
     # Test-time inputs change shape with every image and scale.
     assert load_config(CONFIG, training=True).env_cfg.cudnn_benchmark
     assert not load_config(CONFIG).env_cfg.cudnn_benchmark
+
+
+@pytest.mark.parametrize('accelerator', [False, True])
+def test_pin_memory_only_with_an_accelerator(accelerator, monkeypatch):
+    """The paper configs pin their training batches; without an
+    accelerator the loaders are built unpinned, so torch does not warn at
+    every epoch."""
+    import warnings
+
+    import torch
+    from mmengine.config import Config
+    from torch.utils.data import DataLoader
+
+    from rca_mm.engine.runner_builder import \
+        pin_memory_only_with_accelerator
+    monkeypatch.setattr(torch.accelerator, 'is_available',
+                        lambda: accelerator)
+    cfg = load_config('configs/rca/rca_eps_r38_voc.py')
+    assert cfg.train_dataloader.pin_memory is True
+    pin_memory_only_with_accelerator(cfg)
+    assert cfg.train_dataloader.pin_memory is accelerator
+    assert not cfg.test_dataloader.get('pin_memory', False)
+    if not accelerator:
+        with warnings.catch_warnings():
+            warnings.simplefilter('error')
+            loader = DataLoader(
+                list(range(4)),
+                batch_size=2,
+                pin_memory=cfg.train_dataloader.pin_memory)
+            for _ in range(2):  # two epochs
+                assert [len(b) for b in loader] == [2, 2]

@@ -28,6 +28,9 @@ train_dataloader = dict(
     batch_size=64,
     num_workers=2,
     persistent_workers=True,
+    # Batches copied to the GPU while the step runs (unpinned without
+    # an accelerator: rca_mm.engine.runner_builder).
+    pin_memory=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(
         type=dataset_type,

@@ -49,6 +49,9 @@ train_dataloader = dict(
     batch_size=8,
     num_workers=4,
     persistent_workers=True,
+    # Batches copied to the GPU while the step runs (unpinned without
+    # an accelerator: rca_mm.engine.runner_builder).
+    pin_memory=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(
         type=dataset_type,
