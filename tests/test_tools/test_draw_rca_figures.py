@@ -146,6 +146,21 @@ def test_a_baseline_checkpoint_is_refused_as_rca(checkpoints, voc_root,
         ])
 
 
+def test_a_checkpoint_of_another_config_is_named(checkpoints, voc_root,
+                                                 tmp_path):
+    """The classifiers load through rca_mm.apis.init_model: weights that do
+    not fit the config's model stop the tool with the file's name, and
+    before any figure is written."""
+    _, eps = checkpoints
+    with pytest.raises(ValueError) as err:
+        load_tool().main([
+            RCA, eps, '--images', NAMES[0], '--fig3',
+            str(tmp_path / 'f.png'), '--cfg-options', *options(voc_root)
+        ])
+    assert f"checkpoint '{eps}' does not fit the model" in str(err.value)
+    assert not (tmp_path / 'f.png').exists()
+
+
 def test_rca_maps_are_the_heads_p_o_and_affinity(checkpoints):
     rca, _ = checkpoints
     cfg = Config.fromfile(RCA)

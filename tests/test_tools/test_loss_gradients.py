@@ -109,3 +109,23 @@ def test_cli_bad_input(tmp_path):
     code, out = run_tool(
         ['python', TOOL, CONFIG, CONFIG, '--batches', '0'], check=False)
     assert code != 0 and '--batches must be >= 1, got 0' in out
+
+
+def test_cli_a_checkpoint_of_another_config_is_named(tmp_path):
+    """The model loads through rca_mm.apis.init_model before any data is
+    read: weights of another config's model stop the tool naming the
+    file."""
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+
+    from rca_mm.registry import MODELS
+    cfg = Config.fromfile(
+        osp.join(REPO, 'configs', 'synthvoc',
+                 'cam_r18-w16_8e_synthvoc-112x112.py'))
+    cfg.model.backbone.init_cfg = None
+    init_default_scope('rca_mm')
+    ckpt = tmp_path / 'cam.pth'
+    torch.save(dict(state_dict=MODELS.build(cfg.model).state_dict()), ckpt)
+    code, out = run_tool(['python', TOOL, CONFIG, ckpt], check=False)
+    assert code != 0
+    assert f"checkpoint '{ckpt}' does not fit the model CAMClassifier" in out

@@ -37,11 +37,10 @@ import numpy as np
 import torch
 from mmengine.config import Config, DictAction
 from mmengine.dataset import pseudo_collate
-from mmengine.registry import init_default_scope
-from mmengine.runner import load_checkpoint
 
+from rca_mm.apis import init_model
 from rca_mm.fileio import atomic_write_bytes, read_image
-from rca_mm.registry import DATASETS, MODELS
+from rca_mm.registry import DATASETS
 from rca_mm.visualization import (WSSSLocalVisualizer, affinity_panels,
                                   baseline_maps, cams_at, comparison_panels,
                                   rca_maps, select_prototypes)
@@ -99,15 +98,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 def load_classifier(config: str, checkpoint: str, cfg_options,
                     device: str) -> Tuple[Config, torch.nn.Module]:
     """The config and the classifier of ``config`` with ``checkpoint``'s
-    weights, in eval mode. Building does not initialise weights, so the
-    backbone's pretrained ``init_cfg`` is not read."""
-    cfg = Config.fromfile(config)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    init_default_scope(cfg.get('default_scope', 'rca_mm'))
-    model = MODELS.build(cfg.model)
-    load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
-    return cfg, model.to(device).eval()
+    weights, in eval mode (:func:`rca_mm.apis.init_model`: the backbone's
+    pretrained ``init_cfg`` is not read)."""
+    model = init_model(config, checkpoint, device, cfg_options)
+    return model.cfg, model
 
 
 def load_samples(cfg: Config, names: List[str]) -> Tuple[List[dict], dict]:

@@ -599,10 +599,9 @@ def checkpoint_rms(checkpoint: str, data_root: str, config: str,
     ``data_root`` (its data preprocessor normalises them)."""
     import numpy as np
     from PIL import Image
-    cfg = random_weights_config(osp.join(REPO, config))
-    model = MODELS.build(cfg.model).to(device).eval()
-    state = torch.load(checkpoint, map_location=device, weights_only=True)
-    model.load_state_dict(state['state_dict'])
+    from rca_mm.apis import init_model
+    model = init_model(
+        random_weights_config(osp.join(REPO, config)), checkpoint, device)
     paths = sorted(glob.glob(osp.join(data_root, 'JPEGImages', '*.jpg')))
     images = [
         torch.from_numpy(np.asarray(Image.open(p).convert('RGB'))[..., ::-1]

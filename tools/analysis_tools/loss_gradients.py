@@ -27,17 +27,15 @@ from typing import Dict, List, Tuple
 
 import torch
 from mmengine.config import DictAction
-from mmengine.registry import init_default_scope
-from mmengine.runner import Runner, load_checkpoint
+from mmengine.runner import Runner
 from mmengine.utils import ProgressBar
 from torch import Tensor
 
+from rca_mm.apis import init_model
 from rca_mm.engine.runner_builder import load_config
-from rca_mm.engine.hooks.rca_hook import dataset_tags
 from rca_mm.models.losses.region_contrast_loss import (RegionContrastLoss,
                                                        bank_cosine_logits,
                                                        nce_per_query)
-from rca_mm.registry import MODELS
 
 
 def term_gradients(losses: Dict[str, Tensor],
@@ -116,15 +114,11 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    init_default_scope('rca_mm')
     torch.manual_seed(args.seed)
     cfg = load_config(args.config, args.cfg_options)
-    model = MODELS.build(cfg.model)
+    model = init_model(cfg, args.checkpoint)
     loader = Runner.build_dataloader(cfg.train_dataloader, seed=args.seed)
     head = model.head
-    if hasattr(head, 'allocate_bank'):
-        head.allocate_bank(dataset_tags(loader.dataset, head.num_classes))
-    load_checkpoint(model, args.checkpoint, map_location='cpu', strict=True)
     if hasattr(head, 'memory_bank') and not head.memory_bank.written.any():
         raise SystemExit(
             f'{args.checkpoint}: its memory bank is empty, as in a file '
