@@ -2,7 +2,8 @@
 
 .. code:: text
 
-    before_run:          head.allocate_bank(tags of every training image)
+    before_run:          head.allocate_bank(tags of every training image),
+                         in training runs only (runner.train())
     before_train_epoch:  head.begin_epoch(epoch)
                            alpha_1 on from model.head.rsc_warmup_epochs, Eq. 11
                            Q_l = k-means_K(written entries of class l), from
@@ -13,6 +14,7 @@ The hook has no settings: K, the k-means and the warm-up are the head's
 """
 import torch
 from mmengine.hooks import Hook
+from mmengine.runner import BaseLoop
 
 from rca_mm.registry import HOOKS
 from rca_mm.utils.dist_utils import unwrap_model
@@ -46,6 +48,11 @@ class RCAHook(Hook):
     ``before_train_epoch`` starts the epoch on the head: the contrast
     warm-up and the k-means of the prototypes (on several processes rank 0
     clusters and broadcasts).
+
+    A test or validation run (``tools/test.py``) neither builds the
+    training set nor allocates the bank: inference reads the prototypes
+    only, and a checkpoint's bank loads into the unallocated bank with its
+    own shape.
     """
 
     priority = 'NORMAL'
@@ -70,8 +77,18 @@ class RCAHook(Hook):
 
     def before_run(self, runner) -> None:
         head = self.head(runner)
+        if not _training(runner):
+            return
         head.allocate_bank(
             dataset_tags(runner.train_dataloader.dataset, head.num_classes))
 
     def before_train_epoch(self, runner) -> None:
         self.head(runner).begin_epoch(runner.epoch)
+
+
+def _training(runner) -> bool:
+    """Whether this run trains: ``Runner.train`` builds its train loop
+    before ``before_run``; ``Runner.test`` and ``Runner.val`` leave the
+    ``train_cfg`` unbuilt (a dict, or None without one), and reading
+    ``runner.train_dataloader`` would build the loop and its dataset."""
+    return isinstance(getattr(runner, '_train_loop', None), BaseLoop)

@@ -171,3 +171,19 @@ def test_a_validation_loop_leaves_the_generators_untouched(
     assert n0[0] == n1[0] and np.array_equal(n0[1], n1[1]) and \
         n0[2:] == n1[2:]
     assert p0 == p1
+
+
+def test_a_run_that_does_not_train_builds_no_training_set(
+        data_root, tmp_path):
+    """What Runner.test and Runner.val do before their loops: the hooks'
+    before_run, the train config still unbuilt (no training set read, no
+    bank); Runner.train builds the loop first and gets the bank."""
+    cfg = tiny_stage1_cfg(CONFIG, data_root, str(tmp_path), name='no_train',
+                          batch_size=16)
+    runner = Runner.from_cfg(cfg)
+    runner.call_hook('before_run')
+    assert isinstance(runner._train_loop, dict)
+    assert _allocated(runner) == 0
+    runner.train_loop  # noqa: B018 (what Runner.train builds first)
+    runner.call_hook('before_run')
+    assert _allocated(runner) > 0

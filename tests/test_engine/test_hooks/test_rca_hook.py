@@ -4,6 +4,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 import torch.nn as nn
+from mmengine.runner import BaseLoop
 
 from rca_mm.engine.hooks import RCAHook
 from rca_mm.models.memory import batched_kmeans
@@ -22,6 +23,16 @@ class _Dataset:
         return dict(img_labels=self.tags[idx], sample_idx=idx)
 
 
+class _Loop(BaseLoop):
+    """A built train loop, as ``Runner.train`` has before ``before_run``."""
+
+    def __init__(self):  # no runner, no dataloader
+        pass
+
+    def run(self):
+        pass
+
+
 def _runner(tags, epoch=0, **head):
     model = nn.Module()
     model.head = MODELS.build(
@@ -29,8 +40,30 @@ def _runner(tags, epoch=0, **head):
     return SimpleNamespace(
         model=model,
         epoch=epoch,
+        _train_loop=_Loop(),
         train_dataloader=SimpleNamespace(dataset=_Dataset(tags)),
         logger=logging.getLogger('test'))
+
+
+class _TestRunner:
+    """A runner in ``Runner.test``: the train config is not built, and
+    building it (``train_dataloader``) is an error here."""
+
+    def __init__(self, train_cfg):
+        self.model = _runner([[0]]).model
+        self._train_loop = train_cfg
+
+    @property
+    def train_dataloader(self):
+        raise AssertionError('a test run built the training set')
+
+
+@pytest.mark.parametrize('train_cfg', [dict(type='EpochBasedTrainLoop'),
+                                       None])
+def test_a_test_run_builds_no_training_set_and_no_bank(train_cfg):
+    runner = _TestRunner(train_cfg)
+    RCAHook().before_run(runner)
+    assert not runner.model.head.memory_bank.is_allocated
 
 
 def test_allocates_from_dataset_tags_and_clusters_each_epoch():
