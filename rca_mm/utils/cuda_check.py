@@ -31,7 +31,7 @@ import sys
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 # The architectures of PyTorch's Linux x86 wheels per CUDA build, as
-# published for the 2.10 and 2.11 releases (pytorch/pytorch issue 172352,
+# published for the 2.10 and 2.11 releases (PyTorch's GitHub discussion
 # "Deprecate sm70 for CUDA 12.8 build"; RELEASE.md's support matrix), and
 # what the PyPI wheel of torch 2.13.0 reports (cu130). Used only to suggest
 # a build; the check itself reads the installed build's own list.
