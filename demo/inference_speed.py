@@ -83,12 +83,12 @@ def main(argv=None):
     cpu = time.process_time() - cpu_start
     load = os.getloadavg()[0] if hasattr(os, 'getloadavg') else float('nan')
     # CPU seconds per image depend less on other processes than wall time.
-    print(
-        f'{args.num_images / seconds:.2f} images/s, '
-        f'{cpu / args.num_images:.2f} CPU s/image ({args.num_images} images of {h}x{w}, batch '
-        f'{args.batch_size}, {torch.get_num_threads()} threads, device '
-        f'{args.device}, draw={draw}, P maps={inferencer.with_coarse}, '
-        f'load average {load:.1f})')
+    print(f'{args.num_images / seconds:.2f} images/s, '
+          f'{cpu / args.num_images:.2f} CPU s/image ({args.num_images} images '
+          f'of {h}x{w}, batch '
+          f'{args.batch_size}, {torch.get_num_threads()} threads, device '
+          f'{args.device}, draw={draw}, P maps={inferencer.with_coarse}, '
+          f'load average {load:.1f})')
 
 
 if __name__ == '__main__':

@@ -41,8 +41,7 @@ from mmseg.registry import TASK_UTILS as MMSEG_TASK_UTILS
 from mmseg.registry import TRANSFORMS as MMSEG_TRANSFORMS
 from mmseg.registry import VISBACKENDS as MMSEG_VISBACKENDS
 from mmseg.registry import VISUALIZERS as MMSEG_VISUALIZERS
-from mmseg.registry import \
-    WEIGHT_INITIALIZERS as MMSEG_WEIGHT_INITIALIZERS
+from mmseg.registry import WEIGHT_INITIALIZERS as MMSEG_WEIGHT_INITIALIZERS
 
 SCOPE = 'rca_mm'
 
@@ -62,8 +61,7 @@ LOG_PROCESSORS = _child('log_processor', MMSEG_LOG_PROCESSORS, 'engine')
 OPTIMIZERS = _child('optimizer', MMSEG_OPTIMIZERS, 'engine')
 OPTIM_WRAPPERS = _child('optim_wrapper', MMSEG_OPTIM_WRAPPERS, 'engine')
 OPTIM_WRAPPER_CONSTRUCTORS = _child('optimizer wrapper constructor',
-                                    MMSEG_OPTIM_WRAPPER_CONSTRUCTORS,
-                                    'engine')
+                                    MMSEG_OPTIM_WRAPPER_CONSTRUCTORS, 'engine')
 PARAM_SCHEDULERS = _child('parameter scheduler', MMSEG_PARAM_SCHEDULERS,
                           'engine')
 

@@ -144,7 +144,9 @@ def run_dist_tool(args, env=None, attempts=3, **kwargs):
     check = kwargs.pop('check', True)
     for attempt in range(attempts):
         code, log = run_tool(
-            args, env=dict(env or {}, PORT=str(free_port())), check=False,
+            args,
+            env=dict(env or {}, PORT=str(free_port())),
+            check=False,
             **kwargs)
         if code == 0 or not _BIND_ERROR.search(log) or \
                 attempt == attempts - 1:

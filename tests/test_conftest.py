@@ -36,9 +36,10 @@ def test_run_tool_kills_the_whole_process_group_on_timeout(tmp_path):
 
 def test_run_tool_leaves_no_worker_of_a_finished_command(tmp_path):
     pid_file = tmp_path / 'worker.pid'
-    out = run_tool(
-        ['bash', '-c', f'sleep 300 > /dev/null 2>&1 & echo $! > {pid_file}; '
-         'echo done'])
+    out = run_tool([
+        'bash', '-c', f'sleep 300 > /dev/null 2>&1 & echo $! > {pid_file}; '
+        'echo done'
+    ])
     assert out == 'done\n'
     worker = int(pid_file.read_text())
     for _ in range(50):
@@ -63,9 +64,11 @@ def test_a_test_stopped_by_pytest_timeout_leaves_no_worker(tmp_path):
         f"    run_tool(['bash', '-c', 'sleep 300 & echo $! > {pid_file}; "
         "wait'], timeout=300)\n")
     code, out = run_tool([
-        'python', '-m', 'pytest', str(test), '-q', '-p', 'no:cacheprovider',
-        '--timeout=5', '--rootdir', str(tmp_path), '-c', '/dev/null'
-    ], check=False)
+        'python', '-m', 'pytest',
+        str(test), '-q', '-p', 'no:cacheprovider', '--timeout=5', '--rootdir',
+        str(tmp_path), '-c', '/dev/null'
+    ],
+                         check=False)
     assert code == 1 and 'Timeout' in out, out
     worker = int(pid_file.read_text())
     for _ in range(50):

@@ -68,12 +68,11 @@ def test_rca_mm_prefix_reaches_our_modules_inside_mmseg_scoped_dicts():
         with DefaultScope.overwrite_default_scope('rca_mm'):
             for cfg in (dict(type='_RcaMmScopeProbe'),
                         dict(type='rca_mm._RcaMmScopeProbe'),
-                        dict(type='rca_mm._RcaMmScopeProbe',
-                             _scope_='mmseg')):
+                        dict(type='rca_mm._RcaMmScopeProbe', _scope_='mmseg')):
                 assert isinstance(ROOT_MODELS.build(cfg), Probe)
             with pytest.raises(KeyError, match='mmseg::model'):
-                ROOT_MODELS.build(dict(type='_RcaMmScopeProbe',
-                                       _scope_='mmseg'))
+                ROOT_MODELS.build(
+                    dict(type='_RcaMmScopeProbe', _scope_='mmseg'))
     finally:
         MODELS.module_dict.pop('_RcaMmScopeProbe')
 

@@ -37,8 +37,8 @@ from typing import List, Optional
 
 from mmengine.config import Config
 
-from rca_mm.engine.pipeline import (Pipeline, StepFailed,
-                                    check_total_batches, machine_info)
+from rca_mm.engine.pipeline import (Pipeline, StepFailed, check_total_batches,
+                                    machine_info)
 from rca_mm.fileio import write_json_atomic
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -46,9 +46,10 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 # The key of the stage-2 config that names the pseudo-label directory.
 PSEUDO_LABEL_KEY = 'train_dataloader.dataset.data_prefix.seg_map_path'
 
-
 STEPS = ('stage1', 'pseudo', 'stage2', 'val', 'val_crf')
 PRETRAIN_STEPS = ('synthnet', 'pretrain', 'pretrain_val', 'pretrain_export')
+
+
 class StopPipeline(Exception):
     """``--until`` reached."""
 
@@ -116,8 +117,8 @@ def pretrain(config: str, work_dir: Optional[str], weights: str,
         ``step_seconds``.
     """
     cfg = Config.fromfile(config)
-    work_dir = work_dir or osp.join(
-        REPO, 'work_dirs', osp.splitext(osp.basename(config))[0])
+    work_dir = work_dir or osp.join(REPO, 'work_dirs',
+                                    osp.splitext(osp.basename(config))[0])
     pipe = Pipeline(work_dir, sys.executable, 1, REPO)
     weights = osp.join(REPO, weights)
     reused = osp.isfile(weights)
@@ -153,8 +154,8 @@ def pretrain(config: str, work_dir: Optional[str], weights: str,
         step_seconds=pipe.step_seconds(PRETRAIN_STEPS))
 
 
-def run_stages(pipe: Pipeline, stage1: str, stage2: str, root: str,
-               seed: int, until: str, stage1_options: List[str],
+def run_stages(pipe: Pipeline, stage1: str, stage2: str, root: str, seed: int,
+               until: str, stage1_options: List[str],
                stage2_options: List[str]) -> dict:
     """Stage 1, pseudo labels, stage 2 and its tests, up to ``until``;
     returns the summary (the metrics of every step finished so far)."""
@@ -182,8 +183,8 @@ def run_stages(pipe: Pipeline, stage1: str, stage2: str, root: str,
         pass
     # Read back from disk: a re-run with an earlier --until keeps the
     # numbers of the steps that finished before.
-    pseudo, val, val_crf = (pipe.metrics(s) for s in ('pseudo', 'val',
-                                                      'val_crf'))
+    pseudo, val, val_crf = (
+        pipe.metrics(s) for s in ('pseudo', 'val', 'val_crf'))
     return dict(
         stage1_config=stage1,
         stage2_config=stage2,
@@ -201,8 +202,8 @@ def run_stages(pipe: Pipeline, stage1: str, stage2: str, root: str,
 TABLE_ROWS = (('pseudo_label_miou_full', 'pseudo-label mIoU (full)'),
               ('pseudo_label_miou_confident', 'pseudo-label mIoU (confident)'),
               ('pseudo_label_coverage', 'pseudo-label coverage (%)'),
-              ('seg_val_miou', 'seg val mIoU'),
-              ('seg_val_miou_crf', 'seg val mIoU + CRF'))
+              ('seg_val_miou', 'seg val mIoU'), ('seg_val_miou_crf',
+                                                 'seg val mIoU + CRF'))
 
 
 def side_by_side(summary: dict) -> str:
@@ -210,14 +211,17 @@ def side_by_side(summary: dict) -> str:
     base = summary['baseline']
     names = (osp.basename(summary['stage1_config']).split('_')[0],
              osp.basename(base['stage1_config']).split('_')[0])
-    lines = [f'{"seed " + str(summary["seed"]):<30} {names[0]:>10} '
-             f'{names[1]:>10} {"difference":>11}']
+    lines = [
+        f'{"seed " + str(summary["seed"]):<30} {names[0]:>10} '
+        f'{names[1]:>10} {"difference":>11}'
+    ]
     for key, label in TABLE_ROWS:
         a, b = summary.get(key), base.get(key)
         diff = f'{a - b:+11.2f}' if a is not None and b is not None \
             else f'{"-":>11}'
-        cells = [f'{v:10.2f}' if v is not None else f'{"-":>10}'
-                 for v in (a, b)]
+        cells = [
+            f'{v:10.2f}' if v is not None else f'{"-":>10}' for v in (a, b)
+        ]
         lines.append(f'{label:<30} {cells[0]} {cells[1]} {diff}')
     if base.get('until', STEPS[-1]) != STEPS[-1]:
         lines.append(f'({names[1]} stopped after its {base["until"]} step: '
@@ -236,10 +240,14 @@ def parse_args():
         help='dataset root for both stages (default: the configs\')')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument(
-        '--gpus', type=int, default=1,
+        '--gpus',
+        type=int,
+        default=1,
         help='processes per training step (tools/dist_train.sh when > 1)')
     parser.add_argument(
-        '--until', choices=STEPS, default=STEPS[-1],
+        '--until',
+        choices=STEPS,
+        default=STEPS[-1],
         help='stop after this step (e.g. pseudo: stage 1 only)')
     parser.add_argument(
         '--pretrain',
@@ -249,20 +257,28 @@ def parse_args():
         '--pretrain-work-dir',
         help='work dir of the pretraining (default: work_dirs/<its name>)')
     parser.add_argument(
-        '--pretrain-cfg-options', nargs='+', default=[],
+        '--pretrain-cfg-options',
+        nargs='+',
+        default=[],
         help='extra key=value overrides of the pretraining steps')
     parser.add_argument(
         '--baseline',
         help='a baseline stage-1 config to run beside, in WORK_DIR/baseline')
     parser.add_argument(
-        '--baseline-until', choices=STEPS, default=STEPS[-1],
+        '--baseline-until',
+        choices=STEPS,
+        default=STEPS[-1],
         help='stop the baseline after this step')
     parser.add_argument(
-        '--stage1-cfg-options', nargs='+', default=[],
+        '--stage1-cfg-options',
+        nargs='+',
+        default=[],
         help='extra key=value overrides of the stage-1 steps (the baseline\'s '
         'too)')
     parser.add_argument(
-        '--stage2-cfg-options', nargs='+', default=[],
+        '--stage2-cfg-options',
+        nargs='+',
+        default=[],
         help='extra key=value overrides of the stage-2 steps')
     return parser.parse_args()
 
@@ -295,10 +311,8 @@ def main():
             stages = ((args.stage1, args.stage1_cfg_options),
                       (args.stage2, args.stage2_cfg_options),
                       (args.baseline, args.stage1_cfg_options))
-            weights = {
-                backbone_checkpoint(c, o)
-                for c, o in stages if c
-            } - {None}
+            weights = {backbone_checkpoint(c, o)
+                       for c, o in stages if c} - {None}
             if len(weights) != 1:
                 raise StepFailed(
                     '--pretrain needs the stage configs to start from one '
@@ -310,11 +324,14 @@ def main():
                              args.until, args.stage1_cfg_options,
                              args.stage2_cfg_options)
         if args.baseline:
-            print(f'[pipeline] baseline {args.baseline}, up to '
-                  f'{args.baseline_until}', flush=True)
+            print(
+                f'[pipeline] baseline {args.baseline}, up to '
+                f'{args.baseline_until}',
+                flush=True)
             summary['baseline'] = run_stages(
-                Pipeline(osp.join(pipe.work_dir, 'baseline'), sys.executable,
-                         args.gpus, REPO), args.baseline, args.stage2, root,
+                Pipeline(
+                    osp.join(pipe.work_dir, 'baseline'), sys.executable,
+                    args.gpus, REPO), args.baseline, args.stage2, root,
                 args.seed, args.baseline_until, args.stage1_cfg_options,
                 args.stage2_cfg_options)
             summary['baseline']['until'] = args.baseline_until
@@ -330,14 +347,14 @@ def main():
     write_json_atomic(path, summary)
     # Release files of the trained models (bank emptied, no RNG states),
     # with their logs and the summary: WORK_DIR/release/.
-    release = pipe.release(dict(stage1=args.stage1, stage2=args.stage2),
-                           STEPS, path)
+    release = pipe.release(
+        dict(stage1=args.stage1, stage2=args.stage2), STEPS, path)
     print(json.dumps(summary, indent=2))
     if 'baseline' in summary:
         print(side_by_side(summary))
     print(f'[pipeline] summary: {path} ({summary["total_seconds"]:.0f} s)')
-    print(f'[pipeline] release: {osp.join(pipe.work_dir, "release")} ('
-          + ', '.join(m['file'] for m in release['models'].values()) + ')')
+    print(f'[pipeline] release: {osp.join(pipe.work_dir, "release")} (' +
+          ', '.join(m['file'] for m in release['models'].values()) + ')')
 
 
 if __name__ == '__main__':

@@ -77,8 +77,8 @@ def trigger_visualization_hook(cfg: Config,
 def num_failed(metrics: dict) -> int:
     """The images an evaluator could not write (``num_failed``, any
     prefix)."""
-    return int(sum(v for k, v in metrics.items()
-                   if k.split('/')[-1] == 'num_failed'))
+    return int(
+        sum(v for k, v in metrics.items() if k.split('/')[-1] == 'num_failed'))
 
 
 def main() -> None:

@@ -51,9 +51,13 @@ def main() -> None:
     # work_dir is determined in this priority: CLI > config > file name;
     # the total batch is the config's on any number of processes, or the
     # learning rate is scaled to it (--auto-scale-lr)
-    cfg = load_config(args.config, args.cfg_options, args.work_dir,
-                      args.launcher, training=True,
-                      auto_scale_lr=args.auto_scale_lr)
+    cfg = load_config(
+        args.config,
+        args.cfg_options,
+        args.work_dir,
+        args.launcher,
+        training=True,
+        auto_scale_lr=args.auto_scale_lr)
 
     # enable automatic-mixed-precision training
     if args.amp:

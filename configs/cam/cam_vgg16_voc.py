@@ -8,8 +8,8 @@
 # them on `train` (docs/pseudo_labels.md).
 _base_ = [
     '../_base_/models/cam_vgg16-largefov.py',
-    '../_base_/datasets/voc12_cls.py',
-    '../_base_/cls_runtime.py', '../_base_/schedules/schedule_cls_30e.py'
+    '../_base_/datasets/voc12_cls.py', '../_base_/cls_runtime.py',
+    '../_base_/schedules/schedule_cls_30e.py'
 ]
 crop_size = {{_base_.crop_size}}
 model = dict(data_preprocessor=dict(size=crop_size))

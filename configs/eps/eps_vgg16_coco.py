@@ -44,8 +44,7 @@ train_pipeline = [
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackWSSSInputs')
 ]
-train_dataloader = dict(
-    batch_size=4, dataset=dict(pipeline=train_pipeline))
+train_dataloader = dict(batch_size=4, dataset=dict(pipeline=train_pipeline))
 # EPS's COCO batch, 16 in total (4 processes x 4 images).
 auto_scale_lr = dict(base_batch_size=16)
 # PSA/EPS's four groups: biases x2 without weight decay, also inside the

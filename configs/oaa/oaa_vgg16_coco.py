@@ -14,8 +14,7 @@ _base_ = [
     '../_base_/schedules/schedule_cls_30e.py'
 ]
 crop_size = (256, 256)
-model = dict(
-    data_preprocessor=dict(size=crop_size), head=dict(num_classes=80))
+model = dict(data_preprocessor=dict(size=crop_size), head=dict(num_classes=80))
 train_pipeline = [
     dict(type='LoadWSSSImageFromFile'),
     dict(type='Resize', scale=crop_size, keep_ratio=False),
@@ -29,8 +28,7 @@ train_pipeline = [
 ]
 # Batch 8 in total (the RCA paper's, auto_scale_lr.base_batch_size of the
 # schedule): 4 processes x 2 images.
-train_dataloader = dict(
-    batch_size=2, dataset=dict(pipeline=train_pipeline))
+train_dataloader = dict(batch_size=2, dataset=dict(pipeline=train_pipeline))
 custom_hooks = [dict(type='OAAAccumulationHook', start_epoch=1)]
 test_evaluator = dict(
     type='PseudoLabelMetric',

@@ -60,6 +60,8 @@ auto_scale_lr = dict(base_batch_size=64)
 val_evaluator = dict(type='mmpretrain.Accuracy', topk=(1, 5))
 test_evaluator = val_evaluator
 default_hooks = dict(logger=dict(interval=25))
-visualizer = dict(type='mmpretrain.UniversalVisualizer', _delete_=True,
-                  vis_backends={{_base_.vis_backends}})
+visualizer = dict(
+    type='mmpretrain.UniversalVisualizer',
+    _delete_=True,
+    vis_backends={{_base_.vis_backends}})
 randomness = dict(seed=0)

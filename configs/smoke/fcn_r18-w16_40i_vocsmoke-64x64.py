@@ -37,6 +37,5 @@ param_scheduler = [
 train_cfg = dict(max_iters=40, val_interval=40)
 auto_scale_lr = dict(base_batch_size=4)  # one process of 4 images
 default_hooks = dict(
-    logger=dict(interval=10),
-    checkpoint=dict(interval=20, max_keep_ckpts=3))
+    logger=dict(interval=10), checkpoint=dict(interval=20, max_keep_ckpts=3))
 randomness = dict(seed=0)

@@ -20,8 +20,13 @@ optim_wrapper = dict(
     optimizer=dict(lr=0.05),
     paramwise_cfg=dict(custom_keys={'head': dict(lr_mult=1.0)}))
 param_scheduler = [
-    dict(type='CosineAnnealingLR', T_max=max_epochs, by_epoch=True, begin=0,
-         end=max_epochs, eta_min=1e-4)
+    dict(
+        type='CosineAnnealingLR',
+        T_max=max_epochs,
+        by_epoch=True,
+        begin=0,
+        end=max_epochs,
+        eta_min=1e-4)
 ]
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
 # One process of 16 images (the dataset config's batch): the total batch of

@@ -26,8 +26,7 @@ class WSSSCOCODataset(WSSSDataset):
     directories as the default ``data_prefix``.
     """
     METAINFO = dict(
-        classes=COCO_CLASSES,
-        palette=voc_palette(len(COCO_CLASSES)).tolist())
+        classes=COCO_CLASSES, palette=voc_palette(len(COCO_CLASSES)).tolist())
 
     def __init__(self,
                  ann_file: str = 'ImageSets/train.txt',

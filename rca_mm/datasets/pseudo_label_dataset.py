@@ -168,8 +168,8 @@ class PseudoLabelSegDataset(BaseSegDataset):
         missing = []
         for info in data_list:
             rel = osp.relpath(info['seg_map_path'], seg_dir)
-            if not (rel in present if osp.dirname(rel) == '' else
-                    osp.isfile(info['seg_map_path'])):
+            if not (rel in present if osp.dirname(rel) == '' else osp.isfile(
+                    info['seg_map_path'])):
                 missing.append(info['seg_map_path'])
         if missing:
             examples = ', '.join(repr(p) for p in missing[:3])

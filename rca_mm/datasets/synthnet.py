@@ -38,15 +38,13 @@ from typing import Dict, Sequence, Tuple
 import numpy as np
 from PIL import Image
 
-from rca_mm.datasets.generated import (is_complete, map_jobs,
-                                       mark_incomplete, write_meta,
-                                       write_text)
+from rca_mm.datasets.generated import (is_complete, map_jobs, mark_incomplete,
+                                       write_meta, write_text)
 from rca_mm.datasets.synthvoc_render import (BACKGROUNDS, BODY_STYLES,
-                                             PART_SHAPES, ObjectLook,
-                                             _hsv2rgb, background,
-                                             build_world, class_look,
-                                             composite, draw_object,
-                                             light_and_noise)
+                                             PART_SHAPES, ObjectLook, _hsv2rgb,
+                                             background, build_world,
+                                             class_look, composite,
+                                             draw_object, light_and_noise)
 from rca_mm.fileio import atomic_write
 
 # Bumped whenever a seed would render differently (synthnet.json records it).
@@ -131,8 +129,8 @@ def build_synthnet_world(num_classes: int = 100) -> SynthNetWorld:
         add([(c, b) for b in range(num_bodies)
              if b // len(BODY_HSV) != style and b % len(BODY_HSV) != colour],
             LOOKALIKES)
-        add([(p, voc_body[c])
-             for p in range(NUM_SYNTHVOC, len(part_look))], SIBLINGS)
+        add([(p, voc_body[c]) for p in range(NUM_SYNTHVOC, len(part_look))],
+            SIBLINGS)
     add([(p, b) for p in range(len(part_look)) for b in range(num_bodies)],
         num_classes - len(rows))
     looks = tuple(voc_looks) + tuple(
@@ -143,9 +141,11 @@ def build_synthnet_world(num_classes: int = 100) -> SynthNetWorld:
     return SynthNetWorld(names, looks, rows[:, 0], rows[:, 1])
 
 
-def render_synthnet_sample(world: SynthNetWorld, cls: int,
-                           rng: np.random.Generator,
-                           size: Tuple[int, int] = (112, 112)) -> dict:
+def render_synthnet_sample(
+    world: SynthNetWorld,
+    cls: int,
+    rng: np.random.Generator,
+    size: Tuple[int, int] = (112, 112)) -> dict:
     """Render one SynthNet image of class ``cls``.
 
     Returns:
@@ -156,8 +156,7 @@ def render_synthnet_sample(world: SynthNetWorld, cls: int,
     s = min(h, w) / 128.0
     bg = int(rng.integers(len(BACKGROUNDS)))  # independent of the class
     image = background(rng, bg, h, w, s)
-    obj = draw_object(rng, world.looks[cls], h, w, s, AREA_RANGE,
-                      CENTRE_RANGE)
+    obj = draw_object(rng, world.looks[cls], h, w, s, AREA_RANGE, CENTRE_RANGE)
     image = light_and_noise(rng, composite(image, obj, s))
     return dict(image=image, mask=obj['mask'], background=BACKGROUNDS[bg])
 
@@ -171,11 +170,11 @@ def _write_image(job: Tuple[str, str, int, int, int, Tuple[int, int], int]):
     out_dir, rel, cls, seed, index, size, num_classes = job
     world = build_synthnet_world(num_classes)
     sample = render_synthnet_sample(world, cls,
-                                    np.random.default_rng([seed, index]),
-                                    size)
+                                    np.random.default_rng([seed, index]), size)
     atomic_write(
-        osp.join(out_dir, rel), lambda p: Image.fromarray(sample['image']).
-        save(p, format='JPEG', quality=95))
+        osp.join(out_dir, rel),
+        lambda p: Image.fromarray(sample['image']).save(
+            p, format='JPEG', quality=95))
 
 
 def generate_synthnet(out_dir: str,
@@ -247,8 +246,8 @@ def generate_synthnet(out_dir: str,
     map_jobs(_write_image, jobs, nproc, show_progress)
     write_text(osp.join(out_dir, 'classes.txt'), '\n'.join(world.names) + '\n')
     for split in ('train', 'val'):
-        write_text(osp.join(out_dir, 'meta', split + '.txt'),
-                   ''.join(lists[split]))
+        write_text(
+            osp.join(out_dir, 'meta', split + '.txt'), ''.join(lists[split]))
     meta.update(complete=True, counts=counts)
     write_meta(meta_path, meta)
     return counts

@@ -21,9 +21,8 @@ from typing import Dict, Sequence, Tuple
 import numpy as np
 from PIL import Image
 
-from rca_mm.datasets.generated import (is_complete, map_jobs,
-                                       mark_incomplete, write_meta,
-                                       write_text)
+from rca_mm.datasets.generated import (is_complete, map_jobs, mark_incomplete,
+                                       write_meta, write_text)
 from rca_mm.datasets.synthvoc_render import (FORMAT_VERSION, build_world,
                                              render_sample)
 from rca_mm.fileio import atomic_write, save_label_png
@@ -121,8 +120,7 @@ def generate_synthvoc(out_dir: str,
     jobs = [(out_dir, i, n, seed, size, num_classes)
             for i, n in enumerate(names)]
     tags = map_jobs(_write_image, jobs, nproc, show_progress)
-    write_text(
-        osp.join(out_dir, 'classes.txt'), '\n'.join(world.names) + '\n')
+    write_text(osp.join(out_dir, 'classes.txt'), '\n'.join(world.names) + '\n')
     splits = dict(
         train_aug=names[:num_train],
         train=names[:num_train_subset],

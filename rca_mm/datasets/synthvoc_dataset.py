@@ -48,8 +48,8 @@ class SynthVOCDataset(WSSSDataset):
                 seg_map_path='SegmentationClassAug',
                 sal_path='SaliencyMaps')
         classes_file = osp.join(data_root or '', 'classes.txt')
-        if (metainfo is None or 'classes' not in metainfo) and osp.isfile(
-                classes_file):
+        if (metainfo is None
+                or 'classes' not in metainfo) and osp.isfile(classes_file):
             metainfo = dict(
                 metainfo or {}, classes=read_classes_file(classes_file))
         super().__init__(

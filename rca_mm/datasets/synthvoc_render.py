@@ -224,13 +224,15 @@ def class_look(world: SynthVOCWorld, cls: int) -> ObjectLook:
                       BODY_STYLES[grp], world.body_hsv[grp])
 
 
-def draw_object(rng,
-                look: ObjectLook,
-                h: int,
-                w: int,
-                s: float,
-                area_range: Tuple[float, float] = AREA_RANGE,
-                centre_range: Tuple[float, float] = (0.1, 0.9)) -> dict:
+def draw_object(
+    rng,
+    look: ObjectLook,
+    h: int,
+    w: int,
+    s: float,
+    area_range: Tuple[float, float] = AREA_RANGE,
+    centre_range: Tuple[float, float] = (0.1, 0.9)
+) -> dict:
     """Sample one object's geometry and appearance (not yet composited).
 
     Args:
@@ -400,8 +402,8 @@ def render_sample(
     objects = []
     for cls in classes:
         for _ in range(6):  # re-place until every object stays visible
-            obj = dict(draw_object(rng, class_look(world, cls), h, w, s),
-                       cls=cls)
+            obj = dict(
+                draw_object(rng, class_look(world, cls), h, w, s), cls=cls)
             trial = np.where(obj['mask'], len(objects) + 1, inst)
             inner = ~_ignore_border(trial.astype(np.uint8))
             kept = [((trial == k + 1) & inner).sum()

@@ -185,7 +185,8 @@ class WSSSDataset(BaseSegDataset):
             print_log(
                 f'{type(self).__name__}: the tag file '
                 f'{self.cls_label_file!r} also tags {extra} image(s) not in '
-                f'{self.ann_file!r}; they are not used', logger='current')
+                f'{self.ann_file!r}; they are not used',
+                logger='current')
         return tags
 
     def _tags_from_masks(self, names: List[str],
@@ -195,8 +196,8 @@ class WSSSDataset(BaseSegDataset):
         with ThreadPoolExecutor(max(1, self.scan_threads)) as pool:
             tags = list(
                 pool.map(
-                    lambda p: label_map_classes(p, num_classes,
-                                                self.ignore_index), paths))
+                    lambda p: label_map_classes(p, num_classes, self.
+                                                ignore_index), paths))
         return dict(zip(names, tags))
 
     def load_data_list(self) -> List[dict]:
@@ -227,8 +228,7 @@ class WSSSDataset(BaseSegDataset):
             self.seg_map_suffix,
             names,
             required=not self.cls_label_file)
-        sal_dir = self._optional_dir('sal_path', self.sal_suffix, names,
-                                     False)
+        sal_dir = self._optional_dir('sal_path', self.sal_suffix, names, False)
         if self.cls_label_file:
             tags = self._tags_from_file(names)
         else:

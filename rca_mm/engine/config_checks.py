@@ -19,16 +19,17 @@ import rca_mm.registry as registries
 from rca_mm.utils.safe_checkpoint import safe_torch_load
 
 # Top-level keys a --cfg-options may add: what Runner.from_cfg reads.
-_RUNNER_KEYS = frozenset(
-    inspect.signature(Runner.__init__).parameters) | {
-        'launcher', 'runner_type', 'model_wrapper_cfg', 'work_dir',
-        'find_unused_parameters', 'tta_model', 'tta_pipeline'}
+_RUNNER_KEYS = frozenset(inspect.signature(Runner.__init__).parameters) | {
+    'launcher', 'runner_type', 'model_wrapper_cfg', 'work_dir',
+    'find_unused_parameters', 'tta_model', 'tta_pipeline'
+}
 # Read by mmengine's optimizer wrapper constructor, not the wrapper.
 _OPTIM_WRAPPER_KEYS = frozenset({'constructor', 'paramwise_cfg'})
 # What mmengine's Runner.build_dataloader passes on to DataLoader.
-_DATALOADER_KEYS = frozenset(inspect.signature(DataLoader.__init__).parameters
-                             ) | {'sampler', 'batch_sampler', 'collate_fn',
-                                  'dataset', 'worker_init_fn'}
+_DATALOADER_KEYS = frozenset(
+    inspect.signature(DataLoader.__init__).parameters) | {
+        'sampler', 'batch_sampler', 'collate_fn', 'dataset', 'worker_init_fn'
+    }
 
 
 def _type_params(type_: Any) -> Optional[Dict[str, Any]]:
@@ -59,7 +60,10 @@ def _type_params(type_: Any) -> Optional[Dict[str, Any]]:
     return params if found else None
 
 
-def _check_value_type(option: str, old: Any, new: Any, config: str,
+def _check_value_type(option: str,
+                      old: Any,
+                      new: Any,
+                      config: str,
                       what: str = 'the config\'s value') -> None:
     """Refuse a ``--cfg-options`` value of another kind than ``old``: text
     or a container for a number or a flag, a flag for a number, or a
@@ -68,8 +72,9 @@ def _check_value_type(option: str, old: Any, new: Any, config: str,
         return
     number, flag = (int, float), bool
     wrong = (
-        isinstance(old, (number, flag)) and isinstance(
-            new, (str, list, tuple, dict))
+        isinstance(old,
+                   (number, flag)) and isinstance(new,
+                                                  (str, list, tuple, dict))
         or isinstance(old, number) and not isinstance(old, flag)
         and isinstance(new, flag)
         or isinstance(old, dict) and isinstance(new, (str, number, flag)))
@@ -145,8 +150,8 @@ def check_cfg_options(cfg: Config, options: dict, config: str = '') -> None:
                 continue
             if depth == 0:
                 if key not in _RUNNER_KEYS:
-                    _refuse(option, key, where, list(node) +
-                            list(_RUNNER_KEYS), config)
+                    _refuse(option, key, where,
+                            list(node) + list(_RUNNER_KEYS), config)
             elif 'type' in node:
                 params = _type_params(node['type'])
                 if params is not None and key not in params and not (
@@ -198,8 +203,10 @@ def check_checkpoint_fits(model: nn.Module, filename: str) -> dict:
         raise ValueError(f'checkpoint {filename!r} holds a '
                          f'{type(checkpoint).__name__}, not a state dict')
     state = checkpoint.get('state_dict', checkpoint)
-    state = {k[len('module.'):] if k.startswith('module.') else k: v
-             for k, v in state.items()}
+    state = {
+        k[len('module.'):] if k.startswith('module.') else k: v
+        for k, v in state.items()
+    }
     try:
         result = model.load_state_dict(state, strict=False)
     except (RuntimeError, ValueError) as err:
@@ -210,8 +217,8 @@ def check_checkpoint_fits(model: nn.Module, filename: str) -> dict:
     for name, keys in (('missing', result.missing_keys),
                        ('unexpected', result.unexpected_keys)):
         if keys:
-            shown = ', '.join(keys[:8]) + (
-                f' (+{len(keys) - 8} more)' if len(keys) > 8 else '')
+            shown = ', '.join(keys[:8]) + (f' (+{len(keys) - 8} more)'
+                                           if len(keys) > 8 else '')
             problems.append(f'{len(keys)} {name} keys: {shown}')
     if problems:
         raise ValueError(
@@ -238,8 +245,11 @@ def world_size_of(launcher: str) -> int:
     """
     if dist.is_available() and dist.is_initialized():
         return dist.get_world_size()
-    variable = {'pytorch': 'WORLD_SIZE', 'slurm': 'SLURM_NTASKS',
-                'mpi': 'OMPI_COMM_WORLD_SIZE'}.get(launcher)
+    variable = {
+        'pytorch': 'WORLD_SIZE',
+        'slurm': 'SLURM_NTASKS',
+        'mpi': 'OMPI_COMM_WORLD_SIZE'
+    }.get(launcher)
     if variable is None:
         return 1
     value = os.environ.get(variable, '1')
@@ -328,9 +338,8 @@ def resolve_train_batch_size(cfg: Config,
         _log(message, logging.INFO)
         return message
     if batch_size_given:
-        message = (
-            f'train_dataloader.batch_size={batch} (--cfg-options) on '
-            f'{world_size} process(es): a total batch of {total}')
+        message = (f'train_dataloader.batch_size={batch} (--cfg-options) on '
+                   f'{world_size} process(es): a total batch of {total}')
         if total == base:
             _log(message, logging.INFO)
         else:

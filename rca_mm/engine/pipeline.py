@@ -66,8 +66,10 @@ class Pipeline:
         with open(self.marker(step)) as f:
             return json.load(f)
 
-    def run(self, step: str, cmd: List[str], record: Optional[dict] = None
-            ) -> dict:
+    def run(self,
+            step: str,
+            cmd: List[str],
+            record: Optional[dict] = None) -> dict:
         """Run ``cmd`` for ``step`` unless it is already done."""
         finished = self.done(step)
         if finished is not None:
@@ -75,8 +77,10 @@ class Pipeline:
                   f'({finished["seconds"]:.0f} s then)')
             return finished
         log = osp.join(self.work_dir, 'logs', f'{step}.log')
-        print(f'[pipeline] {step}: {" ".join(cmd)}\n'
-              f'[pipeline]   log: {log}', flush=True)
+        print(
+            f'[pipeline] {step}: {" ".join(cmd)}\n'
+            f'[pipeline]   log: {log}',
+            flush=True)
         start = time.time()
         returncode = run_logged(step, cmd, log, self.python, self.repo)
         seconds = time.time() - start
@@ -86,8 +90,8 @@ class Pipeline:
             raise StepFailed(
                 f'step "{step}" failed (exit {returncode}) after '
                 f'{seconds:.0f} s; log: {log}\n--- last lines ---\n{tail}')
-        result = dict(record or {}, seconds=seconds, command=cmd,
-                      machine=machine_info())
+        result = dict(
+            record or {}, seconds=seconds, command=cmd, machine=machine_info())
         write_json_atomic(self.marker(step), result)
         print(f'[pipeline] {step}: {seconds:.0f} s', flush=True)
         return result
@@ -105,7 +109,9 @@ class Pipeline:
         self.run(step, cmd)
         return last_checkpoint(work)
 
-    def release(self, configs: Dict[str, str], log_steps: Sequence[str],
+    def release(self,
+                configs: Dict[str, str],
+                log_steps: Sequence[str],
                 summary: Optional[str] = None) -> dict:
         """Publish the checkpoints of the finished training steps, with the
         logs of ``log_steps`` and the summary, under ``WORK_DIR/release/``
@@ -121,10 +127,10 @@ class Pipeline:
             dict: the release manifest.
         """
         from rca_mm.apis.publish import release_run
-        models = [(step, config, last_checkpoint(osp.join(self.work_dir,
-                                                          step)))
-                  for step, config in configs.items()
-                  if self.done(step) is not None]
+        models = [
+            (step, config, last_checkpoint(osp.join(self.work_dir, step)))
+            for step, config in configs.items() if self.done(step) is not None
+        ]
         return release_run(self.work_dir, models, log_steps, summary)
 
     def metrics_path(self, step: str) -> str:
@@ -145,13 +151,18 @@ class Pipeline:
             for step, record in records.items() if record is not None
         }
 
-    def test(self, step: str, config: str, checkpoint: str,
-             options: List[str], out: Optional[str] = None) -> None:
+    def test(self,
+             step: str,
+             config: str,
+             checkpoint: str,
+             options: List[str],
+             out: Optional[str] = None) -> None:
         """Test; the metrics go to ``STEP/metrics.json``."""
         metrics = self.metrics_path(step)
-        cmd = [self.python, 'tools/test.py', config, checkpoint,
-               '--work-dir', osp.join(self.work_dir, step),
-               '--metrics-json', metrics]
+        cmd = [
+            self.python, 'tools/test.py', config, checkpoint, '--work-dir',
+            osp.join(self.work_dir, step), '--metrics-json', metrics
+        ]
         if out:
             cmd += ['--out', out]
         if options:
@@ -189,7 +200,8 @@ def check_total_batches(trainings: Sequence[Tuple[str, List[str]]],
             cfg.merge_from_dict(given)
         try:
             resolve_train_batch_size(
-                cfg, gpus,
+                cfg,
+                gpus,
                 batch_size_given='train_dataloader.batch_size' in given,
                 config=config)
         except ValueError as err:
@@ -216,8 +228,8 @@ def machine_info() -> dict:
         (``torch.backends.cpu.get_cpu_capability()``) and ``gpu`` (the
         first CUDA device's name, None without one).
     """
-    gpu = (torch.cuda.get_device_name(0)
-           if torch.cuda.is_available() else None)
+    gpu = (
+        torch.cuda.get_device_name(0) if torch.cuda.is_available() else None)
     return dict(
         cpu=cpu_model(),
         cpu_count=os.cpu_count(),
@@ -258,9 +270,13 @@ def run_logged(step: str, cmd: List[str], log: str, python: str,
     last = 0.0
     with open(log, 'w') as f:
         proc = subprocess.Popen(
-            cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            cmd,
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
             env=dict(os.environ, PYTHON=python, PYTHONUNBUFFERED='1'),
-            text=True, errors='replace')
+            text=True,
+            errors='replace')
         for line in proc.stdout:  # universal newlines: '\r' ends a line too
             f.write(line if line.endswith('\n') else line + '\n')
             f.flush()

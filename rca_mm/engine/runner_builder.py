@@ -108,7 +108,7 @@ def load_config(filename: str,
             world_size_of(launcher),
             auto_scale_lr=auto_scale_lr,
             batch_size_given='train_dataloader.batch_size' in (cfg_options
-                                                                or {}),
+                                                               or {}),
             config=filename)
     elif cfg.get('env_cfg', {}).get('cudnn_benchmark'):
         # Testing sees a new input shape with every image and scale:

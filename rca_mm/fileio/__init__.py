@@ -7,10 +7,10 @@ from .atomic import (atomic_open, atomic_write, atomic_write_bytes,
                      atomic_write_lines, pid_alive, remove_stale_temporaries,
                      write_json_atomic)
 from .image import read_image
-from .label_png import (label_map_classes, read_label_png,
-                        read_voc_label_png, save_label_png)
-from .lists import (find_image_list, list_stems, read_list_file,
-                    read_tag_file, stem_of, write_tag_file)
+from .label_png import (label_map_classes, read_label_png, read_voc_label_png,
+                        save_label_png)
+from .lists import (find_image_list, list_stems, read_list_file, read_tag_file,
+                    stem_of, write_tag_file)
 from .palette import VOC_IGNORE_COLOUR, voc_palette
 from .saliency import read_saliency_map
 
@@ -19,8 +19,7 @@ __all__ = [
     'save_oaa_npz', 'atomic_open', 'atomic_write', 'atomic_write_bytes',
     'atomic_write_lines', 'pid_alive', 'remove_stale_temporaries',
     'write_json_atomic', 'read_image', 'label_map_classes', 'read_label_png',
-    'read_voc_label_png',
-    'save_label_png', 'find_image_list', 'list_stems', 'read_list_file', 'read_tag_file',
-    'stem_of', 'write_tag_file', 'VOC_IGNORE_COLOUR', 'voc_palette',
-    'read_saliency_map'
+    'read_voc_label_png', 'save_label_png', 'find_image_list', 'list_stems',
+    'read_list_file', 'read_tag_file', 'stem_of', 'write_tag_file',
+    'VOC_IGNORE_COLOUR', 'voc_palette', 'read_saliency_map'
 ]

@@ -48,8 +48,7 @@ def save_confusion_matrix(path: str, matrix: np.ndarray,
             f'save_confusion_matrix({path!r}): expected a ({len(classes)}, '
             f'{len(classes) + 1}) matrix for {len(classes)} classes (last '
             f'column: predicted ignore), got shape {matrix.shape}')
-    rows = ',\n    '.join(
-        json.dumps([int(v) for v in row]) for row in matrix)
+    rows = ',\n    '.join(json.dumps([int(v) for v in row]) for row in matrix)
     head = json.dumps(
         dict(
             rows='ground truth',

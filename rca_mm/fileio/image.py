@@ -73,7 +73,8 @@ def read_image(
 
     Returns:
         tuple[np.ndarray, str | None]: ``(H, W, 3)`` uint8, C-contiguous
-        and writable, and a note saying what was converted (None for an RGB file).
+        and writable, and a note saying what was converted (None for an
+        RGB file).
 
     Raises:
         FileNotFoundError: the file does not exist.

@@ -1,1 +1,2 @@
-"""Helpers that write small data in the real formats, for tests and smoke runs."""
+"""Helpers that write small data in the real formats, for tests and smoke
+runs."""

@@ -14,12 +14,18 @@ from mmengine.config import Config
 from rca_mm.datasets.synthvoc import generate_synthvoc
 
 
-def write_tiny_synthvoc(root: str, *, num_train: int = 8, num_val: int = 2,
+def write_tiny_synthvoc(root: str,
+                        *,
+                        num_train: int = 8,
+                        num_val: int = 2,
                         size: int = 32) -> str:
     """Generate a tiny SynthVOC (seed 0) under ``root`` and return it."""
     generate_synthvoc(
-        root, num_train=num_train, num_val=num_val,
-        num_train_subset=min(4, num_train), size=(size, size),
+        root,
+        num_train=num_train,
+        num_val=num_val,
+        num_train_subset=min(4, num_train),
+        size=(size, size),
         show_progress=False)
     return root
 
@@ -73,8 +79,8 @@ def tiny_stage1_cfg(config: str,
                 data_preprocessor=dict(size=(size, size)),
                 backbone=dict(init_cfg=None)),
             train_dataloader=dict(
-                **loader,
-                dataset=dict(data_root=data_root, pipeline=pipeline)),
+                **loader, dataset=dict(data_root=data_root,
+                                       pipeline=pipeline)),
             train_cfg=dict(
                 max_epochs=max_epochs,
                 val_interval=val_interval or max_epochs + 1),
@@ -84,15 +90,20 @@ def tiny_stage1_cfg(config: str,
         cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
     else:
         cfg.merge_from_dict(
-            dict(val_dataloader=dict(
-                loader,
-                batch_size=1,
-                dataset=dict(data_root=data_root, pipeline=[
-                    dict(type='LoadWSSSImageFromFile'),
-                    dict(type='Resize', scale=(size, size),
-                         keep_ratio=False),
-                    dict(type='PackWSSSInputs'),
-                ]))))
+            dict(
+                val_dataloader=dict(
+                    loader,
+                    batch_size=1,
+                    dataset=dict(
+                        data_root=data_root,
+                        pipeline=[
+                            dict(type='LoadWSSSImageFromFile'),
+                            dict(
+                                type='Resize',
+                                scale=(size, size),
+                                keep_ratio=False),
+                            dict(type='PackWSSSInputs'),
+                        ]))))
     cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + list(extra_hooks)
     if name is not None:
         cfg.experiment_name = name

@@ -36,11 +36,11 @@ def _draw_sample(rng: np.random.Generator, size: Tuple[int, int],
     image = rng.normal(100, 20, (h, w, 3))
     mask = np.zeros((h, w), np.uint8)
     for cls in rng.choice(classes, size=rng.integers(1, 3), replace=False):
-        bh, bw = rng.integers(h // 4, h // 2 + 1), rng.integers(
-            w // 4, w // 2 + 1)
+        bh, bw = rng.integers(h // 4,
+                              h // 2 + 1), rng.integers(w // 4, w // 2 + 1)
         y, x = rng.integers(0, h - bh + 1), rng.integers(0, w - bw + 1)
-        image[y:y + bh, x:x + bw] = colours[cls] + rng.normal(
-            0, 10, (bh, bw, 3))
+        image[y:y + bh,
+              x:x + bw] = colours[cls] + rng.normal(0, 10, (bh, bw, 3))
         mask[max(y - 2, 0):y + bh + 2, max(x - 2, 0):x + bw + 2] = 255
         mask[y:y + bh, x:x + bw] = cls
     saliency = np.where((mask > 0) & (mask < 255), 230, 20).astype(np.uint8)

@@ -102,8 +102,8 @@ def suggest_torch_cuda(capability: Tuple[int, int]) -> List[str]:
     """The ``TORCH_CUDA`` tags of :data:`TORCH_CUDA_ARCHS` whose builds
     run on ``capability``, newest CUDA first."""
     return [
-        tag for tag, archs in TORCH_CUDA_ARCHS.items()
-        if any(runs_on(a, capability) for a in archs)
+        tag for tag, archs in TORCH_CUDA_ARCHS.items() if any(
+            runs_on(a, capability) for a in archs)
     ]
 
 
@@ -163,8 +163,10 @@ def describe_devices() -> Tuple[bool, List[str]]:
         without a device), and the lines to print.
     """
     import torch
-    lines = [f'torch {torch.__version__}, CUDA build '
-             f'{torch.version.cuda or "none (CPU build)"}']
+    lines = [
+        f'torch {torch.__version__}, CUDA build '
+        f'{torch.version.cuda or "none (CPU build)"}'
+    ]
     if not torch.cuda.is_available():
         lines.append('no CUDA device')
         return True, lines

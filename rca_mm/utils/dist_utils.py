@@ -122,8 +122,7 @@ def check_cpu_fallback(environ: Optional[Mapping[str, str]] = None) -> None:
     environ = os.environ if environ is None else environ
     if torch.cuda.is_available():
         return
-    if environ.get(ALLOW_CPU_ENV, '').strip().lower() in ('1', 'true',
-                                                          'yes'):
+    if environ.get(ALLOW_CPU_ENV, '').strip().lower() in ('1', 'true', 'yes'):
         return
     signs = gpu_signs(environ)
     if not signs:
@@ -174,16 +173,22 @@ def finish_distributed(timeout: float = 300.) -> None:
     rank, world_size = dist.get_rank(), dist.get_world_size()
     store = dist.distributed_c10d._get_default_store()
     dist.destroy_process_group()
-    _store_barrier(store, 'finish_distributed/destroyed', world_size,
-                   timeout)
+    _store_barrier(store, 'finish_distributed/destroyed', world_size, timeout)
     if rank > 0:
         store.add('finish_distributed/left', 1)
     else:
-        _store_barrier(store, 'finish_distributed/left', world_size - 1,
-                       timeout, add=False)
+        _store_barrier(
+            store,
+            'finish_distributed/left',
+            world_size - 1,
+            timeout,
+            add=False)
 
 
-def _store_barrier(store: dist.Store, key: str, count: int, timeout: float,
+def _store_barrier(store: dist.Store,
+                   key: str,
+                   count: int,
+                   timeout: float,
                    add: bool = True) -> None:
     """Wait until the counter ``key`` of ``store`` reaches ``count``
     (incremented first when ``add``)."""

@@ -99,8 +99,8 @@ def _analyzer(model: nn.Module, shape: Tuple[int, int, int]) -> FlopAnalyzer:
     """mmengine's analyzer of ``model`` on one zero image, quiet."""
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device('cpu')
-    analyzer = FlopAnalyzer(model, (torch.zeros((1, ) + shape,
-                                                device=device), ))
+    analyzer = FlopAnalyzer(model, (torch.zeros(
+        (1, ) + shape, device=device), ))
     analyzer.unsupported_ops_warnings(False)
     analyzer.uncalled_modules_warnings(False)
     analyzer.tracer_warnings('none')
@@ -169,8 +169,10 @@ def model_complexity(model: nn.Module,
             k: int(v)
             for k, v in params.items() if depth(k) <= max_depth
         },
-        unsupported={str(k): int(v)
-                     for k, v in unsupported.items()})
+        unsupported={
+            str(k): int(v)
+            for k, v in unsupported.items()
+        })
 
 
 def format_count(value: float) -> str:

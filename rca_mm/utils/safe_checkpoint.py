@@ -31,7 +31,6 @@ import torch
 from mmengine.logging import HistoryBuffer
 from mmengine.runner import CheckpointLoader
 
-
 _DEFAULT_STATISTICS = frozenset(('min', 'max', 'current', 'mean'))
 
 
@@ -91,8 +90,10 @@ def _refused_global(message: str) -> str:
         reason = line.partition('WeightsUnpickler error:')[2].strip()
         if reason:
             return reason
-    paragraphs = [p.strip() for p in message.split('\n\n')[1:]
-                  if p.strip() and 'Check the documentation' not in p]
+    paragraphs = [
+        p.strip() for p in message.split('\n\n')[1:]
+        if p.strip() and 'Check the documentation' not in p
+    ]
     return paragraphs[-1] if paragraphs else message
 
 
@@ -102,8 +103,8 @@ def _intact_checkpoints(filename: str) -> List[str]:
     directory = osp.dirname(osp.abspath(filename))
     others = [
         osp.join(directory, name) for name in os.listdir(directory)
-        if name.endswith('.pth') and
-        osp.join(directory, name) != osp.abspath(filename)
+        if name.endswith('.pth')
+        and osp.join(directory, name) != osp.abspath(filename)
     ]
     intact = []
     for path in sorted(others, key=osp.getmtime, reverse=True):
@@ -131,8 +132,7 @@ def safe_torch_load(file: Union[str, Any],
             its message names the file and the intact checkpoints next to
             it.
     """
-    name = file if isinstance(file, str) else getattr(
-        file, 'name', repr(file))
+    name = file if isinstance(file, str) else getattr(file, 'name', repr(file))
     try:
         return torch.load(file, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -169,6 +169,5 @@ def load_from_local(filename: str, map_location: Optional[Any] = None) -> Any:
     """
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
-        raise FileNotFoundError(
-            f'checkpoint file {filename!r} does not exist')
+        raise FileNotFoundError(f'checkpoint file {filename!r} does not exist')
     return safe_torch_load(filename, map_location=map_location)

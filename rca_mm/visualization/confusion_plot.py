@@ -91,8 +91,8 @@ def plot_confusion_matrix(matrix: np.ndarray,
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label='% of row')
     ax.set_xticks(np.arange(len(columns)), labels=columns)
     ax.set_yticks(np.arange(num), labels=rows)
-    ax.tick_params(axis='x', top=True, labeltop=True, bottom=False,
-                   labelbottom=False)
+    ax.tick_params(
+        axis='x', top=True, labeltop=True, bottom=False, labelbottom=False)
     for label in ax.get_xticklabels():
         label.set(rotation=45, ha='left', rotation_mode='anchor')
     ax.set_xlabel('prediction')
@@ -109,8 +109,8 @@ def plot_confusion_matrix(matrix: np.ndarray,
             ax.text(
                 j,
                 i,
-                f'{value:.0f}' if value >= 9.5 or value == 0 else
-                f'{value:.1f}',
+                f'{value:.0f}'
+                if value >= 9.5 or value == 0 else f'{value:.1f}',
                 ha='center',
                 va='center',
                 fontsize=fontsize,

@@ -137,9 +137,9 @@ def sample_panels(visualizer: WSSSLocalVisualizer,
         _check_shape(saliency, shape, 'gt_saliency', sample)
         grey = np.clip(saliency * 255 + 0.5, 0, 255).astype(np.uint8)
         panels.append(('saliency', np.repeat(grey[..., None], 3, axis=-1)))
-        panels.append(('saliency on image',
-                       visualizer.draw_heatmap(
-                           saliency, image, value_range=(0., 1.))))
+        panels.append(
+            ('saliency on image',
+             visualizer.draw_heatmap(saliency, image, value_range=(0., 1.))))
     if 'gt_sem_seg' in sample:
         labels = _numpy(sample.gt_sem_seg.data)[0]
         _check_shape(labels, shape, 'gt_sem_seg', sample)
@@ -155,12 +155,11 @@ def draw_sample(visualizer: WSSSLocalVisualizer,
     Returns:
         np.ndarray: ``(title_height + H, n * W, 3)`` uint8 RGB.
     """
-    return visualizer.draw_panels([sample_panels(visualizer, item,
-                                                 ignore_index)])
+    return visualizer.draw_panels(
+        [sample_panels(visualizer, item, ignore_index)])
 
 
-def _check_shape(array: np.ndarray, shape: tuple, key: str,
-                 sample) -> None:
+def _check_shape(array: np.ndarray, shape: tuple, key: str, sample) -> None:
     if tuple(array.shape[:2]) != tuple(shape):
         name = sample.metainfo.get('img_path', 'the sample')
         raise ValueError(

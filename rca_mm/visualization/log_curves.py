@@ -58,8 +58,7 @@ def _run_log(run_dir: str) -> Optional[str]:
     ``vis_data/scalars.json``, else a test run's ``<timestamp>.json``."""
     for candidate in (osp.join(run_dir, 'vis_data', 'scalars.json'),
                       osp.join(run_dir,
-                               osp.basename(osp.normpath(run_dir)) +
-                               '.json')):
+                               osp.basename(osp.normpath(run_dir)) + '.json')):
         if osp.isfile(candidate):
             return candidate
     return None
@@ -139,8 +138,8 @@ def parse_scalar_lines(lines: Sequence[str], path: str = '<log>') -> ScalarLog:
             pairs.append((record['step'], last_train))
     by_epoch = bool(pairs) and all(
         train is not None and train.get('epoch') == step
-        for step, train in pairs) and any(train.get('iter') != step
-                                          for step, train in pairs)
+        for step, train in pairs) and any(
+            train.get('iter') != step for step, train in pairs)
     metric_unit = 'epoch' if by_epoch else 'iter'
 
     # A name on both kinds of line ('time', 'data_time') is the training

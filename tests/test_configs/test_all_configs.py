@@ -8,12 +8,12 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 from rca_mm.registry import METRICS, MODELS
-
 from ..conftest import REPO
 
 CONFIGS = sorted(
-    p for p in glob.glob(osp.join(REPO, 'configs', '**', '*.py'),
-                         recursive=True) if '_base_' not in p)
+    p for p in glob.glob(
+        osp.join(REPO, 'configs', '**', '*.py'), recursive=True)
+    if '_base_' not in p)
 
 
 def test_there_are_configs():

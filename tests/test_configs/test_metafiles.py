@@ -38,8 +38,7 @@ def _models():
 def _configs():
     found = glob.glob(osp.join(REPO, 'configs', '**', '*.py'), recursive=True)
     return sorted(
-        _rel(p) for p in found
-        if _rel(p).split('/')[1] not in NOT_MODELS)
+        _rel(p) for p in found if _rel(p).split('/')[1] not in NOT_MODELS)
 
 
 def test_every_config_is_listed_once_and_every_listed_config_exists():

@@ -78,15 +78,22 @@ def trained(config, data_root, work_dir):
     class _RecordLosses(Hook):
         priority = 'LOWEST'
 
-        def after_train_iter(self, runner, batch_idx, data_batch=None,
+        def after_train_iter(self,
+                             runner,
+                             batch_idx,
+                             data_batch=None,
                              outputs=None):
             losses.append({
-                k: repr(float(v.detach()) if torch.is_tensor(v) else v)
+                k:
+                repr(float(v.detach()) if torch.is_tensor(v) else v)
                 for k, v in sorted(outputs.items())
             })
 
     cfg = tiny_stage1_cfg(
-        osp.join(REPO, config), data_root, work_dir, max_epochs=3,
+        osp.join(REPO, config),
+        data_root,
+        work_dir,
+        max_epochs=3,
         name=osp.basename(config)[:-3],
         extra_hooks=[dict(type='_RecordLosses')])
     cfg.model.head.gate_threshold = 0.0
@@ -107,7 +114,8 @@ def reference():
             if config.startswith('configs/synthvoc/'):
                 entry.update(
                     trained(config, root,
-                            osp.join(tmp, osp.basename(config)[:-3])))
+                            osp.join(tmp,
+                                     osp.basename(config)[:-3])))
             out[config] = entry
             print(config, entry.get('losses', [{}])[-1:], flush=True)
     return out
@@ -126,8 +134,9 @@ def pack(ref):
         entry = dict(entry)
         for part in TABLES:
             if part in entry:
-                name = hashlib.sha256(json.dumps(
-                    entry[part], sort_keys=True).encode()).hexdigest()[:16]
+                name = hashlib.sha256(
+                    json.dumps(entry[part],
+                               sort_keys=True).encode()).hexdigest()[:16]
                 tables[name] = entry[part]
                 entry[part] = name
         configs_[config] = entry
@@ -190,8 +199,13 @@ def main():
 def test_pack_keeps_every_table_once():
     ref = {
         'a.py': dict(built={'w': [2, 3]}, trained={'w': [2, 3]}),
-        'b.py': dict(built={'w': [2, 3]}, losses=[{'loss': '0.5'}]),
-        'c.py': dict(built={'w': [4, 3], 'b': [4]}),
+        'b.py': dict(built={'w': [2, 3]}, losses=[{
+            'loss': '0.5'
+        }]),
+        'c.py': dict(built={
+            'w': [4, 3],
+            'b': [4]
+        }),
     }
     packed = json.loads(json.dumps(pack(ref)))
     assert len(packed['state_dict_shapes']) == 2
@@ -206,7 +220,8 @@ def test_configs_equal_the_reference():
     from tests.conftest import PINNED_KERNELS, run_tool
     code, out = run_tool(
         ['python', osp.relpath(__file__, REPO), 'check', REFERENCE],
-        env=PINNED_KERNELS, check=False)
+        env=PINNED_KERNELS,
+        check=False)
     assert code == 0, (
         'the RCA configs differ from tests/test_configs/rca_reference.json '
         f'(see the module docstring to write it again):\n{out[-6000:]}')

@@ -12,7 +12,6 @@ from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 
 from rca_mm.registry import MODELS
-
 from ..conftest import REPO
 
 VOC = ('cam/cam_vgg16_voc.py', 'cam/cam_r38_voc.py', 'cam/cam_r50_voc.py',
@@ -34,16 +33,37 @@ ABLATION = 'rca/ablations/rca_oaa_vgg16_voc_{}.py'
 # Each ablation and the keys (flattened, list items by index) in which it
 # differs from its parent, with the value there.
 ABLATIONS = {
-    'rsc-only': {'model.head.use_rsa': False, 'model.head.loss_weight': 1.0},
-    'rsa-only': {'model.head.use_rsc': False},
-    'no-mixup': {'model.head.contrast_loss.use_mixup': False},
-    **{f'gamma{g}': {'model.head.memory_bank.momentum': float(g)}
-       for g in ('0', '0.5', '0.8', '0.9', '0.999')},
-    **{f'k{k}': {'model.head.aggregation.num_prototypes': k}
-       for k in (1, 20, 50, 100)},
-    'kall': {'model.head.aggregation.num_prototypes': None},
-    **{f'mem{m}': {'model.head.memory_bank.capacity_per_class': m}
-       for m in (100, 500)},
+    'rsc-only': {
+        'model.head.use_rsa': False,
+        'model.head.loss_weight': 1.0
+    },
+    'rsa-only': {
+        'model.head.use_rsc': False
+    },
+    'no-mixup': {
+        'model.head.contrast_loss.use_mixup': False
+    },
+    **{
+        f'gamma{g}': {
+            'model.head.memory_bank.momentum': float(g)
+        }
+        for g in ('0', '0.5', '0.8', '0.9', '0.999')
+    },
+    **{
+        f'k{k}': {
+            'model.head.aggregation.num_prototypes': k
+        }
+        for k in (1, 20, 50, 100)
+    },
+    'kall': {
+        'model.head.aggregation.num_prototypes': None
+    },
+    **{
+        f'mem{m}': {
+            'model.head.memory_bank.capacity_per_class': m
+        }
+        for m in (100, 500)
+    },
 }
 
 
@@ -72,18 +92,18 @@ def test_settings(rel):
     coco = rel in COCO
     head = cfg.model.head
     assert head.num_classes == (80 if coco else 20)
-    assert cfg.train_dataloader.dataset.type == (
-        'WSSSCOCODataset' if coco else 'WSSSVOCDataset')
+    assert cfg.train_dataloader.dataset.type == ('WSSSCOCODataset'
+                                                 if coco else 'WSSSVOCDataset')
     assert tuple(cfg.model.data_preprocessor.size) == train_size(cfg)
     pipeline = [t['type'] for t in cfg.train_dataloader.dataset.pipeline]
     evaluator = cfg.test_evaluator
     assert evaluator.type == 'PseudoLabelMetric'
     # VOC: labels for train_aug, scored on train; COCO: every listed image.
-    assert evaluator.get('score_list') == (
-        None if coco else 'ImageSets/Segmentation/train.txt')
+    assert evaluator.get('score_list') == (None if coco else
+                                           'ImageSets/Segmentation/train.txt')
     assert cfg.test_dataloader.dataset.ann_file == (
-        'ImageSets/train.txt' if coco else
-        'ImageSets/Segmentation/train_aug.txt')
+        'ImageSets/train.txt'
+        if coco else 'ImageSets/Segmentation/train_aug.txt')
     assert cfg.model.test_cfg.get('oaa_store') is None
     if 'oaa' in rel:
         # Whole images for the accumulation; saliency + PSA CRF labels.
@@ -126,8 +146,9 @@ def test_rca_configs_add_only_the_head_and_hooks():
     for rca, base in pairs.items():
         diff = flat_diff(load(base), load(rca))
         assert diff, rca
-        assert all(k.startswith(('model.head.', 'custom_hooks'))
-                   for k in diff), (rca, sorted(diff))
+        assert all(
+            k.startswith(('model.head.', 'custom_hooks'))
+            for k in diff), (rca, sorted(diff))
 
 
 def test_eps_optimizer_follows_eps():
@@ -187,8 +208,9 @@ def test_train_step_and_predict(rel):
         # negatives (at random init the gate of Eq. 3 passes nothing).
         pairs = tags.nonzero()
         head.memory_bank.update(
-            torch.randn(len(pairs), head.feat_channels), pairs[:, 1],
-            pairs[:, 0], torch.ones(len(pairs), dtype=torch.bool))
+            torch.randn(len(pairs), head.feat_channels), pairs[:, 1], pairs[:,
+                                                                            0],
+            torch.ones(len(pairs), dtype=torch.bool))
     model.train()
     losses = model.loss(inputs, samples)
     expected = {'loss_cls'}
@@ -197,8 +219,10 @@ def test_train_step_and_predict(rel):
         if head.use_rsa:
             expected.add('loss_cls_o')
     if cfg.model.head.get('saliency_loss'):
-        expected |= {k.replace('loss_cls', 'loss_sal')
-                     for k in expected if k.startswith('loss_cls')}
+        expected |= {
+            k.replace('loss_cls', 'loss_sal')
+            for k in expected if k.startswith('loss_cls')
+        }
     assert set(losses) == expected
     assert all(torch.isfinite(v) and v.ndim == 0 for v in losses.values())
     if rca:
@@ -220,8 +244,8 @@ def test_train_step_and_predict(rel):
         assert cams[~row].abs().sum() == 0
         assert 0 <= cams.min() and cams.max() <= 1
         assert sample.pred_score.shape == (num_classes, )
-        assert ('pred_bg' in sample) == bool(cfg.model.head.get(
-            'with_background'))
+        assert ('pred_bg'
+                in sample) == bool(cfg.model.head.get('with_background'))
 
 
 def flatten(value, prefix=''):
@@ -243,8 +267,8 @@ def flat_diff(a: Config, b: Config) -> dict:
     fa, fb = flatten(a.to_dict()), flatten(b.to_dict())
     return {
         k: fb.get(k, '<missing>')
-        for k in set(fa) | set(fb) if fa.get(k, '<missing>') != fb.get(
-            k, '<missing>')
+        for k in set(fa) | set(fb)
+        if fa.get(k, '<missing>') != fb.get(k, '<missing>')
     }
 
 

@@ -8,7 +8,6 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 from rca_mm.registry import MODELS
-
 from ..conftest import REPO
 
 PARENT = 'configs/synthvoc/rca-oaa_r18-w16_8e_synthvoc-112x112.py'

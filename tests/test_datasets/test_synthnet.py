@@ -14,8 +14,12 @@ from rca_mm.datasets.synthnet import (AREA_RANGE, BODY_HSV, CENTRE_RANGE,
 from rca_mm.datasets.synthvoc_render import (BACKGROUNDS, build_world,
                                              class_look)
 
-SMALL = dict(num_classes=50, num_train_per_class=2, num_val_per_class=1,
-             size=(48, 48), show_progress=False)
+SMALL = dict(
+    num_classes=50,
+    num_train_per_class=2,
+    num_val_per_class=1,
+    size=(48, 48),
+    show_progress=False)
 
 
 def test_synthvoc_classes_are_the_first_ten_with_their_exact_look():
@@ -30,8 +34,8 @@ def test_synthvoc_classes_are_the_first_ten_with_their_exact_look():
         np.testing.assert_array_equal(mine.body_hsv, theirs.body_hsv)
     # The first three body colours are SynthVOC's, so a SynthVOC body drawn
     # for another class is the same body.
-    np.testing.assert_array_equal(np.asarray(BODY_HSV[:3], np.float32),
-                                  voc.body_hsv)
+    np.testing.assert_array_equal(
+        np.asarray(BODY_HSV[:3], np.float32), voc.body_hsv)
 
 
 def test_classes_differ_in_body_as_well_as_in_part():
@@ -84,8 +88,8 @@ def test_one_large_centred_object_on_a_class_independent_background():
         assert not np.array_equal(first['image'], other['image'])
     # Over many images every family appears for one class.
     seen = {
-        render_synthnet_sample(world, 5, np.random.default_rng(
-            [9, i]))['background']
+        render_synthnet_sample(world, 5,
+                               np.random.default_rng([9, i]))['background']
         for i in range(40)
     }
     assert seen == set(BACKGROUNDS)
@@ -106,8 +110,8 @@ def test_layout_lists_and_labels(tmp_path):
             assert rel.split('/')[0] == f'{int(label):03d}_{names[int(label)]}'
             img = Image.open(os.path.join(root, split, rel))
             assert img.mode == 'RGB' and img.size == (48, 48)
-        assert sorted(int(x.split()[1]) for x in lines) == sorted(
-            list(range(50)) * (n // 50))
+        assert sorted(int(x.split()[1])
+                      for x in lines) == sorted(list(range(50)) * (n // 50))
     meta = json.loads((tmp_path / 'net' / 'synthnet.json').read_text())
     assert meta['complete'] and meta['counts'] == counts
 
@@ -117,7 +121,9 @@ def test_mmpretrain_custom_dataset_reads_it(tmp_path):
     root = str(tmp_path / 'net')
     generate_synthnet(root, **SMALL)
     ds = CustomDataset(
-        data_root=root, data_prefix='val', ann_file='meta/val.txt',
+        data_root=root,
+        data_prefix='val',
+        ann_file='meta/val.txt',
         pipeline=[])
     assert len(ds) == 50
     info = ds.get_data_info(7)
@@ -131,8 +137,8 @@ def test_deterministic_across_nproc_and_rerun_and_refusals(tmp_path):
     generate_synthnet(one, **SMALL)
     generate_synthnet(two, nproc=2, **SMALL)
     files = [
-        os.path.relpath(os.path.join(d, f), one)
-        for d, _, fs in os.walk(one) for f in fs
+        os.path.relpath(os.path.join(d, f), one) for d, _, fs in os.walk(one)
+        for f in fs
     ]
     same, differ, errors = filecmp.cmpfiles(one, two, files, shallow=False)
     assert not differ and not errors and len(same) == 100 + 50 + 4
@@ -151,20 +157,21 @@ def test_deterministic_across_nproc_and_rerun_and_refusals(tmp_path):
     with pytest.raises(ValueError, match='no synthnet.json'):
         generate_synthnet(str(stranger), **SMALL)
     with pytest.raises(ValueError, match='num_train_per_class'):
-        generate_synthnet(str(tmp_path / 'x'), **dict(SMALL,
-                                                      num_train_per_class=0))
+        generate_synthnet(
+            str(tmp_path / 'x'), **dict(SMALL, num_train_per_class=0))
 
 
 def test_cli(tmp_path, capsys):
     from tests.conftest import run_tool
     out = run_tool([
         'python', 'tools/dataset_converters/synthnet.py', '--out',
-        tmp_path / 'cli', '--num-classes', '50', '--num-train-per-class',
-        '1', '--num-val-per-class', '0', '--size', '40', '40'
+        tmp_path / 'cli', '--num-classes', '50', '--num-train-per-class', '1',
+        '--num-val-per-class', '0', '--size', '40', '40'
     ])
     assert 'SynthNet in' in out and '50 train, 0 val, 50 classes' in out
     rc, out = run_tool([
         'python', 'tools/dataset_converters/synthnet.py', '--out',
         tmp_path / 'bad', '--num-classes', '7'
-    ], check=False)
+    ],
+                       check=False)
     assert rc != 0 and 'synthnet.py: error: num_classes must be in' in out

@@ -186,9 +186,14 @@ def test_relative_out_dir(tmp_path, monkeypatch):
     """``--out data/synthvoc`` (relative) puts the lists under it."""
     monkeypatch.chdir(tmp_path)
     generate_synthvoc(
-        'data/rel', num_train=3, num_val=1, num_train_subset=2,
-        size=(32, 32), show_progress=False)
+        'data/rel',
+        num_train=3,
+        num_val=1,
+        num_train_subset=2,
+        size=(32, 32),
+        show_progress=False)
     lists = tmp_path / 'data' / 'rel' / 'ImageSets' / 'Segmentation'
     assert sorted(p.name for p in lists.iterdir()) == [
-        'train.txt', 'train_aug.txt', 'val.txt']
+        'train.txt', 'train_aug.txt', 'val.txt'
+    ]
     assert not (tmp_path / 'data' / 'rel' / 'data').exists()

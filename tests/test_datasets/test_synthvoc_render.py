@@ -61,8 +61,8 @@ def test_rendering_is_pinned():
     import hashlib
     digest = hashlib.sha256()
     for i in range(4):
-        s = render_sample(build_world(C), np.random.default_rng([0, i]),
-                          (64, 64))
+        s = render_sample(
+            build_world(C), np.random.default_rng([0, i]), (64, 64))
         for key in ('image', 'label', 'saliency'):
             digest.update(s[key].tobytes())
     assert digest.hexdigest() == (

@@ -43,8 +43,8 @@ def test_voc_config_tags_match_masks(voc_root):
     assert len(ds) == len(names) == 16
     infos = [ds.get_data_info(i) for i in range(len(ds))]
     assert [i['img_name'] for i in infos] == names
-    assert [i['img_labels'] for i in infos] == _tags_from_masks_by_hand(
-        voc_root, names)
+    assert [i['img_labels']
+            for i in infos] == _tags_from_masks_by_hand(voc_root, names)
     info = infos[3]
     assert info['sample_idx'] == 3 and info['seg_fields'] == []
     assert info['img_path'] == osp.join(voc_root, 'JPEGImages',
@@ -69,12 +69,13 @@ def test_voc_test_split_packs_full_size_maps(voc_root):
     ds = DATASETS.build(_voc_cfg(voc_root, 'test_dataloader'))
     sample = ds[0]['data_samples']
     mask = np.array(
-        Image.open(osp.join(voc_root, 'SegmentationClassAug',
-                            sample.img_name + '.png')))
+        Image.open(
+            osp.join(voc_root, 'SegmentationClassAug',
+                     sample.img_name + '.png')))
     np.testing.assert_array_equal(sample.gt_sem_seg.data[0].numpy(), mask)
     sal = np.array(
-        Image.open(osp.join(voc_root, 'SaliencyMaps',
-                            sample.img_name + '.png')))
+        Image.open(
+            osp.join(voc_root, 'SaliencyMaps', sample.img_name + '.png')))
     np.testing.assert_allclose(sample.gt_saliency.data[0].numpy(), sal / 255.)
     assert sample.ori_shape == (64, 64)
     val = DATASETS.build(_voc_cfg(voc_root, 'val_dataloader'))
@@ -84,8 +85,8 @@ def test_voc_test_split_packs_full_size_maps(voc_root):
 def test_tag_file_without_masks(tmp_path, voc_root):
     names = ['2007_000000', '2007_000001', '2007_000002']
     root = str(tmp_path / 'voc')
-    shutil.copytree(osp.join(voc_root, 'JPEGImages'),
-                    osp.join(root, 'JPEGImages'))
+    shutil.copytree(
+        osp.join(voc_root, 'JPEGImages'), osp.join(root, 'JPEGImages'))
     os.makedirs(osp.join(root, 'ImageSets/Segmentation'))
     write_list(root, 'train', names)
     with open(osp.join(root, 'tags.txt'), 'w') as f:
@@ -97,8 +98,8 @@ def test_tag_file_without_masks(tmp_path, voc_root):
         ann_file='ImageSets/Segmentation/train.txt',
         cls_label_file='tags.txt',
         pipeline=[])
-    assert [ds.get_data_info(i)['img_labels']
-            for i in range(3)] == [[0, 14], [3], [19]]
+    assert [ds.get_data_info(i)['img_labels'] for i in range(3)] == [[0, 14],
+                                                                     [3], [19]]
     assert ds.get_data_info(0)['seg_map_path'] is None
     assert ds.get_data_info(0)['sal_path'] is None
 

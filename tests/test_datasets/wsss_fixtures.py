@@ -31,8 +31,8 @@ def write_png_layout(root: str,
         grey = grey.astype(np.uint8)
         Image.fromarray(np.repeat(grey[..., None], 3, axis=2)).save(
             osp.join(root, 'JPEGImages', name + '.png'))
-        save_label_png(mask, osp.join(root, 'SegmentationClassAug',
-                                        name + '.png'))
+        save_label_png(mask,
+                       osp.join(root, 'SegmentationClassAug', name + '.png'))
         if saliency:
             Image.fromarray(grey).save(
                 osp.join(root, 'SaliencyMaps', name + '.png'))

@@ -13,10 +13,8 @@ from mmengine.logging import MMLogger
 from mmengine.optim import OptimWrapper
 from mmengine.runner import Runner
 
-from rca_mm.engine.config_checks import (resolve_train_batch_size,
-                                         world_size_of)
+from rca_mm.engine.config_checks import resolve_train_batch_size, world_size_of
 from rca_mm.engine.runner_builder import load_config
-
 from ..conftest import REPO
 
 
@@ -67,8 +65,10 @@ def test_auto_scale_lr_keeps_the_batch_and_scales_the_lr(world_size, scale):
     param = torch.nn.Parameter(torch.zeros(1))
     wrapper = OptimWrapper(torch.optim.SGD([param], lr=0.01))
     runner = SimpleNamespace(
-        _train_dataloader=cfg.train_dataloader, world_size=world_size,
-        param_schedulers=None, logger=MMLogger.get_current_instance())
+        _train_dataloader=cfg.train_dataloader,
+        world_size=world_size,
+        param_schedulers=None,
+        logger=MMLogger.get_current_instance())
     Runner.scale_lr(runner, wrapper, cfg.auto_scale_lr)
     assert wrapper.param_groups[0]['lr'] == pytest.approx(0.01 * scale)
 
@@ -124,29 +124,38 @@ def test_load_config_for_training_fits_the_batch(monkeypatch, tmp_path):
     monkeypatch.setenv('WORLD_SIZE', '2')
     work = str(tmp_path)
     # Written for 4 x 2: one process takes 8, two take 4 each.
-    assert load_config(CAM, work_dir=work, training=True
-                       ).train_dataloader.batch_size == 8
-    assert load_config(CAM, work_dir=work, launcher='pytorch', training=True
-                       ).train_dataloader.batch_size == 4
+    assert load_config(
+        CAM, work_dir=work, training=True).train_dataloader.batch_size == 8
+    assert load_config(
+        CAM, work_dir=work, launcher='pytorch',
+        training=True).train_dataloader.batch_size == 4
     # Not for training (tools/test.py): untouched.
-    assert load_config(CAM, work_dir=work, launcher='pytorch'
-                       ).train_dataloader.batch_size == 2
+    assert load_config(
+        CAM, work_dir=work,
+        launcher='pytorch').train_dataloader.batch_size == 2
     # --cfg-options train_dataloader.batch_size wins.
-    cfg = load_config(CAM, {'train_dataloader.batch_size': 3}, work,
-                      'pytorch', training=True)
+    cfg = load_config(
+        CAM, {'train_dataloader.batch_size': 3},
+        work,
+        'pytorch',
+        training=True)
     assert cfg.train_dataloader.batch_size == 3
     # --auto-scale-lr: the config's per-process batch, the lr scaled.
-    cfg = load_config(CAM, None, work, 'pytorch', training=True,
-                      auto_scale_lr=True)
+    cfg = load_config(
+        CAM, None, work, 'pytorch', training=True, auto_scale_lr=True)
     assert cfg.train_dataloader.batch_size == 2
     assert cfg.auto_scale_lr.enable is True
     # DeepLabV2's batch 10 on 4 processes: refused.
     monkeypatch.setenv('WORLD_SIZE', '4')
     with pytest.raises(ValueError, match='does not divide among 4'):
         load_config(DEEPLAB, None, work, 'pytorch', training=True)
-    assert load_config(DEEPLAB, {'auto_scale_lr.base_batch_size': 12}, work,
-                       'pytorch', training=True
-                       ).train_dataloader.batch_size == 3
+    assert load_config(
+        DEEPLAB, {
+            'auto_scale_lr.base_batch_size': 12
+        },
+        work,
+        'pytorch',
+        training=True).train_dataloader.batch_size == 3
 
 
 def test_the_decision_is_logged():
@@ -164,15 +173,16 @@ def test_the_decision_is_logged():
         'process(es), keeping the total batch 8 of the config '
         '(auto_scale_lr.base_batch_size) at its learning rate; '
         '--auto-scale-lr keeps the per-process batch and scales the '
-        'learning rate instead']
+        'learning rate instead'
+    ]
     assert records[0].levelno == logging.WARNING
 
 
 # The total batch of each config's recipe (the papers' or SynthVOC's).
 CONFIGS = sorted(
-    osp.relpath(p, REPO)
-    for p in glob.glob(osp.join(REPO, 'configs', '**', '*.py'),
-                       recursive=True) if '_base_' not in p)
+    osp.relpath(p, REPO) for p in glob.glob(
+        osp.join(REPO, 'configs', '**', '*.py'), recursive=True)
+    if '_base_' not in p)
 
 
 def expected_total(path):
@@ -198,8 +208,8 @@ def test_every_config_states_its_total_batch(path):
     batch = cfg.train_dataloader.batch_size
     # Written for 1 process (SynthVOC, DeepLabV2) or 4 (the papers'
     # stage-1 configs): its own batch is the recipe on that many.
-    assert batch * (1 if total in (4, 10, 64) or 'synthvoc' in path
-                    else 4) == total
+    assert batch * (1 if total in (4, 10, 64) or 'synthvoc' in path else
+                    4) == total
     for world_size in (1, 2, 4):
         if total % world_size:
             continue
@@ -213,8 +223,8 @@ def test_every_config_states_its_total_batch(path):
 ])
 def test_synthvoc_configs_are_unchanged_on_one_process(path, tmp_path):
     before = Config.fromfile(osp.join(REPO, path))
-    after = load_config(osp.join(REPO, path), work_dir=str(tmp_path),
-                        training=True)
+    after = load_config(
+        osp.join(REPO, path), work_dir=str(tmp_path), training=True)
     assert after.train_dataloader.batch_size == \
         before.train_dataloader.batch_size == 16
     assert after.auto_scale_lr.enable is False

@@ -46,11 +46,12 @@ def test_condense_keeps_the_loop_eta_loss_and_results():
 
 def test_a_step_runs_once_records_itself_and_a_failure_names_its_log(
         tmp_path, capsys):
-    pipe = Pipeline(str(tmp_path / 'work'), sys.executable, 1,
-                    str(tmp_path))
+    pipe = Pipeline(str(tmp_path / 'work'), sys.executable, 1, str(tmp_path))
     (tmp_path / 'count.txt').write_text('')
-    cmd = [sys.executable, '-c',
-           'open("count.txt", "a").write("x"); print("hello")']
+    cmd = [
+        sys.executable, '-c',
+        'open("count.txt", "a").write("x"); print("hello")'
+    ]
     first = pipe.run('a', cmd, record=dict(note=1))
     assert first['note'] == 1 and first['command'] == cmd
     assert first['machine'] == machine_info()  # where the step ran
@@ -64,10 +65,12 @@ def test_a_step_runs_once_records_itself_and_a_failure_names_its_log(
     assert 'a: done before, skipped' in capsys.readouterr().out
     assert set(pipe.step_seconds(('a', 'b'))) == {'a'}
     # A failing step: its name, exit code and the end of its log; no marker.
-    with pytest.raises(StepFailed, match=r'step "b" failed \(exit 3\)'
-                       r'(.|\n)*last words'):
-        pipe.run('b', [sys.executable, '-c',
-                       'print("last words"); raise SystemExit(3)'])
+    with pytest.raises(
+            StepFailed, match=r'step "b" failed \(exit 3\)'
+            r'(.|\n)*last words'):
+        pipe.run(
+            'b',
+            [sys.executable, '-c', 'print("last words"); raise SystemExit(3)'])
     assert pipe.done('b') is None
 
 

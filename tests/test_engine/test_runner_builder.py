@@ -37,13 +37,10 @@ def test_pin_memory_only_with_an_accelerator(accelerator, monkeypatch):
     import warnings
 
     import torch
-    from mmengine.config import Config
     from torch.utils.data import DataLoader
 
-    from rca_mm.engine.runner_builder import \
-        pin_memory_only_with_accelerator
-    monkeypatch.setattr(torch.accelerator, 'is_available',
-                        lambda: accelerator)
+    from rca_mm.engine.runner_builder import pin_memory_only_with_accelerator
+    monkeypatch.setattr(torch.accelerator, 'is_available', lambda: accelerator)
     cfg = load_config('configs/rca/rca_eps_r38_voc.py')
     assert cfg.train_dataloader.pin_memory is True
     pin_memory_only_with_accelerator(cfg)

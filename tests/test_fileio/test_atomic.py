@@ -55,12 +55,12 @@ def test_write_errors_name_the_final_file(tmp_path):
     assert str(err.value) == \
         f"[Errno 28] No space left on device: '{path}'"
     with pytest.raises(OSError) as err:
-        with atomic_open(path) as f:
+        with atomic_open(path):
             raise OSError(errno.ENOSPC, 'No space left on device')
     assert err.value.filename == path
     # An error about another file keeps its own name.
     with pytest.raises(FileNotFoundError) as err:
-        with atomic_open(path) as f:
+        with atomic_open(path):
             open(tmp_path / 'nope')
     assert err.value.filename == str(tmp_path / 'nope')
     assert os.listdir(tmp_path) == []

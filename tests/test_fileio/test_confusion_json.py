@@ -24,8 +24,7 @@ def test_round_trip_one_row_per_line(tmp_path):
     assert data['rows'] == 'ground truth'
     assert data['matrix'][1] == [4000012, 5000015, 6000018, 7000021]
     # Each row on a line of its own, nothing else left in the directory.
-    assert sum(line.strip().startswith('[') for line in
-               text.splitlines()) == 3
+    assert sum(line.strip().startswith('[') for line in text.splitlines()) == 3
     assert os.listdir(tmp_path / 'sub') == ['confusion_matrix.json']
 
 

@@ -44,8 +44,9 @@ def test_predict_image_by_image_keeps_the_order():
     def preprocessor(data, training):
         assert training is False
         assert len(data['inputs']) == len(data['data_samples']) == 1
-        return dict(inputs=torch.stack(data['inputs']) * 2,
-                    data_samples=data['data_samples'])
+        return dict(
+            inputs=torch.stack(data['inputs']) * 2,
+            data_samples=data['data_samples'])
 
     def predict(inputs, samples):
         calls.append(tuple(inputs.shape))

@@ -47,12 +47,18 @@ def png_size(path):
 STAGE1_LOG = [
     dict(lr=0.01, loss=1.5, loss_rsc=0.0, time=0.5, epoch=1, iter=1, step=1),
     dict(lr=0.01, loss=1.25, loss_rsc=0.0, time=0.4, epoch=1, iter=2, step=2),
-    {'multi-label/mAP': 40.0, 'time': 0.1, 'step': 1},
-    dict(lr=0.001, loss=1.0, loss_rsc=2.25, time=0.4, epoch=2, iter=3,
-         step=3),
-    dict(lr=0.001, loss=0.75, loss_rsc=2.0, time=0.4, epoch=2, iter=4,
-         step=4),
-    {'multi-label/mAP': 55.5, 'time': 0.1, 'step': 2},
+    {
+        'multi-label/mAP': 40.0,
+        'time': 0.1,
+        'step': 1
+    },
+    dict(lr=0.001, loss=1.0, loss_rsc=2.25, time=0.4, epoch=2, iter=3, step=3),
+    dict(lr=0.001, loss=0.75, loss_rsc=2.0, time=0.4, epoch=2, iter=4, step=4),
+    {
+        'multi-label/mAP': 55.5,
+        'time': 0.1,
+        'step': 2
+    },
 ]
 # Stage 2: iteration-based, validation at the iteration.
 STAGE2_LOG = [
@@ -70,17 +76,15 @@ def write_log(path, records, tail=''):
 
 
 def test_parse_units_and_keys(tmp_path):
-    log = parse_scalar_lines(
-        [json.dumps(r) for r in STAGE1_LOG] + ['{"loss": 0.5, "it'])
+    log = parse_scalar_lines([json.dumps(r)
+                              for r in STAGE1_LOG] + ['{"loss": 0.5, "it'])
     loss = log.series['loss']
-    assert (loss.steps, loss.values, loss.unit, loss.train) == ([1, 2, 3, 4], [
-        1.5, 1.25, 1.0, 0.75
-    ], 'iter', True)
+    assert (loss.steps, loss.values, loss.unit,
+            loss.train) == ([1, 2, 3, 4], [1.5, 1.25, 1.0, 0.75], 'iter', True)
     assert log.series['loss_rsc'].values == [0.0, 0.0, 2.25, 2.0]
     mAP = log.series['multi-label/mAP']
-    assert (mAP.steps, mAP.values, mAP.unit, mAP.train) == ([1, 2], [
-        40.0, 55.5
-    ], 'epoch', False)
+    assert (mAP.steps, mAP.values, mAP.unit,
+            mAP.train) == ([1, 2], [40.0, 55.5], 'epoch', False)
     # A name on both kinds of line: the validation copy is '<key>/val'.
     assert log.series['time'].values == [0.5, 0.4, 0.4, 0.4]
     assert log.series['time/val'].values == [0.1, 0.1]
@@ -98,10 +102,12 @@ def test_parse_units_and_keys(tmp_path):
 
 
 def test_find_the_log_of_a_work_dir(tmp_path):
-    old = write_log(tmp_path / 'w' / '20260101_000000' / 'vis_data' /
-                    'scalars.json', STAGE2_LOG)
-    new = write_log(tmp_path / 'w' / '20260102_000000' / 'vis_data' /
-                    'scalars.json', STAGE1_LOG)
+    old = write_log(
+        tmp_path / 'w' / '20260101_000000' / 'vis_data' / 'scalars.json',
+        STAGE2_LOG)
+    new = write_log(
+        tmp_path / 'w' / '20260102_000000' / 'vis_data' / 'scalars.json',
+        STAGE1_LOG)
     os.utime(old, (1, 1))
     assert find_scalar_log(str(tmp_path / 'w')) == new
     assert find_scalar_log(str(tmp_path / 'w' / '20260101_000000')) == old
@@ -143,9 +149,8 @@ def test_plotted_lines_are_the_logged_values(tmp_path):
     # Two logs: mmseg's '<log>_<key>' legend, or the given one.
     other = load_scalar_log(write_log(tmp_path / 's2.json', STAGE2_LOG))
     fig = plot_scalar_curves([log, other], ['loss'], names=['a', 'b'])
-    assert [ln.get_label() for ln in fig.axes[0].get_lines()] == [
-        'a_loss', 'b_loss'
-    ]
+    assert [ln.get_label()
+            for ln in fig.axes[0].get_lines()] == ['a_loss', 'b_loss']
     fig = plot_scalar_curves([log, other], ['loss'], legend=['x', 'y'])
     assert [ln.get_label() for ln in fig.axes[0].get_lines()] == ['x', 'y']
     with pytest.raises(ValueError, match='2 labels for 2 logs x 2 keys'):
@@ -156,12 +161,12 @@ def test_plotted_lines_are_the_logged_values(tmp_path):
 
 def test_analyze_logs_tool(tmp_path, capsys):
     tool = load_tool('tools/analysis_tools/analyze_logs.py')
-    write_log(tmp_path / 'w' / '20260102_000000' / 'vis_data' /
-              'scalars.json', STAGE1_LOG)
+    write_log(tmp_path / 'w' / '20260102_000000' / 'vis_data' / 'scalars.json',
+              STAGE1_LOG)
     out = str(tmp_path / 'curves.png')
     tool.main([
-        str(tmp_path / 'w'), '--keys', 'loss_rsc', 'multi-label/mAP',
-        '--out', out
+        str(tmp_path / 'w'), '--keys', 'loss_rsc', 'multi-label/mAP', '--out',
+        out
     ])
     width, height = png_size(out)
     assert (width, height) == (800, 700)  # two axes: per iter, per epoch
@@ -187,8 +192,11 @@ def test_confusion_matrix_tool(tmp_path, capsys):
     assert png_size(png)[0] > 200
     printed = capsys.readouterr().out
     assert '120 pixels, 3 classes' in printed
-    rows = {ln.split()[0]: ln.split()[1:] for ln in printed.splitlines()
-            if ln.startswith(('background ', 'cat ', 'dog '))}
+    rows = {
+        ln.split()[0]: ln.split()[1:]
+        for ln in printed.splitlines()
+        if ln.startswith(('background ', 'cat ', 'dog '))
+    }
     assert rows['background'] == ['60.0', '10.0', '10.0', '20.0']
     assert rows['cat'] == ['25.0', '75.0', '0.0', '0.0']
     assert rows['dog'] == ['nan'] * 4
@@ -212,12 +220,11 @@ class _FlopsBackbone(nn.Module):
 def test_get_flops_tool_known_count(tmp_path, capsys):
     tool = load_tool('tools/analysis_tools/get_flops.py')
     config = tmp_path / 'tiny.py'
-    config.write_text(
-        "default_scope = 'rca_mm'\n"
-        "model = dict(type='CAMClassifier',\n"
-        "             backbone=dict(type='_FlopsBackbone'),\n"
-        "             head=dict(type='CAMHead', in_channels=4,\n"
-        "                       num_classes=2))\n")
+    config.write_text("default_scope = 'rca_mm'\n"
+                      "model = dict(type='CAMClassifier',\n"
+                      "             backbone=dict(type='_FlopsBackbone'),\n"
+                      "             head=dict(type='CAMHead', in_channels=4,\n"
+                      "                       num_classes=2))\n")
     tool.main([str(config), '--shape', '20', '12'])
     printed = capsys.readouterr().out
     # 10 x 6 output pixels: 4 x 3 x 9 (conv) + 2 x 4 (classifier) each.

@@ -35,7 +35,6 @@ import torch.nn as nn
 from mmengine.config import Config
 from PIL import Image
 
-import rca_mm.evaluation.metrics.pseudo_label_metric as plm
 from rca_mm.datasets.synthvoc import generate_synthvoc
 from rca_mm.engine.config_checks import check_checkpoint_fits
 from rca_mm.engine.runner_builder import load_config
@@ -90,28 +89,39 @@ def test_cfg_option_list_index_out_of_range():
 
 
 def test_legitimate_cfg_options_are_applied():
-    cfg = load(**{
-        'model.head.gate_threshold': 0.5,  # constructor default, not in cfg
-        'train_dataloader.num_workers': 0,
-        'randomness.seed': 3,  # a Runner argument
-        'model.test_cfg.oaa_store': 'x',  # free-form dict
-        'train_dataloader.dataset.pipeline.0.type': 'LoadWSSSImageFromFile',
-    })
+    cfg = load(
+        **{
+            'model.head.gate_threshold':
+            0.5,  # constructor default, not in cfg
+            'train_dataloader.num_workers': 0,
+            'randomness.seed': 3,  # a Runner argument
+            'model.test_cfg.oaa_store': 'x',  # free-form dict
+            'train_dataloader.dataset.pipeline.0.type':
+            'LoadWSSSImageFromFile',
+        })
     assert cfg.model.head.gate_threshold == 0.5
     assert cfg.randomness.seed == 3 and cfg.model.test_cfg.oaa_store == 'x'
     # Same kind, or None: accepted.
-    cfg = load(**{'train_cfg.max_epochs': 2.0, 'model.head.gate_threshold': 1,
-                  'val_dataloader': None, 'train_dataloader.dataset.'
-                  'data_root': 5})
+    cfg = load(
+        **{
+            'train_cfg.max_epochs': 2.0,
+            'model.head.gate_threshold': 1,
+            'val_dataloader': None,
+            'train_dataloader.dataset.'
+            'data_root': 5
+        })
     assert cfg.train_cfg.max_epochs == 2.0 and cfg.val_dataloader is None
 
 
 def test_pretrained_weights_that_do_not_exist(tmp_path):
     path = str(tmp_path / 'missing_r18.pth')
     backbone = MODELS.build(
-        dict(type='mmpretrain.ResNet', depth=18, base_channels=16,
-             stem_channels=16,
-             init_cfg=dict(type='Pretrained', checkpoint=path)))
+        dict(
+            type='mmpretrain.ResNet',
+            depth=18,
+            base_channels=16,
+            stem_channels=16,
+            init_cfg=dict(type='Pretrained', checkpoint=path)))
     with pytest.raises(FileNotFoundError, match='missing_r18.pth.*not exist'):
         backbone.init_weights()
 
@@ -198,8 +208,14 @@ def synthvoc_of_20(tmp_path_factory):
     of the 10-class CAM config."""
     tmp = tmp_path_factory.mktemp('synthvoc_20')
     root = str(tmp / 'synthvoc')
-    generate_synthvoc(root, num_train=4, num_val=2, num_train_subset=2,
-                      size=(64, 64), num_classes=20, show_progress=False)
+    generate_synthvoc(
+        root,
+        num_train=4,
+        num_val=2,
+        num_train_subset=2,
+        size=(64, 64),
+        num_classes=20,
+        show_progress=False)
     register_all_modules()
     model = MODELS.build(Config.fromfile(CAM_CONFIG).model)
     ckpt = str(tmp / 'cam10.pth')
@@ -212,14 +228,13 @@ def test_class_file_of_20_with_num_classes_10_names_the_key(
         synthvoc_of_20, tmp_path, tool):
     root, ckpt = synthvoc_of_20
     options = [
-        f'{split}_dataloader.{key}'
-        for split in ('train', 'val', 'test')
+        f'{split}_dataloader.{key}' for split in ('train', 'val', 'test')
         for key in (f'dataset.data_root={root}', 'num_workers=0',
                     'persistent_workers=False')
     ] + ['model.backbone.init_cfg=None']
-    args = ['python', f'tools/{tool}.py', CAM_CONFIG] + (
-        [ckpt] if tool == 'test' else []) + [
-            '--work-dir', tmp_path, '--cfg-options', *options]
+    args = ['python', f'tools/{tool}.py', CAM_CONFIG
+            ] + ([ckpt] if tool == 'test' else
+                 []) + ['--work-dir', tmp_path, '--cfg-options', *options]
     code, log = run_tool(args, check=False)
     assert code != 0
     assert 'ValueError: model.head.num_classes=10 but the dataset has 20 ' \

@@ -23,9 +23,10 @@ def check_machine(out: str) -> None:
 
 
 def test_benchmark_step_quick():
-    out = run_tool(
-        ['python', f'{TOOLS}/benchmark_step.py', '--quick', '--fp16',
-         '--profile', '3'])
+    out = run_tool([
+        'python', f'{TOOLS}/benchmark_step.py', '--quick', '--fp16',
+        '--profile', '3'
+    ])
     check_machine(out)
     assert 'torch threads 1' in out
     assert re.search(r'bank tiny \(\d+ entries, [\d.]+ MiB float32', out)

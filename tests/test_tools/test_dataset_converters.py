@@ -95,9 +95,8 @@ def test_voc_aug(tmp_path):
         data_root=voc,
         cls_label_file='ImageSets/Segmentation/train_aug_cls.txt')
     by_mask = WSSSVOCDataset(data_root=voc)
-    assert [by_file.get_data_info(i)['img_labels'] for i in range(6)] == [
-        by_mask.get_data_info(i)['img_labels'] for i in range(6)
-    ]
+    assert [by_file.get_data_info(i)['img_labels'] for i in range(6)
+            ] == [by_mask.get_data_info(i)['img_labels'] for i in range(6)]
     # Resumable: existing outputs are kept, no temporary files are left.
     marker = osp.join(aug, names[4] + '.png')
     Image.fromarray(np.zeros((64, 64), np.uint8)).save(marker)
@@ -118,6 +117,7 @@ def test_voc_aug_errors(tmp_path):
     with pytest.raises(ValueError, match=r'x\.mat.*GTcls'):
         conv.read_sbd_mat(str(tmp_path / 'x.mat'))
 
+
 @pytest.mark.parametrize('name,option', [('voc_aug', '--nproc'),
                                          ('coco2014', '--crowd')])
 def test_help(name, option, capsys):
@@ -127,8 +127,10 @@ def test_help(name, option, capsys):
 
 
 # Real COCO category ids: 80 in 1..90.
-COCO_IDS = [i for i in range(1, 91) if i not in
-            (12, 26, 29, 30, 45, 66, 68, 69, 71, 83)]
+COCO_IDS = [
+    i for i in range(1, 91)
+    if i not in (12, 26, 29, 30, 45, 66, 68, 69, 71, 83)
+]
 
 
 def _uncompressed_rle(mask):
@@ -155,19 +157,44 @@ def _write_coco(root):
     car_rle['counts'] = car_rle['counts'].decode()
     anns = [
         # image 1: a big person square, a small dog inside it (polygons)
-        dict(id=1, image_id=1, category_id=1, iscrowd=0, area=300.,
-             segmentation=[[0, 0, 20, 0, 20, 15, 0, 15]]),
-        dict(id=2, image_id=1, category_id=18, iscrowd=0, area=16.,
-             segmentation=[[4, 4, 8, 4, 8, 8, 4, 8]]),
+        dict(
+            id=1,
+            image_id=1,
+            category_id=1,
+            iscrowd=0,
+            area=300.,
+            segmentation=[[0, 0, 20, 0, 20, 15, 0, 15]]),
+        dict(
+            id=2,
+            image_id=1,
+            category_id=18,
+            iscrowd=0,
+            area=16.,
+            segmentation=[[4, 4, 8, 4, 8, 8, 4, 8]]),
         # image 2: a car (compressed RLE), a crowd of people (RLE counts)
-        dict(id=3, image_id=2, category_id=3, iscrowd=0, area=54.,
-             segmentation=car_rle),
-        dict(id=4, image_id=2, category_id=1, iscrowd=1, area=104.,
-             segmentation=_uncompressed_rle(crowd)),
+        dict(
+            id=3,
+            image_id=2,
+            category_id=3,
+            iscrowd=0,
+            area=54.,
+            segmentation=car_rle),
+        dict(
+            id=4,
+            image_id=2,
+            category_id=1,
+            iscrowd=1,
+            area=104.,
+            segmentation=_uncompressed_rle(crowd)),
     ]
     data = dict(
-        images=[dict(id=i, file_name=f'COCO_val2014_{i:012d}.jpg',
-                     height=h, width=w) for i in (1, 2, 3)],
+        images=[
+            dict(
+                id=i,
+                file_name=f'COCO_val2014_{i:012d}.jpg',
+                height=h,
+                width=w) for i in (1, 2, 3)
+        ],
         annotations=anns,
         categories=[dict(id=c, name=str(c)) for c in COCO_IDS])
     os.makedirs(osp.join(root, 'annotations'))

@@ -70,11 +70,17 @@ pseudo_label_metric.PseudoLabelMetric.process = held_process
 def setup(tmp_path_factory):
     tmp = tmp_path_factory.mktemp('dist_export')
     root = tmp / 'synthvoc'
-    generate_synthvoc(str(root), num_train=NUM_IMAGES, num_val=2,
-                      num_train_subset=7, size=(64, 64), show_progress=False)
+    generate_synthvoc(
+        str(root),
+        num_train=NUM_IMAGES,
+        num_val=2,
+        num_train_subset=7,
+        size=(64, 64),
+        show_progress=False)
     (tmp / 'count_writes.py').write_text(COUNT_WRITES)
     cfg = tmp / 'export_cfg.py'
-    cfg.write_text(textwrap.dedent(f'''
+    cfg.write_text(
+        textwrap.dedent(f'''
         _base_ = ['{BASE}']
         custom_imports = dict(imports=['count_writes'])
         model = dict(backbone=dict(init_cfg=None))
@@ -100,18 +106,23 @@ def setup(tmp_path_factory):
 def export(tmp, cfg, ckpt, name, nproc, hold_rank0_until=None):
     out = tmp / name
     log_file = tmp / f'{name}_writes.txt'
-    args = [cfg, ckpt, '--out', out, '--work-dir', tmp / f'{name}_work',
-            '--metrics-json', tmp / f'{name}.json']
-    env = dict(PYTHONPATH=f'{tmp}:{REPO}', OMP_NUM_THREADS='1',
-               WRITE_LOG=str(log_file))
+    args = [
+        cfg, ckpt, '--out', out, '--work-dir', tmp / f'{name}_work',
+        '--metrics-json', tmp / f'{name}.json'
+    ]
+    env = dict(
+        PYTHONPATH=f'{tmp}:{REPO}',
+        OMP_NUM_THREADS='1',
+        WRITE_LOG=str(log_file))
     if hold_rank0_until:
         env['HOLD_RANK0_UNTIL'] = str(out / 'pseudo_labels' /
                                       f'{hold_rank0_until}.png')
     if nproc == 1:
         log = run_tool(['python', 'tools/test.py', *args], env=env)
     else:
-        log = run_dist_tool(['bash', 'tools/dist_test.sh', cfg, ckpt, nproc,
-                             *args[2:]], env=env)
+        log = run_dist_tool(
+            ['bash', 'tools/dist_test.sh', cfg, ckpt, nproc, *args[2:]],
+            env=env)
     writes = [line.split() for line in log_file.read_text().splitlines()]
     metrics = json.loads((tmp / f'{name}.json').read_text())
     return out, log, writes, metrics
@@ -132,7 +143,11 @@ def test_two_process_export_writes_each_label_once_and_scores_alike(
     assert len(names) == NUM_IMAGES
     one_out, _, one_writes, one_metrics = one_process
     two_out, log, two_writes, two_metrics = export(
-        tmp, cfg, ckpt, f'two_{held}', 2,
+        tmp,
+        cfg,
+        ckpt,
+        f'two_{held}',
+        2,
         hold_rank0_until=order[0] if held else None)
     assert 'Distributed training: True' in log, log[-3000:]
 
@@ -140,16 +155,19 @@ def test_two_process_export_writes_each_label_once_and_scores_alike(
     # left under --out (no temporary .part files).
     counts = collections.Counter(path for _, path in two_writes)
     assert sorted(counts) == [
-        str(two_out / 'pseudo_labels' / f'{n}.png') for n in names]
+        str(two_out / 'pseudo_labels' / f'{n}.png') for n in names
+    ]
     assert set(counts.values()) == {1}
     assert len({pid for pid, _ in two_writes}) == 2
     assert sorted(path for _, path in one_writes) == [
-        str(one_out / 'pseudo_labels' / f'{n}.png') for n in names]
+        str(one_out / 'pseudo_labels' / f'{n}.png') for n in names
+    ]
     for out in (one_out, two_out):
-        files = sorted(os.path.relpath(os.path.join(d, f), out)
-                       for d, _, fs in os.walk(out) for f in fs)
-        assert files == ['confusion_matrix.json'] + [
-            f'pseudo_labels/{n}.png' for n in names]
+        files = sorted(
+            os.path.relpath(os.path.join(d, f), out)
+            for d, _, fs in os.walk(out) for f in fs)
+        assert files == ['confusion_matrix.json'
+                         ] + [f'pseudo_labels/{n}.png' for n in names]
     assert not (tmp / 'collect').exists()  # mmengine removed its parts
     if held:  # rank 1 (it labels image 1) wrote image 0: its padded repeat
         writer = {osp.basename(path): pid for pid, path in two_writes}

@@ -110,12 +110,18 @@ OAA_ATOL = 1e-3  # float16 storage: one ulp in [0.5, 1) is 4.9e-4
 def config(tmp_path_factory):
     tmp = tmp_path_factory.mktemp('dist')
     root = str(tmp / 'synthvoc')
-    generate_synthvoc(root, num_train=16, num_val=2, num_train_subset=4,
-                      size=(64, 64), show_progress=False)
+    generate_synthvoc(
+        root,
+        num_train=16,
+        num_val=2,
+        num_train_subset=4,
+        size=(64, 64),
+        show_progress=False)
     (tmp / 'dump_bank_hook.py').write_text(DUMP_HOOK)
     (tmp / 'gathered_order_sampler.py').write_text(GATHERED_ORDER_SAMPLER)
     cfg = tmp / 'dist_cfg.py'
-    cfg.write_text(textwrap.dedent(f'''
+    cfg.write_text(
+        textwrap.dedent(f'''
         _base_ = ['{BASE}']
         custom_imports = dict(imports=['dump_bank_hook'])
         custom_hooks = [
@@ -153,8 +159,8 @@ def test_two_ranks_hold_the_same_bank_and_prototypes(config):
     # Rank 0 alone saved: one complete file per epoch, no leftovers, and
     # its bank is the one both ranks hold.
     assert sorted(p.name for p in work_dir.iterdir()
-                  if p.suffix in ('.pth', '.tmp')) == [
-                      'epoch_1.pth', 'epoch_2.pth']
+                  if p.suffix in ('.pth',
+                                  '.tmp')) == ['epoch_1.pth', 'epoch_2.pth']
     ckpt = torch.load(work_dir / 'epoch_2.pth', weights_only=True)
     for key in rank0:
         assert torch.equal(ckpt['state_dict'][key], rank0[key]), key
@@ -182,7 +188,8 @@ def fair_configs(tmp):
     1-process twin (8 images per batch, in the gathered order)."""
     root = tmp / 'synthvoc'
     two = tmp / 'fair_two.py'
-    two.write_text(textwrap.dedent(f'''
+    two.write_text(
+        textwrap.dedent(f'''
         _base_ = ['{BASE}']
         custom_imports = dict(
             imports=['dump_bank_hook', 'gathered_order_sampler'])
@@ -209,7 +216,8 @@ def fair_configs(tmp):
         auto_scale_lr = dict(base_batch_size=8)  # 2 processes x 4
         ''') + NO_VAL)
     one = tmp / 'fair_one.py'
-    one.write_text(textwrap.dedent('''
+    one.write_text(
+        textwrap.dedent('''
         _base_ = ['./fair_two.py']
         train_dataloader = dict(
             batch_size=8,
@@ -233,8 +241,9 @@ def test_two_processes_equal_one_process_of_the_same_global_batch(config):
     two_cfg, one_cfg = fair_configs(tmp)
     env = dict(PYTHONPATH=f'{tmp}:{REPO}', OMP_NUM_THREADS='1')
     two_dir, one_dir = tmp / 'fair_two', tmp / 'fair_one'
-    run_dist_tool(['bash', 'tools/dist_train.sh', two_cfg, 2, '--work-dir',
-                   two_dir], env=env)
+    run_dist_tool(
+        ['bash', 'tools/dist_train.sh', two_cfg, 2, '--work-dir', two_dir],
+        env=env)
     run_tool(['python', 'tools/train.py', one_cfg, '--work-dir', one_dir],
              env=env)
     rank0 = torch.load(two_dir / 'rank0.pt', weights_only=True)
@@ -250,26 +259,26 @@ def test_two_processes_equal_one_process_of_the_same_global_batch(config):
     assert int(one['head.memory_bank.step']) == 2 * written.numel()
     for key in rank0:
         if rank0[key].is_floating_point():
-            torch.testing.assert_close(rank0[key], one[key], rtol=RTOL,
-                                       atol=ATOL, msg=key)
+            torch.testing.assert_close(
+                rank0[key], one[key], rtol=RTOL, atol=ATOL, msg=key)
         else:
             assert torch.equal(rank0[key], one[key]), key
     # num_prototypes=None: every entry is a prototype.
     assert int(one['head.aggregation.prototype_valid'].sum()) == \
         written.numel()
     # The weights after 2 epochs of 2 iterations (rank 0's checkpoint).
-    w_two = torch.load(two_dir / 'epoch_2.pth',
-                       weights_only=True)['state_dict']
-    w_one = torch.load(one_dir / 'epoch_2.pth',
-                       weights_only=True)['state_dict']
+    w_two = torch.load(
+        two_dir / 'epoch_2.pth', weights_only=True)['state_dict']
+    w_one = torch.load(
+        one_dir / 'epoch_2.pth', weights_only=True)['state_dict']
     assert set(w_two) == set(w_one)
     for key in w_two:
-        torch.testing.assert_close(w_two[key], w_one[key], rtol=RTOL,
-                                   atol=ATOL, msg=key)
+        torch.testing.assert_close(
+            w_two[key], w_one[key], rtol=RTOL, atol=ATOL, msg=key)
     # OAA: one shared store, the same maps as the 1-process run's.
     two_maps, one_maps = oaa_maps(two_dir), oaa_maps(one_dir)
     assert len(two_maps) == 16 and set(two_maps) == set(one_maps)
     for name, (ids, maps) in two_maps.items():
         np.testing.assert_array_equal(ids, one_maps[name][0])
-        np.testing.assert_allclose(maps, one_maps[name][1], rtol=0,
-                                   atol=OAA_ATOL, err_msg=name)
+        np.testing.assert_allclose(
+            maps, one_maps[name][1], rtol=0, atol=OAA_ATOL, err_msg=name)

@@ -116,8 +116,9 @@ def labels_digest(label_dir: str) -> str:
     digest = hashlib.sha256()
     for name in sorted(os.listdir(label_dir)):
         digest.update(name.encode())
-        digest.update(np.asarray(Image.open(osp.join(label_dir, name)))
-                      .astype(np.uint8).tobytes())
+        digest.update(
+            np.asarray(Image.open(osp.join(label_dir,
+                                           name))).astype(np.uint8).tobytes())
     return digest.hexdigest()
 
 
@@ -129,8 +130,8 @@ def stage1_losses(work) -> list:
     for line in scalars.read_text().splitlines():
         record = json.loads(line)
         if 'loss_rsc' in record:
-            losses.append((record['epoch'], record['iter'],
-                           record['loss_rsc']))
+            losses.append(
+                (record['epoch'], record['iter'], record['loss_rsc']))
     return losses
 
 
@@ -140,18 +141,23 @@ def run_golden(root, name: str, env=PINNED_KERNELS) -> dict:
     config, until, options = RUNS[name]
     data = str(root / 'synthvoc')
     if not osp.isdir(data):
-        generate_synthvoc(data, num_train=16, num_val=4,
-                          num_train_subset=8, show_progress=False)
+        generate_synthvoc(
+            data,
+            num_train=16,
+            num_val=4,
+            num_train_subset=8,
+            show_progress=False)
     work = root / name
-    log = run_tool([
-        'python', 'tools/run_pipeline.py', config, STAGE2, '--work-dir',
-        work, '--data-root', data, '--seed', '0', '--until', until,
-        '--stage1-cfg-options'
-    ] + STAGE1_OPTIONS + options + ['--stage2-cfg-options'] + STAGE2_OPTIONS,
-                   env=env)
+    log = run_tool(
+        [
+            'python', 'tools/run_pipeline.py', config, STAGE2, '--work-dir',
+            work, '--data-root', data, '--seed', '0', '--until', until,
+            '--stage1-cfg-options'
+        ] + STAGE1_OPTIONS + options + ['--stage2-cfg-options'] +
+        STAGE2_OPTIONS,
+        env=env)
     summary = json.loads((work / 'summary.json').read_text())
-    state = safe_torch_load(str(work / 'stage1' / 'epoch_2.pth'))[
-        'state_dict']
+    state = safe_torch_load(str(work / 'stage1' / 'epoch_2.pth'))['state_dict']
     stage1_log = (work / 'logs' / 'stage1.log').read_text()
     result = dict(
         summary={k: summary[k]
@@ -191,9 +197,11 @@ def test_the_pinned_kernels_take_effect():
         'python', '-c', 'import torch; '
         'print(torch.backends.cpu.get_cpu_capability(), '
         'torch.get_num_threads())'
-    ], env=PINNED_KERNELS)
-    assert out.split() == ['AVX2', '1'], (
-        'the golden runs need AVX2 kernels (torch reports '
+    ],
+                   env=PINNED_KERNELS)
+    assert out.split() == [
+        'AVX2', '1'
+    ], ('the golden runs need AVX2 kernels (torch reports '
         f'{out.strip()}); on this CPU compare with tolerances only')
 
 

@@ -18,17 +18,18 @@ ENV = dict(OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
 
 @pytest.fixture(scope='module')
 def gpu_check():
-    spec = importlib.util.spec_from_file_location(
-        'gpu_check', osp.join(REPO, SCRIPT))
+    spec = importlib.util.spec_from_file_location('gpu_check',
+                                                  osp.join(REPO, SCRIPT))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
 def test_without_a_gpu_the_script_says_so_and_exits_0(tmp_path):
-    code, out = run_tool(
-        ['bash', 'tools/gpu_check.sh', tmp_path / 'work'],
-        env=dict(CUDA_VISIBLE_DEVICES=''), check=False, timeout=120)
+    code, out = run_tool(['bash', 'tools/gpu_check.sh', tmp_path / 'work'],
+                         env=dict(CUDA_VISIBLE_DEVICES=''),
+                         check=False,
+                         timeout=120)
     assert code == 0, out
     assert 'no CUDA device' in out
     assert 'nothing to check' in out
@@ -37,15 +38,20 @@ def test_without_a_gpu_the_script_says_so_and_exits_0(tmp_path):
 
 def test_measure_tiny_on_cpu_and_summary(tmp_path):
     work = tmp_path / 'work'
-    run_tool(['python', SCRIPT, 'measure', '--device', 'cpu', '--tiny',
-              '--threads', '1', '--work-dir', work], env=ENV, timeout=300)
+    run_tool([
+        'python', SCRIPT, 'measure', '--device', 'cpu', '--tiny', '--threads',
+        '1', '--work-dir', work
+    ],
+             env=ENV,
+             timeout=300)
     result = json.loads((work / 'parts' / 'measure.json').read_text())
     assert result['tiny'] and result['device'] == 'cpu'
     assert result['sync']['applicable'] is False
     assert result['sync']['points'] == []
     memory = result['memory']
-    assert set(memory) == {'synthvoc_rca_eps_32_b2',
-                           'synthvoc_deeplabv2_msc_32_b2'}
+    assert set(memory) == {
+        'synthvoc_rca_eps_32_b2', 'synthvoc_deeplabv2_msc_32_b2'
+    }
     for m in memory.values():
         assert 'error' not in m, m
         assert m['saved_for_backward_mib'] > 0
@@ -84,31 +90,37 @@ def test_memory_estimate_is_linear_in_pixels(gpu_check):
         gpu_check.make_step(model, inputs, samples), model) / 2**20
     assert est['activations_mib'] == pytest.approx(measured, rel=0.05)
     weights, other = gpu_check.state_bytes(model)
-    assert est['state_mib'] == pytest.approx((weights + other) / 2**20,
-                                             abs=0.06)
+    assert est['state_mib'] == pytest.approx(
+        (weights + other) / 2**20, abs=0.06)
 
 
 def _dump(path, bank, protos):
-    torch.save({'head.memory_bank.feats': bank,
-                'head.memory_bank.written': torch.ones(3, dtype=torch.bool),
-                'head.aggregation.prototypes': protos,
-                'head.aggregation.prototype_valid':
-                torch.tensor([True, False])}, path)
+    torch.save(
+        {
+            'head.memory_bank.feats': bank,
+            'head.memory_bank.written': torch.ones(3, dtype=torch.bool),
+            'head.aggregation.prototypes': protos,
+            'head.aggregation.prototype_valid': torch.tensor([True, False])
+        }, path)
 
 
 def test_compare_ranks(gpu_check, tmp_path):
     bank, protos = torch.randn(3, 4), torch.randn(2, 4)
     _dump(tmp_path / 'rank0.pt', bank, protos)
     _dump(tmp_path / 'rank1.pt', bank.clone(), protos.clone())
-    state = {'head.memory_bank.feats': bank,
-             'head.memory_bank.written': torch.ones(3, dtype=torch.bool),
-             'head.aggregation.prototypes': protos,
-             'head.aggregation.prototype_valid': torch.tensor([True, False]),
-             'backbone.w': torch.zeros(1)}
+    state = {
+        'head.memory_bank.feats': bank,
+        'head.memory_bank.written': torch.ones(3, dtype=torch.bool),
+        'head.aggregation.prototypes': protos,
+        'head.aggregation.prototype_valid': torch.tensor([True, False]),
+        'backbone.w': torch.zeros(1)
+    }
     torch.save(dict(state_dict=state), tmp_path / 'epoch_2.pth')
-    torch.save(dict(state_dict={k: v + 1 if v.is_floating_point() else v
-                                for k, v in state.items()}),
-               tmp_path / 'epoch_10.pth')  # the last one, by number
+    torch.save(
+        dict(state_dict={
+            k: v + 1 if v.is_floating_point() else v
+            for k, v in state.items()
+        }), tmp_path / 'epoch_10.pth')  # the last one, by number
     logs = tmp_path / '20261206_000000' / 'vis_data'
     logs.mkdir(parents=True)
     (logs / 'scalars.json').write_text(
@@ -125,13 +137,13 @@ def test_compare_ranks(gpu_check, tmp_path):
     # One rank's prototypes differ by one ulp; a NaN in its bank.
     bad = bank.clone()
     bad[0, 0] = float('nan')
-    _dump(tmp_path / 'rank1.pt', bad,
-          torch.nextafter(protos, protos + 1))
+    _dump(tmp_path / 'rank1.pt', bad, torch.nextafter(protos, protos + 1))
     (logs / 'scalars.json').write_text(json.dumps(dict(loss=float('nan'))))
     result = gpu_check.compare_ranks(str(tmp_path))
     assert result['identical'] is False and result['finite'] is False
-    assert result['differing_keys'] == ['head.aggregation.prototypes',
-                                        'head.memory_bank.feats']
+    assert result['differing_keys'] == [
+        'head.aggregation.prototypes', 'head.memory_bank.feats'
+    ]
     assert result['losses_finite'] is False
     assert 'error' in gpu_check.compare_ranks(str(tmp_path / 'none'))
 
@@ -141,27 +153,35 @@ def test_training_check_kill_resume_in_one_process(gpu_check, tmp_path):
     config trains, the hook kills the run after iteration 6, --resume
     finishes it, and the rank-0 dump equals the last checkpoint."""
     work = tmp_path / 'work'
-    run_tool(['python', SCRIPT, 'prepare', '--work-dir', work, '--gpus',
-              '1'], env=ENV)
+    run_tool(['python', SCRIPT, 'prepare', '--work-dir', work, '--gpus', '1'],
+             env=ENV)
     cfg = work / 'check_cfg.py'
     assert (work / 'gpu_check_hooks.py').exists()
     run = work / 'train_fp32'
     env = dict(ENV, PYTHONPATH=f'{work}{os.pathsep}{REPO}')
-    options = ['--cfg-options', 'train_dataloader.num_workers=0'] + [
-        o for o in SERIAL_LOADERS if o.startswith('train_')]
+    options = ['--cfg-options', 'train_dataloader.num_workers=0'
+               ] + [o for o in SERIAL_LOADERS if o.startswith('train_')]
     code, log = run_tool(
         ['python', 'tools/train.py', cfg, '--work-dir', run] + options,
-        env=dict(env, GPU_CHECK_KILL_AT='6'), check=False, timeout=600)
+        env=dict(env, GPU_CHECK_KILL_AT='6'),
+        check=False,
+        timeout=600)
     assert code != 0 and 'gpu_check: killing rank 0 at iteration 6' in log
     assert (run / 'epoch_1.pth').exists()
     assert not (run / 'epoch_2.pth').exists()
-    log = run_tool(['python', 'tools/train.py', cfg, '--work-dir', run,
-                    '--resume'] + options, env=env, timeout=600)
+    log = run_tool(
+        ['python', 'tools/train.py', cfg, '--work-dir', run, '--resume'] +
+        options,
+        env=env,
+        timeout=600)
     assert 'resumed epoch: 1, iter: 4' in log
-    (run / 'gpu_check.log').write_text(
-        'gpu_check: killing rank 0 at iteration 6\n' + log)
-    out = run_tool(['python', SCRIPT, 'compare-ranks', '--work-dir', work,
-                    '--run', run, '--name', 'train_fp32'])
+    (run /
+     'gpu_check.log').write_text('gpu_check: killing rank 0 at iteration 6\n' +
+                                 log)
+    out = run_tool([
+        'python', SCRIPT, 'compare-ranks', '--work-dir', work, '--run', run,
+        '--name', 'train_fp32'
+    ])
     result = json.loads((work / 'parts' / 'train_fp32.json').read_text())
     assert result['ranks'] == 1 and result['identical'] is True, out
     assert result['equal_to_checkpoint'] is True
@@ -181,9 +201,9 @@ def test_training_check_kill_resume_in_one_process(gpu_check, tmp_path):
 
 
 def test_env_without_a_device(gpu_check, tmp_path):
-    code, out = run_tool(
-        ['python', SCRIPT, 'env', '--work-dir', tmp_path],
-        env=dict(CUDA_VISIBLE_DEVICES=''), check=False)
+    code, out = run_tool(['python', SCRIPT, 'env', '--work-dir', tmp_path],
+                         env=dict(CUDA_VISIBLE_DEVICES=''),
+                         check=False)
     assert code == 0 and 'no CUDA device' in out
     info = json.loads((tmp_path / 'parts' / 'env.json').read_text())
     assert info['devices'] == [] and info['supported'] is True

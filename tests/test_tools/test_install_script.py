@@ -10,20 +10,22 @@ from tests.conftest import REPO
 
 def run_install(tmp_path, **env):
     venv = tmp_path / 'venv'
-    proc = subprocess.run(
-        ['bash', 'tools/install.sh'],
-        cwd=REPO,
-        env=dict(os.environ, RCA_MM_VENV=str(venv),
-                 RCA_MM_CACHE=str(tmp_path / 'cache'), **env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=30)
+    proc = subprocess.run(['bash', 'tools/install.sh'],
+                          cwd=REPO,
+                          env=dict(
+                              os.environ,
+                              RCA_MM_VENV=str(venv),
+                              RCA_MM_CACHE=str(tmp_path / 'cache'),
+                              **env),
+                          stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT,
+                          text=True,
+                          timeout=30)
     return proc.returncode, proc.stdout, venv
 
 
-@pytest.mark.parametrize('tag', ['bogus', 'cu12', 'cuda126', 'cu126;true',
-                                 'CU126'])
+@pytest.mark.parametrize('tag',
+                         ['bogus', 'cu12', 'cuda126', 'cu126;true', 'CU126'])
 def test_bad_torch_cuda_fails_before_anything_is_installed(tmp_path, tag):
     code, out, venv = run_install(tmp_path, TORCH_CUDA=tag)
     assert code == 1, out
@@ -35,16 +37,14 @@ def test_bad_torch_cuda_fails_before_anything_is_installed(tmp_path, tag):
     assert 'creating virtual environment' not in out
 
 
-@pytest.mark.parametrize(
-    'env, message',
-    [
-        (dict(TORCH_VERSION='2.9.1'), 'set TORCH_VERSION and '
-         'TORCHVISION_VERSION together'),
-        (dict(TORCHVISION_VERSION='0.24.1'), 'set TORCH_VERSION and '
-         'TORCHVISION_VERSION together'),
-        (dict(TORCH_VERSION='2.9.1', TORCHVISION_VERSION='latest'),
-         "'latest' is not a release number"),
-    ])
+@pytest.mark.parametrize('env, message', [
+    (dict(TORCH_VERSION='2.9.1'), 'set TORCH_VERSION and '
+     'TORCHVISION_VERSION together'),
+    (dict(TORCHVISION_VERSION='0.24.1'), 'set TORCH_VERSION and '
+     'TORCHVISION_VERSION together'),
+    (dict(TORCH_VERSION='2.9.1',
+          TORCHVISION_VERSION='latest'), "'latest' is not a release number"),
+])
 def test_bad_version_override_fails_first(tmp_path, env, message):
     code, out, venv = run_install(tmp_path, TORCH_CUDA='cu126', **env)
     assert code == 1 and message in out, out

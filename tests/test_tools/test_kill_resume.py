@@ -66,37 +66,53 @@ runpy.run_path(sys.argv[0], run_name='__main__')
 @pytest.fixture(scope='module')
 def data_root(tmp_path_factory):
     root = str(tmp_path_factory.mktemp('synthvoc') / 'synthvoc')
-    generate_synthvoc(root, num_train=24, num_val=2, num_train_subset=4,
-                      size=(64, 64), show_progress=False)
+    generate_synthvoc(
+        root,
+        num_train=24,
+        num_val=2,
+        num_train_subset=4,
+        size=(64, 64),
+        show_progress=False)
     return root
 
 
 def train_args(work_dir, root, *extra):
     return [
-        sys.executable, 'tools/train.py', CONFIG, '--work-dir',
-        str(work_dir), *extra, '--cfg-options',
+        sys.executable,
+        'tools/train.py',
+        CONFIG,
+        '--work-dir',
+        str(work_dir),
+        *extra,
+        '--cfg-options',
         f'train_dataloader.dataset.data_root={root}',
         # The val loop is built (not run) at the start of training: point it
         # at the test's data too, not at the repository's data/.
         f'val_dataloader.dataset.data_root={root}',
         'val_dataloader.num_workers=0',
         'val_dataloader.persistent_workers=False',
-        'train_dataloader.batch_size=8', 'train_dataloader.num_workers=0',
+        'train_dataloader.batch_size=8',
+        'train_dataloader.num_workers=0',
         'train_dataloader.persistent_workers=False',
         'train_dataloader.dataset.pipeline.1.scale=(64,64)',
-        'model.data_preprocessor.size=(64,64)', 'train_cfg.max_epochs=2',
+        'model.data_preprocessor.size=(64,64)',
+        'train_cfg.max_epochs=2',
         'model.backbone.init_cfg=None',
         # Write every region to the bank (the paper's 0.7 needs training).
         'model.head.gate_threshold=0.0',
-        'train_cfg.val_interval=100', 'default_hooks.logger.interval=1',
+        'train_cfg.val_interval=100',
+        'default_hooks.logger.interval=1',
         'default_hooks.checkpoint.max_keep_ckpts=1'
     ]
 
 
 def start(args, log, env=None):
     return subprocess.Popen(
-        args, cwd=REPO, env=dict(os.environ, **ENV, **(env or {})),
-        stdout=log, stderr=subprocess.STDOUT)
+        args,
+        cwd=REPO,
+        env=dict(os.environ, **ENV, **(env or {})),
+        stdout=log,
+        stderr=subprocess.STDOUT)
 
 
 def assert_same(a, b, path='checkpoint'):
@@ -131,9 +147,10 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(data_root, tmp_path):
     with open(a_dir / 'out.log', 'w') as a_log, \
             open(b_dir / 'out.log', 'w') as b_log:
         run_a = start(train_args(a_dir, data_root), a_log)
-        run_b = start([sys.executable, str(killer)] +
-                      train_args(b_dir, data_root)[1:], b_log,
-                      env=dict(KILL_AT_ITER=str(kill_at)))
+        run_b = start(
+            [sys.executable, str(killer)] + train_args(b_dir, data_root)[1:],
+            b_log,
+            env=dict(KILL_AT_ITER=str(kill_at)))
         code_b = run_b.wait(timeout=300)
         assert run_a.wait(timeout=300) == 0, open(a_dir / 'out.log').read()
     b_out = open(b_dir / 'out.log').read()
@@ -159,6 +176,7 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(data_root, tmp_path):
     assert a['meta']['epoch'] == b['meta']['epoch'] == 2
     # max_keep_ckpts=1: the previous checkpoint went after the new one.
     assert sorted(p.name for p in b_dir.glob('*.pth')) == ['epoch_2.pth']
+
     # The OAA store (outside the checkpoint): replayed iterations re-take
     # the element-wise maximum with the same maps.
     # No temporary file is left (a killed writer's would be removed by the
@@ -166,8 +184,8 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(data_root, tmp_path):
     # per-image file locks.
     def entries(d):
         files = set(os.listdir(d / 'oaa_store')) - {'.locks'}
-        assert all(n.endswith('.npz') and not n.startswith('.')
-                   for n in files), files
+        assert all(
+            n.endswith('.npz') and not n.startswith('.') for n in files), files
         return sorted(files)
 
     names = entries(a_dir)

@@ -37,8 +37,8 @@ def test_term_gradients_hand_computed():
         acc=w.sum() * 10)
     out = tool.term_gradients(losses, [w, v])
     assert set(out) == {'loss_sq', 'loss_lin', 'loss_const', 'total'}
-    torch.testing.assert_close(out['loss_sq'][1],
-                               torch.tensor([6.0, 2.0, 0.0]))
+    torch.testing.assert_close(out['loss_sq'][1], torch.tensor([6.0, 2.0,
+                                                                0.0]))
     assert out['loss_sq'][0] == pytest.approx(1.0)
     torch.testing.assert_close(out['loss_lin'][1],
                                torch.tensor([3.0, 3.0, 0.0]))
@@ -106,8 +106,8 @@ def test_cli_bad_input(tmp_path):
     code, out = run_tool(['python', TOOL, CONFIG, tmp_path / 'x.pth'],
                          check=False)
     assert code != 0 and f"checkpoint '{tmp_path / 'x.pth'}' does not" in out
-    code, out = run_tool(
-        ['python', TOOL, CONFIG, CONFIG, '--batches', '0'], check=False)
+    code, out = run_tool(['python', TOOL, CONFIG, CONFIG, '--batches', '0'],
+                         check=False)
     assert code != 0 and '--batches must be >= 1, got 0' in out
 
 

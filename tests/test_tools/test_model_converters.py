@@ -273,9 +273,12 @@ def test_an_interrupted_write_leaves_no_file(tmp_path, tool):
     if tool is vgg_tool:
         src = str(tmp_path / 'vgg16.pth')
         torch.manual_seed(0)
-        torch.save({f'features.{k}': v for k, v in
-                    torchvision.models.vgg16().features.state_dict().items()},
-                   src)
+        torch.save(
+            {
+                f'features.{k}': v
+                for k, v in
+                torchvision.models.vgg16().features.state_dict().items()
+            }, src)
     else:
         src = str(tmp_path / 'r38.pth')
         torch.save(WideResNet38().state_dict(), src)

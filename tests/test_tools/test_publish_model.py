@@ -33,8 +33,9 @@ def trained(tmp_path_factory):
     labels = torch.zeros(6, head.num_classes, dtype=torch.bool)
     labels[torch.arange(6), torch.arange(6) % head.num_classes] = True
     bank.allocate(labels)
-    bank.update(torch.randn(6, bank.feat_dim), torch.arange(6) %
-                head.num_classes, torch.arange(6))
+    bank.update(
+        torch.randn(6, bank.feat_dim),
+        torch.arange(6) % head.num_classes, torch.arange(6))
     # Valid prototypes (all but the last of each class), so that F' != 0
     # and the CAMs depend on them.
     protos = torch.randn_like(head.aggregation.prototypes)
@@ -47,16 +48,17 @@ def trained(tmp_path_factory):
     # holds it (rca_mm/engine/hooks/rng_state_hook.py).
     rng_state = [get_rng_state(), get_rng_state()]
     torch.save(
-        dict(state_dict=state,
-             meta=dict(epoch=8, seed=0, rng_state=rng_state),
-             optimizer=dict(state={}, param_groups=[dict(lr=0.1)]),
-             message_hub=dict(runtime_info=dict(iter=3))), path)
+        dict(
+            state_dict=state,
+            meta=dict(epoch=8, seed=0, rng_state=rng_state),
+            optimizer=dict(state={}, param_groups=[dict(lr=0.1)]),
+            message_hub=dict(runtime_info=dict(iter=3))), path)
     return model, path
 
 
 def _publish(path, out, *extra):
-    run_tool(['python', 'tools/model_converters/publish_model.py', path,
-              out] + list(extra))
+    run_tool(['python', 'tools/model_converters/publish_model.py', path, out] +
+             list(extra))
     (found, ) = glob.glob(out[:-len('.pth')] + '-*.pth')
     return found
 
@@ -94,18 +96,19 @@ def test_release_loads_strictly_and_gives_the_same_cams(trained, tmp_path):
     assert not fresh.head.memory_bank.is_allocated
     inputs = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
-        assert torch.equal(fresh(inputs, mode='tensor'),
-                           model(inputs, mode='tensor'))
+        assert torch.equal(
+            fresh(inputs, mode='tensor'), model(inputs, mode='tensor'))
     aggregation = fresh.head.aggregation
     assert torch.equal(aggregation.prototype_valid,
                        model.head.aggregation.prototype_valid)
-    assert aggregation.prototype_valid.sum() == aggregation.prototypes.shape[
-        0] * (aggregation.prototypes.shape[1] - 1)
+    assert aggregation.prototype_valid.sum(
+    ) == aggregation.prototypes.shape[0] * (
+        aggregation.prototypes.shape[1] - 1)
     # The prototypes matter: zeroed, F' = S 0 = 0 and the CAMs change.
     aggregation.prototypes.zero_()
     with torch.no_grad():
-        assert not torch.allclose(fresh(inputs, mode='tensor'),
-                                  model(inputs, mode='tensor'))
+        assert not torch.allclose(
+            fresh(inputs, mode='tensor'), model(inputs, mode='tensor'))
 
 
 def test_keep_bank_and_bad_paths(trained, tmp_path):
@@ -114,9 +117,15 @@ def test_keep_bank_and_bad_paths(trained, tmp_path):
     state = safe_torch_load(kept)['state_dict']
     assert torch.equal(state['head.memory_bank.feats'],
                        model.state_dict()['head.memory_bank.feats'])
-    rc, out = run_tool(['python', 'tools/model_converters/publish_model.py',
-                        str(tmp_path / 'missing.pth'), 'x.pth'], check=False)
+    rc, out = run_tool([
+        'python', 'tools/model_converters/publish_model.py',
+        str(tmp_path / 'missing.pth'), 'x.pth'
+    ],
+                       check=False)
     assert rc == 2 and 'missing.pth' in out and 'does not exist' in out
-    rc, out = run_tool(['python', 'tools/model_converters/publish_model.py',
-                        path, str(tmp_path / 'out.ckpt')], check=False)
+    rc, out = run_tool([
+        'python', 'tools/model_converters/publish_model.py', path,
+        str(tmp_path / 'out.ckpt')
+    ],
+                       check=False)
     assert rc == 2 and 'must end with .pth' in out

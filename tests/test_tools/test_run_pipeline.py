@@ -25,17 +25,16 @@ MIOU = dict(rca=10.5, cam_seed3=11.18, rca_seed3=10.66)
 @pytest.fixture(scope='module')
 def tiny_synthvoc(tmp_path_factory):
     root = str(tmp_path_factory.mktemp('synthvoc') / 'data')
-    generate_synthvoc(root, num_train=16, num_val=4, num_train_subset=8,
-                      show_progress=False)
+    generate_synthvoc(
+        root, num_train=16, num_val=4, num_train_subset=8, show_progress=False)
     return root
 
 
-def test_stage1_and_pseudo_labels_then_skip_on_rerun(tiny_synthvoc,
-                                                     tmp_path):
+def test_stage1_and_pseudo_labels_then_skip_on_rerun(tiny_synthvoc, tmp_path):
     work = tmp_path / 'work'
     args = [
-        'python', 'tools/run_pipeline.py', STAGE1, STAGE2, '--work-dir',
-        work, '--data-root', tiny_synthvoc, '--until', 'pseudo',
+        'python', 'tools/run_pipeline.py', STAGE1, STAGE2, '--work-dir', work,
+        '--data-root', tiny_synthvoc, '--until', 'pseudo',
         '--stage1-cfg-options'
     ] + FAST + SCRATCH
     out = run_tool(args, env=PINNED_KERNELS)
@@ -86,11 +85,13 @@ def test_stage1_and_pseudo_labels_then_skip_on_rerun(tiny_synthvoc,
 
 def test_a_failing_step_is_named_with_its_log(tiny_synthvoc, tmp_path):
     work = tmp_path / 'work'
-    rc, out = run_tool([
-        'python', 'tools/run_pipeline.py', STAGE1, STAGE2, '--work-dir',
-        work, '--data-root', tiny_synthvoc, '--stage1-cfg-options',
-        'model.head.gate_treshold=0.5'
-    ] + SCRATCH, check=False)
+    rc, out = run_tool(
+        [
+            'python', 'tools/run_pipeline.py', STAGE1, STAGE2, '--work-dir',
+            work, '--data-root', tiny_synthvoc, '--stage1-cfg-options',
+            'model.head.gate_treshold=0.5'
+        ] + SCRATCH,
+        check=False)
     assert rc == 1
     assert 'step "stage1" failed' in out
     assert str(work / 'logs' / 'stage1.log') in out
@@ -105,17 +106,21 @@ def test_pretraining_once_then_reused_and_a_baseline_beside(
     from rca_mm.datasets.synthnet import generate_synthnet
     from rca_mm.utils.safe_checkpoint import safe_torch_load
     net = str(tmp_path / 'synthnet')
-    generate_synthnet(net, num_classes=50, num_train_per_class=1,
-                      num_val_per_class=1, size=(48, 48), show_progress=False)
+    generate_synthnet(
+        net,
+        num_classes=50,
+        num_train_per_class=1,
+        num_val_per_class=1,
+        size=(48, 48),
+        show_progress=False)
     weights = tmp_path / 'pretrained' / 'w.pth'
     work = tmp_path / 'work'
     start = [f'model.backbone.init_cfg.checkpoint={weights}']
     args = [
-        'python', 'tools/run_pipeline.py', STAGE1, STAGE2, '--work-dir',
-        work, '--data-root', tiny_synthvoc, '--until', 'pseudo', '--seed',
-        '3', '--pretrain', PRETRAIN, '--pretrain-work-dir',
-        tmp_path / 'pre', '--pretrain-cfg-options',
-        f'train_dataloader.dataset.data_root={net}',
+        'python', 'tools/run_pipeline.py', STAGE1, STAGE2, '--work-dir', work,
+        '--data-root', tiny_synthvoc, '--until', 'pseudo', '--seed', '3',
+        '--pretrain', PRETRAIN, '--pretrain-work-dir', tmp_path / 'pre',
+        '--pretrain-cfg-options', f'train_dataloader.dataset.data_root={net}',
         'train_cfg.max_epochs=1', 'train_cfg.val_interval=1',
         'train_dataloader.batch_size=25', 'model.head.num_classes=50',
         'model.data_preprocessor.num_classes=50'
@@ -135,7 +140,8 @@ def test_pretraining_once_then_reused_and_a_baseline_beside(
     # 2 of the 50 val images: one image is 2 points.
     assert summary['pretrain']['top1'] == pytest.approx(4.0, abs=2.0)
     assert set(summary['pretrain']['step_seconds']) == {
-        'pretrain', 'pretrain_val', 'pretrain_export'}
+        'pretrain', 'pretrain_val', 'pretrain_export'
+    }
     # Both classifiers started from the file, strictly.
     assert any(k.startswith('backbone.') for k in pre)
     for log in (work / 'logs' / 'stage1.log',
@@ -160,8 +166,8 @@ def test_pretraining_once_then_reused_and_a_baseline_beside(
     again = run_tool(args)
     assert f'pretrained weights {weights} exist: reused' in again
     assert 'tools/train.py ' + PRETRAIN not in again
-    assert json.loads((work / 'summary.json').read_text())['pretrain'][
-        'reused'] is True
+    assert json.loads(
+        (work / 'summary.json').read_text())['pretrain']['reused'] is True
     # A lost file is exported again; the finished pretraining is not redone.
     weights.unlink()
     third = run_tool(args)

@@ -26,8 +26,9 @@ def dataset_meta(voc_root) -> dict:
     init_default_scope('rca_mm')
     dataset = DATASETS.build(
         dict(cfg.test_dataloader.dataset, data_root=str(voc_root)))
-    return dict(classes=dataset.metainfo['classes'],
-                palette=dataset.metainfo['palette'])
+    return dict(
+        classes=dataset.metainfo['classes'],
+        palette=dataset.metainfo['palette'])
 
 
 @pytest.fixture(scope='module')

@@ -69,8 +69,9 @@ def test_sweep_command_line(cam_gt):
     lines = out.strip().splitlines()
     assert lines[0] == '2 images'
     assert lines[1].split()[-2:] == ['fg_precision', 'fg_recall']
-    assert lines[2].split() == ['0.125', '100.00', '100.00', '100.00',
-                                '100.00']
+    assert lines[2].split() == [
+        '0.125', '100.00', '100.00', '100.00', '100.00'
+    ]
     assert lines[3].split() == ['0.375', '58.33', '58.33', '100.00', '66.67']
     assert lines[4].split() == ['0.625', '33.33', '33.33', '100.00', '33.33']
     assert lines[5] == ('best threshold: 0.125 (mIoU_full 100.00, '

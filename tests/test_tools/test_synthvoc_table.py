@@ -36,8 +36,8 @@ def test_table_reports_mean_and_sample_std(tmp_path, monkeypatch):
     mod = _module()
     _write_runs(tmp_path, 'cam', [_summary(v) for v in (40.0, 44.0)])
     monkeypatch.setattr('sys.argv', [
-        'synthvoc_table.py', '--work-dir', str(tmp_path), '--methods', 'cam',
-        '--seeds', '0', '1'
+        'synthvoc_table.py', '--work-dir',
+        str(tmp_path), '--methods', 'cam', '--seeds', '0', '1'
     ])
     mod.main()  # every run is done: no pipeline runs, only the table
     text = (tmp_path / 'main.md').read_text()
@@ -61,8 +61,10 @@ def test_a_run_short_of_until_is_resumed_and_missing_columns_dashed(
             json.dump(done, f)
 
     monkeypatch.setattr(mod.subprocess, 'run', fake_run)
-    argv = ['synthvoc_table.py', '--work-dir', str(tmp_path), '--methods',
-            'eps', '--seeds', '0', '1']
+    argv = [
+        'synthvoc_table.py', '--work-dir',
+        str(tmp_path), '--methods', 'eps', '--seeds', '0', '1'
+    ]
     # --until pseudo: both runs have their pseudo labels, nothing runs
     monkeypatch.setattr('sys.argv', argv + ['--until', 'pseudo'])
     mod.main()
@@ -90,11 +92,10 @@ def test_a_run_short_of_until_is_resumed_and_missing_columns_dashed(
 def test_paired_differences_per_seed(tmp_path, monkeypatch):
     mod = _module()
     _write_runs(tmp_path, 'eps', [_summary(v) for v in (50.0, 54.0, 52.0)])
-    _write_runs(tmp_path, 'rca-eps',
-                [_summary(v) for v in (53.0, 55.0, 56.0)])
+    _write_runs(tmp_path, 'rca-eps', [_summary(v) for v in (53.0, 55.0, 56.0)])
     monkeypatch.setattr('sys.argv', [
-        'synthvoc_table.py', '--work-dir', str(tmp_path), '--methods', 'eps',
-        'rca-eps', '--until', 'pseudo'
+        'synthvoc_table.py', '--work-dir',
+        str(tmp_path), '--methods', 'eps', 'rca-eps', '--until', 'pseudo'
     ])
     mod.main()
     text = (tmp_path / 'main.md').read_text()
@@ -108,8 +109,8 @@ def test_paired_differences_per_seed(tmp_path, monkeypatch):
         'Δ seg val mIoU + CRF |\n| --- | --- | --- | --- | --- |' in text
 
 
-def test_tables_pick_rows_configs_and_the_pretrained_start(tmp_path,
-                                                         monkeypatch):
+def test_tables_pick_rows_configs_and_the_pretrained_start(
+        tmp_path, monkeypatch):
     mod = _module()
     calls = []
 
@@ -122,8 +123,8 @@ def test_tables_pick_rows_configs_and_the_pretrained_start(tmp_path,
 
     monkeypatch.setattr(mod.subprocess, 'run', fake_run)
     monkeypatch.setattr('sys.argv', [
-        'synthvoc_table.py', '--work-dir', str(tmp_path), '--table', 'gamma',
-        '--seeds', '0'
+        'synthvoc_table.py', '--work-dir',
+        str(tmp_path), '--table', 'gamma', '--seeds', '0'
     ])
     mod.main()
     # Five rows, each one run to its pseudo labels from the pretrained
@@ -141,14 +142,15 @@ def test_tables_pick_rows_configs_and_the_pretrained_start(tmp_path,
     # --scratch: both stages from random weights, no pretraining.
     calls.clear()
     monkeypatch.setattr('sys.argv', [
-        'synthvoc_table.py', '--work-dir', str(tmp_path / 'scratch'),
-        '--methods', 'cam', '--seeds', '0', '--scratch'
+        'synthvoc_table.py', '--work-dir',
+        str(tmp_path / 'scratch'), '--methods', 'cam', '--seeds', '0',
+        '--scratch'
     ])
     mod.main()
     (cmd, ) = calls
     assert '--pretrain' not in cmd
-    assert cmd[cmd.index('--work-dir') + 1] == str(
-        tmp_path / 'scratch' / 'cam_scratch_seed0')
+    assert cmd[cmd.index('--work-dir') + 1] == str(tmp_path / 'scratch' /
+                                                   'cam_scratch_seed0')
     for flag in ('--stage1-cfg-options', '--stage2-cfg-options'):
         assert cmd[cmd.index(flag) + 1] == 'model.backbone.init_cfg=None'
     # Every row of every table has a config.

@@ -24,12 +24,12 @@ def test_the_tool_scripts_were_found():
 @pytest.mark.parametrize('script', SCRIPTS)
 def test_tool_script_imports(script):
     name = 'tool_' + script.replace('/', '_')[:-3]
-    spec = importlib.util.spec_from_file_location(name,
-                                                  osp.join(REPO, script))
+    spec = importlib.util.spec_from_file_location(name, osp.join(REPO, script))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    assert callable(getattr(module, 'main', None)) or script.endswith(
-        '__init__.py'), f'{script} has no main()'
+    assert callable(getattr(
+        module, 'main',
+        None)) or script.endswith('__init__.py'), f'{script} has no main()'
 
 
 @pytest.mark.parametrize('script', SCRIPTS)

@@ -16,15 +16,18 @@ CONFIG = 'configs/smoke/fcn_r18-w16_40i_vocsmoke-64x64.py'
 
 
 def data_options(root):
-    return [f'{split}_dataloader.dataset.data_root={root}'
-            for split in ('train', 'val', 'test')]
+    return [
+        f'{split}_dataloader.dataset.data_root={root}'
+        for split in ('train', 'val', 'test')
+    ]
 
 
 def train(work_dir, root, max_iters, *extra, ckpt_interval=2):
     return run_tool([
-        'python', 'tools/train.py', CONFIG, '--work-dir', work_dir,
-        *extra, '--cfg-options', *data_options(root),
-        f'train_cfg.max_iters={max_iters}', f'train_cfg.val_interval={max_iters}',
+        'python', 'tools/train.py', CONFIG, '--work-dir', work_dir, *extra,
+        '--cfg-options', *data_options(root),
+        f'train_cfg.max_iters={max_iters}',
+        f'train_cfg.val_interval={max_iters}',
         f'default_hooks.checkpoint.interval={ckpt_interval}',
         'default_hooks.checkpoint.max_keep_ckpts=10',
         'default_hooks.logger.interval=1'
@@ -35,9 +38,10 @@ def resume_fails(work_dir, root):
     """The log of ``tools/train.py --resume`` in ``work_dir``, which must
     exit non-zero."""
     code, log = run_tool([
-        'python', 'tools/train.py', CONFIG, '--work-dir', work_dir,
-        '--resume', '--cfg-options', *data_options(root)
-    ], check=False)
+        'python', 'tools/train.py', CONFIG, '--work-dir', work_dir, '--resume',
+        '--cfg-options', *data_options(root)
+    ],
+                         check=False)
     assert code != 0
     return log
 
@@ -65,11 +69,12 @@ def test_train_into_a_held_work_dir_is_refused(voc_root, tmp_path):
         code, log = run_tool([
             'python', 'tools/train.py', CONFIG, '--work-dir', work_dir,
             '--cfg-options', *data_options(voc_root)
-        ], check=False)
+        ],
+                             check=False)
         assert code != 0
         assert (f"WorkDirLockedError: the work dir (--work-dir) '{work_dir}' "
-                'is in use by another run: pid ' f'{os.getpid()} on host'
-                ) in log, log[-3000:]
+                'is in use by another run: pid '
+                f'{os.getpid()} on host') in log, log[-3000:]
         assert os.listdir(work_dir) == [LOCK_NAME]  # nothing written
 
 
@@ -81,7 +86,9 @@ def test_dist_train_into_a_held_work_dir_is_refused(voc_root, tmp_path):
         code, log = run_dist_tool([
             'bash', 'tools/dist_train.sh', CONFIG, 2, '--work-dir', work_dir,
             '--cfg-options', *data_options(voc_root)
-        ], check=False, timeout=300)
+        ],
+                                  check=False,
+                                  timeout=300)
     assert code != 0
     assert log.count('WorkDirLockedError: the work dir') == 1, log[-3000:]
     assert not list(work_dir.glob('*.pth'))
@@ -114,8 +121,8 @@ def test_test_tool_reports_miou_writes_and_draws_predictions(
     ])
     miou = re.search(r'Iter\(test\).*mIoU: ([\d.]+)', log)
     assert miou and 0 <= float(miou.group(1)) <= 100
-    val_names = open(
-        osp.join(voc_root, 'ImageSets/Segmentation/val.txt')).read().split()
+    val_names = open(osp.join(
+        voc_root, 'ImageSets/Segmentation/val.txt')).read().split()
     assert sorted(p.stem for p in out.glob('*.png')) == sorted(val_names)
     # --show-dir: one drawn prediction per image, through the vis backend.
     drawn = sorted(p.name for p in show.glob('vis_data/vis_image/*.png'))
@@ -132,6 +139,7 @@ def test_test_tool_tta_averages_scales_and_flips(voc_root, tmp_path):
     from PIL import Image
 
     from rca_mm.registry import TRANSFORMS
+
     # Trained long enough to predict more than one class, so that the
     # views change the prediction.
     train(tmp_path / 'train', voc_root, 40, ckpt_interval=40)
@@ -154,20 +162,19 @@ def test_test_tool_tta_averages_scales_and_flips(voc_root, tmp_path):
         for scale in cfg.tta_scales:
             for flip in (0.0, 1.0):
                 view = [
-                    TRANSFORMS.build(t) for t in (
-                        dict(type='LoadImageFromFile'),
-                        dict(type='Resize', scale_factor=scale,
-                             keep_ratio=True),
-                        dict(type='RandomFlip', prob=flip,
-                             direction='horizontal'),
-                        dict(type='LoadAnnotations'),
-                        dict(type='PackSegInputs'))
+                    TRANSFORMS.build(t) for t in
+                    (dict(type='LoadImageFromFile'),
+                     dict(type='Resize', scale_factor=scale, keep_ratio=True),
+                     dict(
+                         type='RandomFlip', prob=flip, direction='horizontal'),
+                     dict(type='LoadAnnotations'), dict(type='PackSegInputs'))
                 ]
                 data = dict(
                     img_path=osp.join(voc_root, 'JPEGImages', name + '.jpg'),
                     seg_map_path=osp.join(voc_root, 'SegmentationClassAug',
                                           name + '.png'),
-                    reduce_zero_label=False, seg_fields=[])
+                    reduce_zero_label=False,
+                    seg_fields=[])
                 for t in view:
                     data = t(data)
                 with torch.no_grad():
@@ -191,16 +198,15 @@ def test_test_tool_tta_without_pipeline_names_the_key(trained, voc_root,
     work_dir, _ = trained
     code, log = run_tool([
         'python', 'tools/test.py', CONFIG,
-        osp.join(work_dir, 'iter_4.pth'), '--tta', '--work-dir',
-        tmp_path / 'tta', '--cfg-options', *data_options(voc_root),
-        'tta_pipeline=None'
-    ], check=False)
+        osp.join(work_dir, 'iter_4.pth'), '--tta', '--work-dir', tmp_path /
+        'tta', '--cfg-options', *data_options(voc_root), 'tta_pipeline=None'
+    ],
+                         check=False)
     assert code != 0
     assert '--tta needs `tta_pipeline` in the config' in log
 
 
-def test_dist_test_gives_the_single_process_miou(trained, voc_root,
-                                                 tmp_path):
+def test_dist_test_gives_the_single_process_miou(trained, voc_root, tmp_path):
     work_dir, _ = trained
     ckpt = osp.join(work_dir, 'iter_4.pth')
     pattern = r'Iter\(test\).*mIoU: ([\d.]+)'
@@ -213,8 +219,8 @@ def test_dist_test_gives_the_single_process_miou(trained, voc_root,
         tmp_path / 'two', '--cfg-options', *data_options(voc_root)
     ])
     assert 'Distributed launcher: pytorch' in double
-    assert re.search(pattern, double).group(1) == re.search(
-        pattern, single).group(1)
+    assert re.search(pattern, double).group(1) == re.search(pattern,
+                                                            single).group(1)
 
 
 def test_resume_continues_from_the_last_checkpoint(trained, voc_root,
@@ -223,8 +229,8 @@ def test_resume_continues_from_the_last_checkpoint(trained, voc_root,
     _, _ = trained
     work_dir = str(tmp_path / 'resume')
     train(work_dir, voc_root, 2)
-    assert open(osp.join(work_dir, 'last_checkpoint')).read().strip(
-    ).endswith('iter_2.pth')
+    assert open(osp.join(
+        work_dir, 'last_checkpoint')).read().strip().endswith('iter_2.pth')
     log = train(work_dir, voc_root, 4, '--resume')
     assert re.search(r'resumed epoch: 0, iter: 2', log), log[-3000:]
     assert 'Iter(train) [3/4]' in log and 'Iter(train) [1/4]' not in log
@@ -237,8 +243,10 @@ def test_resume_refuses_a_checkpoint_with_a_pickled_callable(
     from ..test_utils.test_safe_checkpoint import _CreatesFile
     work_dir, marker = tmp_path / 'evil', tmp_path / 'pwned'
     work_dir.mkdir()
-    torch.save({'state_dict': {}, 'payload': _CreatesFile(marker)},
-               work_dir / 'iter_2.pth')
+    torch.save({
+        'state_dict': {},
+        'payload': _CreatesFile(marker)
+    }, work_dir / 'iter_2.pth')
     (work_dir / 'last_checkpoint').write_text(str(work_dir / 'iter_2.pth'))
     log = resume_fails(work_dir, voc_root)
     assert 'UnsafeCheckpointError: Refused to load checkpoint' in log

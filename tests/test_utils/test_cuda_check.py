@@ -57,8 +57,10 @@ def test_v100_on_the_default_cuda13_build_names_the_fix():
 
 def test_supported_cards():
     # H100 on the default build: its own cubin.
-    assert check_capability(CU130, (9, 0)) == (
-        True, 'sm_90', check_capability(CU130, (9, 0)).message)
+    assert check_capability(CU130,
+                            (9, 0)) == (True, 'sm_90',
+                                        check_capability(CU130,
+                                                         (9, 0)).message)
     # L4 (8.9): the sm_86 cubin, by binary compatibility.
     result = check_capability(CU130, (8, 9), 'NVIDIA L4')
     assert result.ok and result.kernel == 'sm_86'
@@ -95,10 +97,15 @@ def test_cpu_build_and_too_old_cards():
 def test_command_line_without_a_device_says_so():
     """The script run by install.sh: on this machine it prints the torch
     build and 'no CUDA device' (or checks the GPU when there is one)."""
-    proc = subprocess.run(
-        [sys.executable, 'rca_mm/utils/cuda_check.py'],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
-        env={'CUDA_VISIBLE_DEVICES': '', 'PATH': '/usr/bin:/bin'})
+    proc = subprocess.run([sys.executable, 'rca_mm/utils/cuda_check.py'],
+                          cwd=REPO,
+                          capture_output=True,
+                          text=True,
+                          timeout=120,
+                          env={
+                              'CUDA_VISIBLE_DEVICES': '',
+                              'PATH': '/usr/bin:/bin'
+                          })
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[0].startswith(f'torch {torch.__version__}')
     assert 'no CUDA device' in proc.stdout

@@ -12,7 +12,6 @@ from torch.nn.parallel import DistributedDataParallel
 from rca_mm.utils import init_cpu_distributed
 from rca_mm.utils.dist_utils import (check_cpu_fallback, finish_distributed,
                                      gpu_signs)
-
 from ..conftest import free_port
 
 cpu_only = pytest.mark.skipif(
@@ -113,8 +112,8 @@ def no_cuda(monkeypatch, tmp_path):
     monkeypatch.delenv('RCA_MM_ALLOW_CPU', raising=False)
     real_exists = os.path.exists
     monkeypatch.setattr(
-        os.path, 'exists',
-        lambda p: False if p == '/dev/nvidia0' else real_exists(p))
+        os.path, 'exists', lambda p: False
+        if p == '/dev/nvidia0' else real_exists(p))
 
     def add_sign(sign):
         if sign == 'nvidia-smi':
@@ -127,8 +126,8 @@ def no_cuda(monkeypatch, tmp_path):
             return str(smi)
         if sign == '/dev/nvidia0':
             monkeypatch.setattr(
-                os.path, 'exists',
-                lambda p: True if p == '/dev/nvidia0' else real_exists(p))
+                os.path, 'exists', lambda p: True
+                if p == '/dev/nvidia0' else real_exists(p))
             return '/dev/nvidia0'
         monkeypatch.setenv('CUDA_VISIBLE_DEVICES', '0,1')
         return 'CUDA_VISIBLE_DEVICES=0,1'

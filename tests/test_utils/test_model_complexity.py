@@ -62,8 +62,7 @@ def test_rca_head_counts_the_aggregation_and_the_second_classifier():
     model = complexity_model(
         tiny_cfg(
             'RCAHead',
-            aggregation=dict(type='PrototypeAggregation',
-                             num_prototypes=K)))
+            aggregation=dict(type='PrototypeAggregation', num_prototypes=K)))
     aggregation = model.head.aggregation
     assert aggregation.prototype_valid.shape == (L, K)
     assert bool(aggregation.prototype_valid.all())

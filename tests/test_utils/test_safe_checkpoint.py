@@ -39,7 +39,10 @@ def _mmengine_like_checkpoint():
     hub.update_info('iter', 5)
     return dict(
         meta=dict(
-            epoch=0, iter=5, seed=np.int64(3), mean=np.float32(0.5),
+            epoch=0,
+            iter=5,
+            seed=np.int64(3),
+            mean=np.float32(0.5),
             dataset_meta=dict(classes=('a', 'b'), palette=[[0, 0, 0]])),
         state_dict=dict(weight=torch.arange(4.)),
         message_hub=hub.state_dict())
@@ -51,7 +54,8 @@ def test_mmengine_checkpoint_loads_with_weights_only(tmp_path):
     ckpt = safe_torch_load(str(path))
     buf = ckpt['message_hub']['log_scalars']['train/loss']
     assert isinstance(buf, HistoryBuffer)
-    assert buf.mean() == pytest.approx(np.mean([1, 1 / 2, 1 / 3, 1 / 4, 1 / 5]))
+    assert buf.mean() == pytest.approx(
+        np.mean([1, 1 / 2, 1 / 3, 1 / 4, 1 / 5]))
     assert buf.current() == pytest.approx(0.2)
     assert ckpt['meta']['seed'] == 3
     assert torch.equal(ckpt['state_dict']['weight'], torch.arange(4.))
@@ -129,6 +133,6 @@ def test_truncated_checkpoint_names_the_file_and_an_intact_one(tmp_path):
     assert f'--resume --cfg-options load_from={older}' in msg
 
     older.write_bytes(b'')  # an empty file, and nothing intact left
-    with pytest.raises(CorruptCheckpointError,
-                       match='empty file.*No intact checkpoint'):
+    with pytest.raises(
+            CorruptCheckpointError, match='empty file.*No intact checkpoint'):
         safe_torch_load(str(older))

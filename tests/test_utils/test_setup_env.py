@@ -27,8 +27,7 @@ def restore_default_scope():
 
 def test_register_all_modules_imports_packages_and_sets_scope():
     register_all_modules()
-    for pkg in ('datasets', 'engine', 'evaluation', 'models',
-                'visualization'):
+    for pkg in ('datasets', 'engine', 'evaluation', 'models', 'visualization'):
         assert f'rca_mm.{pkg}' in sys.modules
     assert DefaultScope.get_current_instance().scope_name == 'rca_mm'
 
@@ -77,7 +76,8 @@ class _ToyDataset(Dataset):
 
     def __getitem__(self, index):
         return dict(
-            inputs=torch.tensor([index / 16, float(np.random.rand())]),
+            inputs=torch.tensor([index / 16,
+                                 float(np.random.rand())]),
             target=torch.tensor(float(index % 3)))
 
 

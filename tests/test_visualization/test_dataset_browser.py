@@ -63,8 +63,8 @@ def layout(tmp_path_factory):
 def visualizer():
     vis = WSSSLocalVisualizer('test_dataset_browser', title_height=TITLE)
     vis.dataset_meta = dict(
-        classes=CLASSES, palette=[[0, 0, 0], [128, 0, 0], [0, 128, 0],
-                                  [128, 128, 0]])
+        classes=CLASSES,
+        palette=[[0, 0, 0], [128, 0, 0], [0, 128, 0], [128, 128, 0]])
     return vis
 
 
@@ -84,7 +84,8 @@ def test_saliency_and_label_follow_the_flip(layout, visualizer):
     np.testing.assert_array_equal(panels['saliency'], image)
     # The overlay is jet(saliency) blended with that same image.
     expected = visualizer.draw_heatmap(
-        np.asarray(source[:, ::-1, 0], np.float32) / 255, image,
+        np.asarray(source[:, ::-1, 0], np.float32) / 255,
+        image,
         value_range=(0., 1.))
     np.testing.assert_array_equal(panels['saliency on image'], expected)
     # The label is drawn in the palette where the flipped mask has class 2.
@@ -92,8 +93,8 @@ def test_saliency_and_label_follow_the_flip(layout, visualizer):
         panels['label'], visualizer.draw_label_map(image, mask[:, ::-1]))
     obj = mask[:, ::-1] == 2
     assert (panels['label'][obj] != image[obj]).any(axis=-1).all()
-    assert (panels['label'][~obj & (mask[:, ::-1] == 0)] !=
-            panels['label'][obj][0]).any(axis=-1).all()
+    assert (panels['label'][~obj & (mask[:, ::-1] == 0)]
+            != panels['label'][obj][0]).any(axis=-1).all()
 
     drawn = draw_sample(visualizer, item)
     assert drawn.shape == (TITLE + H, 5 * W, 3)
@@ -106,8 +107,7 @@ def test_a_flip_of_the_image_alone_shows(layout, visualizer):
     panels = dict(sample_panels(visualizer, dataset[0]))
     # The saliency stayed where it was: it is the unflipped image.
     assert (panels['saliency'] != panels['image']).any()
-    np.testing.assert_array_equal(panels['saliency'],
-                                  panels['image'][:, ::-1])
+    np.testing.assert_array_equal(panels['saliency'], panels['image'][:, ::-1])
 
 
 def test_tags_panel_names_the_tags_in_their_colours(layout, visualizer):
@@ -143,8 +143,10 @@ def test_stage2_sample_without_tags(visualizer):
 def test_a_map_of_another_size_is_an_error(visualizer):
     sample = SegDataSample(metainfo=dict(img_path='x/img0.png'))
     sample.gt_saliency = PixelData(data=torch.zeros(1, H, W + 1))
-    item = dict(inputs=torch.zeros(3, H, W, dtype=torch.uint8),
-                data_samples=sample)
-    with pytest.raises(ValueError, match=r'gt_saliency of x/img0.png is '
-                       r'\(24, 33\) but the image is \(24, 32\)'):
+    item = dict(
+        inputs=torch.zeros(3, H, W, dtype=torch.uint8), data_samples=sample)
+    with pytest.raises(
+            ValueError,
+            match=r'gt_saliency of x/img0.png is '
+            r'\(24, 33\) but the image is \(24, 32\)'):
         sample_panels(visualizer, item)

@@ -2,8 +2,7 @@ import cv2
 import numpy as np
 
 from rca_mm.fileio import voc_palette
-from rca_mm.visualization.pseudo_label_overlay import \
-    draw_pseudo_label_overlay
+from rca_mm.visualization.pseudo_label_overlay import draw_pseudo_label_overlay
 
 
 def test_overlay_halves():

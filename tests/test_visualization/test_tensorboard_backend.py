@@ -20,10 +20,9 @@ CONFIG = osp.join(REPO, 'configs', 'synthvoc',
 
 
 def test_training_scalars_reach_tensorboard(tmp_path):
-    root = write_tiny_synthvoc(str(tmp_path / 'data'), num_train=4,
-                               num_val=1)
-    cfg = tiny_stage1_cfg(CONFIG, root, str(tmp_path / 'work'),
-                          max_epochs=2, name='tb_backend')
+    root = write_tiny_synthvoc(str(tmp_path / 'data'), num_train=4, num_val=1)
+    cfg = tiny_stage1_cfg(
+        CONFIG, root, str(tmp_path / 'work'), max_epochs=2, name='tb_backend')
     cfg.visualizer.vis_backends = [
         dict(type='LocalVisBackend'),
         dict(type='TensorboardVisBackend')
@@ -43,6 +42,6 @@ def test_training_scalars_reach_tensorboard(tmp_path):
         logged = [(ln['step'], ln[key]) for ln in lines if key in ln]
         drawn = [(e.step, e.value) for e in acc.Scalars(key)]
         assert [s for s, _ in drawn] == [s for s, _ in logged]
-        assert [v for _, v in drawn] == pytest.approx(
-            [v for _, v in logged], rel=1e-6)
+        assert [v for _, v in drawn] == pytest.approx([v for _, v in logged],
+                                                      rel=1e-6)
     assert len(logged) == 2  # 4 images, batch 4, 2 epochs

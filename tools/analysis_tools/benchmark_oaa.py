@@ -19,10 +19,10 @@ Every variant does the same file work per epoch (each image is seen, so
 read, merged and written, once per epoch); what differs is where it is
 paid. Epochs of the variants alternate, each variant in its own store; the
 first epoch of each creates its files (warm-up, not reported), the later
-ones merge into them, as every accumulating epoch after the first does. The step times are
-wall-clock (the cost is waiting for the disk); the process CPU time is
-printed beside them. ``--store-dir`` puts the stores on the file system to
-measure (default: a temporary directory).
+ones merge into them, as every accumulating epoch after the first does. The
+step times are wall-clock (the cost is waiting for the disk); the process CPU
+time is printed beside them. ``--store-dir`` puts the stores on the file
+system to measure (default: a temporary directory).
 
 Examples::
 

@@ -87,8 +87,8 @@ def fill_bank(bank: RegionMemoryBank,
 
 
 def build_pair(
-    model: dict, bank_name: str, device: torch.device, seed: int
-) -> Tuple[torch.nn.Module, torch.nn.Module, torch.Tensor]:
+        model: dict, bank_name: str, device: torch.device,
+        seed: int) -> Tuple[torch.nn.Module, torch.nn.Module, torch.Tensor]:
     """The CAM classifier ``model`` and its RCA variant sharing one
     backbone, RCA's bank filled and its prototypes set, and the synthetic
     tags of the bank's images."""
@@ -411,8 +411,8 @@ def parse_args() -> argparse.Namespace:
         help='regions per step in the sweep (8 images x 1.5)')
     parser.add_argument('--plot', help='PNG of the sweep')
     args = parser.parse_args()
-    args.config = args.config or (QUICK_CONFIG if args.quick else
-                                  DEFAULT_CONFIG)
+    args.config = args.config or (QUICK_CONFIG
+                                  if args.quick else DEFAULT_CONFIG)
     if args.quick:
         args.bank, args.batch = ['tiny'], 2
         args.input_size, args.warmup, args.repeat = 64, 1, 2

@@ -143,8 +143,8 @@ def main(argv=None) -> None:
     fig3_rows, fig4_rows = [], []
     for sample in samples:
         inputs, data_sample = preprocess(rca, sample, args.device)
-        image, _ = read_image(data_sample.img_path, channel_order='rgb',
-                              exif_orientation=True)
+        image, _ = read_image(
+            data_sample.img_path, channel_order='rgb', exif_orientation=True)
         size = image.shape[:2]
         tags = np.flatnonzero(data_sample.gt_img_labels.cpu().numpy() > 0.5)
         gt = None
@@ -172,9 +172,9 @@ def main(argv=None) -> None:
     for out, rows in ((args.fig3, fig3_rows), (args.fig4, fig4_rows)):
         if out:
             # Lossless at the smallest size (heatmaps compress poorly).
-            ok, png = cv2.imencode(
-                '.png', mmcv.rgb2bgr(visualizer.draw_panels(rows)),
-                [cv2.IMWRITE_PNG_COMPRESSION, 9])
+            ok, png = cv2.imencode('.png',
+                                   mmcv.rgb2bgr(visualizer.draw_panels(rows)),
+                                   [cv2.IMWRITE_PNG_COMPRESSION, 9])
             if not ok:
                 raise ValueError(f'could not encode the figure for {out}')
             atomic_write_bytes(out, png.tobytes())

@@ -71,8 +71,9 @@ def main(argv=None) -> None:
             print(f'  {name}: {format_count(flops)} flops, '
                   f'{format_count(params)} params')
     if info['unsupported']:
-        print('Not counted (no flop formula): ' + ', '.join(
-            f'{k} x{v}' for k, v in sorted(info['unsupported'].items())))
+        print('Not counted (no flop formula): ' +
+              ', '.join(f'{k} x{v}'
+                        for k, v in sorted(info['unsupported'].items())))
     print(line)
     if args.table:
         print(complexity_table(model, shape, max_depth=3))

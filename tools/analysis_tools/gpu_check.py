@@ -156,10 +156,12 @@ def driver_version() -> Optional[str]:
     """The NVIDIA driver's version (nvidia-smi, else the kernel module's
     /proc entry); None when neither is there."""
     try:
-        out = subprocess.run(
-            ['nvidia-smi', '--query-gpu=driver_version',
-             '--format=csv,noheader'],
-            capture_output=True, text=True, timeout=30)
+        out = subprocess.run([
+            'nvidia-smi', '--query-gpu=driver_version', '--format=csv,noheader'
+        ],
+                             capture_output=True,
+                             text=True,
+                             timeout=30)
         if out.returncode == 0 and out.stdout.strip():
             return out.stdout.split()[0]
     except (OSError, subprocess.SubprocessError):
@@ -193,10 +195,13 @@ def env_info() -> dict:
         result = check_capability(info['arch_list'], cap,
                                   torch.cuda.get_device_name(index))
         info['devices'].append(
-            dict(index=index, name=props.name,
-                 capability=format_capability(cap),
-                 memory_gib=round(props.total_memory / 2**30, 1),
-                 supported=result.ok, message=result.message))
+            dict(
+                index=index,
+                name=props.name,
+                capability=format_capability(cap),
+                memory_gib=round(props.total_memory / 2**30, 1),
+                supported=result.ok,
+                message=result.message))
         info['supported'] &= result.ok
     return info
 
@@ -209,8 +214,8 @@ def cmd_env(args: argparse.Namespace) -> int:
         print('no CUDA device')
     for dev in info['devices']:
         print(f'cuda:{dev["index"]} {dev["name"]}, compute capability '
-              f'{dev["capability"]}, {dev["memory_gib"]} GiB: '
-              + ('ok' if dev['supported'] else 'UNSUPPORTED'))
+              f'{dev["capability"]}, {dev["memory_gib"]} GiB: ' +
+              ('ok' if dev['supported'] else 'UNSUPPORTED'))
         if not dev['supported']:
             print('  ' + dev['message'])
     if args.work_dir:
@@ -255,23 +260,33 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     from rca_mm.datasets.synthvoc import generate_synthvoc
     root = osp.abspath(osp.join(args.work_dir, 'synthvoc'))
     # 4 iterations of 8 images per GPU and epoch.
-    generate_synthvoc(root, num_train=32 * args.gpus, num_val=8,
-                      num_train_subset=8, show_progress=False)
+    generate_synthvoc(
+        root,
+        num_train=32 * args.gpus,
+        num_val=8,
+        num_train_subset=8,
+        show_progress=False)
     pretrained = osp.isfile(osp.join(REPO, PRETRAINED))
-    atomic_write_text(osp.join(args.work_dir, 'gpu_check_hooks.py'),
-                      HOOKS_MODULE)
-    atomic_write_text(osp.join(args.work_dir, 'check_cfg.py'),
-                      check_config(root, args.gpus, pretrained))
-    save_part(args.work_dir, 'prepare',
-              dict(data_root=root, gpus=args.gpus, images=32 * args.gpus,
-                   pretrained=pretrained))
-    print(f'SynthVOC of {32 * args.gpus} images in {root}; backbone '
-          + ('from ' + PRETRAINED if pretrained else 'from random weights '
-             f'({PRETRAINED} absent)'))
+    atomic_write_text(
+        osp.join(args.work_dir, 'gpu_check_hooks.py'), HOOKS_MODULE)
+    atomic_write_text(
+        osp.join(args.work_dir, 'check_cfg.py'),
+        check_config(root, args.gpus, pretrained))
+    save_part(
+        args.work_dir, 'prepare',
+        dict(
+            data_root=root,
+            gpus=args.gpus,
+            images=32 * args.gpus,
+            pretrained=pretrained))
+    print(f'SynthVOC of {32 * args.gpus} images in {root}; backbone ' +
+          ('from ' + PRETRAINED if pretrained else 'from random weights '
+           f'({PRETRAINED} absent)'))
     return 0
 
 
 def atomic_write_text(path: str, text: str) -> None:
+
     def write(tmp: str) -> None:
         with open(tmp, 'w') as f:
             f.write(text)
@@ -283,8 +298,8 @@ def atomic_write_text(path: str, text: str) -> None:
 def logged_losses(run_dir: str) -> List[float]:
     """Every loss value mmengine logged (``*/vis_data/scalars.json``)."""
     values = []
-    for path in sorted(glob.glob(osp.join(run_dir, '*', 'vis_data',
-                                          'scalars.json'))):
+    for path in sorted(
+            glob.glob(osp.join(run_dir, '*', 'vis_data', 'scalars.json'))):
         with open(path) as f:
             for line in f:
                 row = json.loads(line)
@@ -299,15 +314,22 @@ def compare_ranks(run_dir: str) -> dict:
     """Whether the ranks' saved banks and prototypes agree bit for bit,
     equal rank 0's last checkpoint, and are finite; the losses too."""
     files = sorted(glob.glob(osp.join(run_dir, 'rank*.pt')))
-    out = dict(run_dir=run_dir, ranks=len(files), identical=None,
-               equal_to_checkpoint=None, finite=None, differing_keys=[])
+    out = dict(
+        run_dir=run_dir,
+        ranks=len(files),
+        identical=None,
+        equal_to_checkpoint=None,
+        finite=None,
+        differing_keys=[])
     if not files:
         out['error'] = f'no rank*.pt in {run_dir}: the run did not finish'
         return out
     states = [torch.load(f, weights_only=True) for f in files]
     ref = states[0]
     differing = sorted({
-        k for s in states[1:] for k in set(ref) | set(s)
+        k
+        for s in states[1:]
+        for k in set(ref) | set(s)
         if k not in s or k not in ref or not torch.equal(ref[k], s[k])
     })
     out['differing_keys'] = differing
@@ -319,8 +341,9 @@ def compare_ranks(run_dir: str) -> dict:
     out['bank_written'] = int(bank.sum()) if bank is not None else None
     valid = ref.get('head.aggregation.prototype_valid')
     out['prototypes_valid'] = int(valid.sum()) if valid is not None else None
-    ckpts = sorted(glob.glob(osp.join(run_dir, 'epoch_*.pth')),
-                   key=lambda p: int(re.findall(r'\d+', osp.basename(p))[0]))
+    ckpts = sorted(
+        glob.glob(osp.join(run_dir, 'epoch_*.pth')),
+        key=lambda p: int(re.findall(r'\d+', osp.basename(p))[0]))
     if ckpts:
         state = torch.load(ckpts[-1], weights_only=True)['state_dict']
         out['checkpoint'] = osp.basename(ckpts[-1])
@@ -343,9 +366,10 @@ def cmd_compare_ranks(args: argparse.Namespace) -> int:
         result['resumed_from'] = match.group(0) if match else None
     save_part(args.work_dir, args.name, result)
     print(json.dumps(result, indent=1))
-    ok = (result.get('identical') and result.get('finite')
-          and result.get('losses_finite')
-          and result.get('equal_to_checkpoint') is not False)
+    ok = (
+        result.get('identical') and result.get('finite')
+        and result.get('losses_finite')
+        and result.get('equal_to_checkpoint') is not False)
     return 0 if ok else 1
 
 
@@ -388,9 +412,11 @@ def prepare_rca(model: torch.nn.Module, bank: str, seed: int) -> None:
     head.set_contrast(True)
 
 
-def make_batch(model: torch.nn.Module, batch: int, size: int,
-               device: torch.device, seed: int = 0) -> Tuple[torch.Tensor,
-                                                             list]:
+def make_batch(model: torch.nn.Module,
+               batch: int,
+               size: int,
+               device: torch.device,
+               seed: int = 0) -> Tuple[torch.Tensor, list]:
     """Normalised random inputs and their samples: tags (and saliency for
     EPS) for a classifier, a label map for a segmentor."""
     gen = torch.Generator().manual_seed(seed)
@@ -398,8 +424,11 @@ def make_batch(model: torch.nn.Module, batch: int, size: int,
     samples = []
     for i in range(batch):
         sample = SegDataSample(
-            metainfo=dict(sample_idx=i, img_shape=(size, size),
-                          ori_shape=(size, size), pad_shape=(size, size)))
+            metainfo=dict(
+                sample_idx=i,
+                img_shape=(size, size),
+                ori_shape=(size, size),
+                pad_shape=(size, size)))
         if is_segmentor(model):
             classes = model.decode_head.num_classes
             label = torch.randint(classes, (1, size, size), generator=gen)
@@ -416,14 +445,15 @@ def make_batch(model: torch.nn.Module, batch: int, size: int,
     return inputs, samples
 
 
-def make_step(model: torch.nn.Module, inputs: torch.Tensor, samples: list,
+def make_step(model: torch.nn.Module,
+              inputs: torch.Tensor,
+              samples: list,
               amp: bool = False) -> Callable[[], Dict[str, float]]:
     """One SGD training step (forward, backward, momentum update); returns
     its losses (tensors, no host synchronisation)."""
-    optim = torch.optim.SGD(
-        [p for p in model.parameters() if p.requires_grad],
-        lr=1e-5,
-        momentum=0.9)
+    optim = torch.optim.SGD([p for p in model.parameters() if p.requires_grad],
+                            lr=1e-5,
+                            momentum=0.9)
 
     def step():
         with torch.autocast(inputs.device.type, enabled=amp):
@@ -509,8 +539,12 @@ def peak_memory(config: str, batch: int, size: int, device: torch.device,
     return out
 
 
-def estimate_memory(config: str, batch: int, size: int, bank: str,
-                    sizes: Tuple[int, int], seed: int = 0) -> dict:
+def estimate_memory(config: str,
+                    batch: int,
+                    size: int,
+                    bank: str,
+                    sizes: Tuple[int, int],
+                    seed: int = 0) -> dict:
     """CPU estimate of a step's peak memory at ``batch`` x ``size``: the
     bytes saved for backward at batch 1 and the two small ``sizes``,
     extrapolated linearly in pixels, times ``batch``, plus the state."""
@@ -527,9 +561,12 @@ def estimate_memory(config: str, batch: int, size: int, bank: str,
     activations = batch * (fixed + per_pixel * size * size)
     weights, other = state_bytes(model)
     return dict(
-        config=config, batch=batch, size=size, bank=bank,
-        measured_sizes=list(sizes), saved_mib_at=[round(b / MIB, 1)
-                                                  for b in saved],
+        config=config,
+        batch=batch,
+        size=size,
+        bank=bank,
+        measured_sizes=list(sizes),
+        saved_mib_at=[round(b / MIB, 1) for b in saved],
         activations_mib=round(activations / MIB, 1),
         state_mib=round((weights + other) / MIB, 1),
         estimate_mib=round((activations + weights + other) / MIB, 1))
@@ -541,8 +578,11 @@ def sync_points(step: Callable[[], object], device: torch.device) -> dict:
     places (innermost rca_mm / OpenMMLab frame) that synchronised."""
     if device.type != 'cuda':
         step()
-        return dict(applicable=False, note='CUDA only: a CPU never waits '
-                    'for a device', points=[])
+        return dict(
+            applicable=False,
+            note='CUDA only: a CPU never waits '
+            'for a device',
+            points=[])
     step()  # warm-up: allocations, cuDNN autotuning
     torch.cuda.synchronize(device)
     points: Dict[str, dict] = {}
@@ -572,8 +612,9 @@ def sync_points(step: Callable[[], object], device: torch.device) -> dict:
         finally:
             torch.cuda.set_sync_debug_mode(0)
             warnings.showwarning = previous
-    return dict(applicable=True, points=sorted(
-        points.values(), key=lambda p: -p['count']))
+    return dict(
+        applicable=True,
+        points=sorted(points.values(), key=lambda p: -p['count']))
 
 
 # ---------------------------------------------------------------- RMS
@@ -588,24 +629,33 @@ def feature_rms(model: torch.nn.Module, inputs: torch.Tensor) -> dict:
     feats = feats.float()
     rms = float(feats.pow(2).mean().sqrt())
     d = feats.shape[1]
-    return dict(channels=d, rms=rms, d_rms2=d * rms * rms,
-                fp16_headroom=FP16_MAX / max(d * rms * rms, 1e-12),
-                max_abs=float(feats.abs().max()))
+    return dict(
+        channels=d,
+        rms=rms,
+        d_rms2=d * rms * rms,
+        fp16_headroom=FP16_MAX / max(d * rms * rms, 1e-12),
+        max_abs=float(feats.abs().max()))
 
 
-def checkpoint_rms(checkpoint: str, data_root: str, config: str,
-                   device: torch.device, num: int = 8) -> dict:
+def checkpoint_rms(checkpoint: str,
+                   data_root: str,
+                   config: str,
+                   device: torch.device,
+                   num: int = 8) -> dict:
     """:func:`feature_rms` of a trained checkpoint on ``num`` images of
     ``data_root`` (its data preprocessor normalises them)."""
     import numpy as np
     from PIL import Image
+
     from rca_mm.apis import init_model
     model = init_model(
         random_weights_config(osp.join(REPO, config)), checkpoint, device)
     paths = sorted(glob.glob(osp.join(data_root, 'JPEGImages', '*.jpg')))
     images = [
-        torch.from_numpy(np.asarray(Image.open(p).convert('RGB'))[..., ::-1]
-                         .copy()).permute(2, 0, 1) for p in paths[:num]
+        torch.from_numpy(
+            np.asarray(
+                Image.open(p).convert('RGB'))[..., ::-1].copy()).permute(
+                    2, 0, 1) for p in paths[:num]
     ]
     data = model.data_preprocessor(dict(inputs=images), False)
     out = feature_rms(model, data['inputs'])
@@ -619,8 +669,13 @@ def step_time(rca_config: str, base_config: str, batch: int, size: int,
               seed: int) -> dict:
     """Median step cost of RCA + EPS and of EPS on one backbone's weights,
     interleaved (``benchmark_step``'s timing)."""
-    out = dict(rca=rca_config, baseline=base_config, batch=batch, size=size,
-               bank=bank, clock=cost_name(device))
+    out = dict(
+        rca=rca_config,
+        baseline=base_config,
+        batch=batch,
+        size=size,
+        bank=bank,
+        clock=cost_name(device))
     try:
         rca = build_model(rca_config, device)
         base = build_model(base_config, device)
@@ -649,8 +704,7 @@ def step_time(rca_config: str, base_config: str, batch: int, size: int,
 def cmd_measure(args: argparse.Namespace) -> int:
     device = start_benchmark(args)
     tiny = args.tiny
-    result = dict(machine=machine_line(device), tiny=tiny,
-                  device=str(device))
+    result = dict(machine=machine_line(device), tiny=tiny, device=str(device))
     # What synchronises in an RCA step (SynthVOC's RCA + EPS model, full
     # bank: the same head code as the VOC configs).
     size, batch = (32, 2) if tiny else (112, 8)
@@ -676,9 +730,12 @@ def cmd_measure(args: argparse.Namespace) -> int:
     rms_config, rms_size = (SYNTHVOC_RCA, 32) if tiny else (RCA_R38, 448)
     model = build_model(rms_config, device)
     inputs, _ = make_batch(model, 2, rms_size, device, args.seed)
-    result['feature_rms'] = dict(random_init=dict(
-        feature_rms(model, inputs), config=rms_config, size=rms_size,
-        note='random weights on random inputs'))
+    result['feature_rms'] = dict(
+        random_init=dict(
+            feature_rms(model, inputs),
+            config=rms_config,
+            size=rms_size,
+            note='random weights on random inputs'))
     del model, inputs
     if args.checkpoint:
         result['feature_rms']['trained'] = checkpoint_rms(
@@ -693,7 +750,8 @@ def cmd_measure(args: argparse.Namespace) -> int:
         if 'error' in timing:  # a card too small for the paper's batch
             timing = dict(
                 step_time(RCA_R38, EPS_R38, 2, 448, device, 2, 5, 'voc',
-                          args.seed), batch8_error=timing['error'])
+                          args.seed),
+                batch8_error=timing['error'])
     result['step_time'] = timing
     save_part(args.work_dir, 'measure', result)
     print(json.dumps(result, indent=1))
@@ -721,8 +779,8 @@ def summary_lines(parts: Dict[str, dict]) -> List[str]:
                      f'driver {env["driver"]}')
         for dev in env['devices']:
             lines.append(f'  cuda:{dev["index"]} {dev["name"]}, capability '
-                         f'{dev["capability"]}: '
-                         + ('ok' if dev['supported'] else dev['message']))
+                         f'{dev["capability"]}: ' +
+                         ('ok' if dev['supported'] else dev['message']))
     for name in sorted(p for p in parts if p.startswith('train_')):
         r = parts[name]
         lines.append(
@@ -741,16 +799,17 @@ def summary_lines(parts: Dict[str, dict]) -> List[str]:
         if sync['applicable']:
             lines.append(f'synchronisations in one RCA step: '
                          f'{sum(p["count"] for p in sync["points"])}')
-            lines += [f'  {p["count"]:3d} x {p["where"]}'
-                      for p in sync['points']]
+            lines += [
+                f'  {p["count"]:3d} x {p["where"]}' for p in sync['points']
+            ]
         else:
             lines.append('synchronisations: ' + sync['note'])
         for name, m in measure_part['memory'].items():
-            value = (m.get('error') or
-                     (f'peak allocated {m["peak_allocated_mib"]} MiB '
-                      f'(reserved {m["peak_reserved_mib"]})'
-                      if 'peak_allocated_mib' in m else
-                      f'CPU estimate {m["estimate_mib"]} MiB'))
+            value = (
+                m.get('error') or
+                (f'peak allocated {m["peak_allocated_mib"]} MiB '
+                 f'(reserved {m["peak_reserved_mib"]})' if 'peak_allocated_mib'
+                 in m else f'CPU estimate {m["estimate_mib"]} MiB'))
             lines.append(f'memory {name}: {value}')
         for name, r in measure_part['feature_rms'].items():
             lines.append(
@@ -758,8 +817,8 @@ def summary_lines(parts: Dict[str, dict]) -> List[str]:
                 f'D x RMS^2 = {r["d_rms2"]:.4g} (float16 max 65504)')
         t = measure_part['step_time']
         lines.append(
-            t.get('error') and f'step time: {t["error"]}' or
-            f'step time at {t["size"]}x{t["size"]}, batch {t["batch"]}: '
+            t.get('error') and f'step time: {t["error"]}'
+            or f'step time at {t["size"]}x{t["size"]}, batch {t["batch"]}: '
             f'RCA {t["rca_s"]} s, baseline {t["baseline_s"]} s, ratio '
             f'{t["ratio"]} ({t["clock"]} time)')
     return lines
@@ -767,14 +826,13 @@ def summary_lines(parts: Dict[str, dict]) -> List[str]:
 
 def cmd_summary(args: argparse.Namespace) -> int:
     parts = {}
-    for path in sorted(glob.glob(osp.join(args.work_dir, 'parts',
-                                          '*.json'))):
+    for path in sorted(glob.glob(osp.join(args.work_dir, 'parts', '*.json'))):
         with open(path) as f:
             parts[osp.splitext(osp.basename(path))[0]] = json.load(f)
     write_json_atomic(osp.join(args.work_dir, 'gpu_check.json'), parts)
     lines = summary_lines(parts)
-    atomic_write_text(osp.join(args.work_dir, 'gpu_check.txt'),
-                      '\n'.join(lines) + '\n')
+    atomic_write_text(
+        osp.join(args.work_dir, 'gpu_check.txt'), '\n'.join(lines) + '\n')
     print('\n'.join(lines))
     return 0
 
@@ -792,24 +850,33 @@ def parse_args(argv=None) -> argparse.Namespace:
     comp.add_argument('--run', required=True, help="the run's work dir")
     comp.add_argument('--name', required=True, help='part name, train_*')
     meas = sub.add_parser('measure', help='sync, memory, RMS, step time')
-    for p in (meas, sub.add_parser('estimate-memory',
-                                   help='CPU estimate of a step\'s peak')):
+    for p in (meas,
+              sub.add_parser(
+                  'estimate-memory', help='CPU estimate of a step\'s peak')):
         p.add_argument('--work-dir')
         p.add_argument('--device', default='cpu')
         p.add_argument('--threads', type=int, default=None)
         p.add_argument('--seed', type=int, default=0)
-    meas.add_argument('--tiny', action='store_true',
-                      help='small configs at 32x32 (seconds on a CPU)')
-    meas.add_argument('--checkpoint', help='trained SynthVOC RCA + EPS '
-                      'checkpoint whose feature RMS is measured')
+    meas.add_argument(
+        '--tiny',
+        action='store_true',
+        help='small configs at 32x32 (seconds on a CPU)')
+    meas.add_argument(
+        '--checkpoint',
+        help='trained SynthVOC RCA + EPS '
+        'checkpoint whose feature RMS is measured')
     meas.add_argument('--data-root', help='SynthVOC of --checkpoint')
     est = sub.choices['estimate-memory']
     est.add_argument('--config', required=True)
     est.add_argument('--batch', type=int, required=True)
     est.add_argument('--size', type=int, required=True)
     est.add_argument('--bank', default='voc', choices=sorted(STEP.BANKS))
-    est.add_argument('--sizes', type=int, nargs=2, default=[64, 96],
-                     help='the two small sizes measured')
+    est.add_argument(
+        '--sizes',
+        type=int,
+        nargs=2,
+        default=[64, 96],
+        help='the two small sizes measured')
     summ = sub.add_parser('summary', help='gpu_check.json and .txt')
     summ.add_argument('--work-dir', required=True)
     args = parser.parse_args(argv)
@@ -827,8 +894,11 @@ def main(argv=None) -> int:
         prepare=cmd_prepare,
         measure=cmd_measure,
         summary=cmd_summary,
-        **{'compare-ranks': cmd_compare_ranks,
-           'estimate-memory': cmd_estimate_memory})[args.command](args)
+        **{
+            'compare-ranks': cmd_compare_ranks,
+            'estimate-memory': cmd_estimate_memory
+        })[args.command](
+            args)
 
 
 if __name__ == '__main__':

@@ -52,10 +52,11 @@ def term_gradients(losses: Dict[str, Tensor],
         parts = torch.autograd.grad(
             value, params, retain_graph=True,
             allow_unused=True) if value.requires_grad else [None] * len(params)
-        out[name] = (value.item(), torch.cat([
-            (torch.zeros_like(p) if g is None else g).flatten()
-            for p, g in zip(params, parts)
-        ]))
+        out[name] = (value.item(),
+                     torch.cat([
+                         (torch.zeros_like(p) if g is None else g).flatten()
+                         for p, g in zip(params, parts)
+                     ]))
     return out
 
 
@@ -77,8 +78,7 @@ def bank_separation(feats: Tensor, classes: Tensor,
     chance = []
     for i in range(len(classes)):
         keep = torch.arange(len(classes)) != i
-        logits = bank_cosine_logits(feats[i:i + 1], feats[keep],
-                                    temperature)
+        logits = bank_cosine_logits(feats[i:i + 1], feats[keep], temperature)
         value, valid = nce_per_query(logits, classes[i:i + 1], classes[keep])
         if valid.item():
             loss.append(value.item())
@@ -98,11 +98,15 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('config', help='the stage-1 config')
     parser.add_argument('checkpoint', help='its trained checkpoint')
     parser.add_argument(
-        '--batches', type=int, default=20,
+        '--batches',
+        type=int,
+        default=20,
         help='training batches to average over (default: 20)')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
         help='override config settings, as in tools/train.py')
     args = parser.parse_args()
     if args.batches < 1:

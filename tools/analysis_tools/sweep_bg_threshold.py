@@ -1,16 +1,16 @@
 """Sweep the background threshold of the threshold recipe over saved CAMs.
 
-WSSS papers (PSA, IRN, EPS) pick the background threshold of their CAMs by
-the pseudo-label mIoU on the training images with ground truth. This reads
-the CAMs that ``PseudoLabelMetric(save_cams=True)`` wrote (``--out
-DIR`` -> ``DIR/cams/<name>.npz``) and the ground-truth PNGs, labels every
-image at every threshold with the metric's ``ThresholdRecipe`` (built from
-``PSEUDO_LABEL_RECIPES``), scores it with the same confusion matrix, and
-prints mIoU per threshold under both protocols (they agree here: the threshold recipe leaves no pixel
-at 255) and the best threshold. Two class-agnostic columns say where the
-maps fire: the precision and the recall of the predicted foreground against
-the ground-truth foreground (low precision at a foreground share close to
-the ground truth's means the maps cover the background, e.g. co-occurring
+WSSS papers (PSA, IRN, EPS) pick the background threshold of their CAMs by the
+pseudo-label mIoU on the training images with ground truth. This reads the CAMs
+that ``PseudoLabelMetric(save_cams=True)`` wrote (``--out DIR`` ->
+``DIR/cams/<name>.npz``) and the ground-truth PNGs, labels every image at every
+threshold with the metric's ``ThresholdRecipe`` (built from
+``PSEUDO_LABEL_RECIPES``), scores it with the same confusion matrix, and prints
+mIoU per threshold under both protocols (they agree here: the threshold recipe
+leaves no pixel at 255) and the best threshold. Two class-agnostic columns say
+where the maps fire: the precision and the recall of the predicted foreground
+against the ground-truth foreground (low precision at a foreground share close
+to the ground truth's means the maps cover the background, e.g. co-occurring
 context such as water for boats).
 
 Usage::
@@ -27,8 +27,7 @@ from typing import List, Sequence
 
 import numpy as np
 
-from rca_mm.evaluation.functional import (confusion_matrix,
-                                          summarize_confusion)
+from rca_mm.evaluation.functional import confusion_matrix, summarize_confusion
 from rca_mm.evaluation.recipes import BasePseudoLabelRecipe
 from rca_mm.fileio import load_cam_npz, read_label_png, read_list_file
 from rca_mm.registry import PSEUDO_LABEL_RECIPES
@@ -87,8 +86,9 @@ def foreground_scores(cm: np.ndarray) -> dict:
     predicted = cm[:, 1:num_classes].sum()
     actual = cm[1:, :].sum()
     with np.errstate(invalid='ignore', divide='ignore'):
-        return dict(fg_precision=np.float64(hit) / predicted,
-                    fg_recall=np.float64(hit) / actual)
+        return dict(
+            fg_precision=np.float64(hit) / predicted,
+            fg_recall=np.float64(hit) / actual)
 
 
 def _job(args: tuple) -> np.ndarray:
@@ -120,8 +120,10 @@ def sweep(cam_dir: str,
         PSEUDO_LABEL_RECIPES.build(dict(recipe_cfg, bg_threshold=t))
         for t in thresholds
     ]
-    jobs = [(osp.join(cam_dir, n + '.npz'), osp.join(gt_dir, n + '.png'),
-             recipes, num_classes) for n in names]
+    jobs = [(osp.join(cam_dir,
+                      n + '.npz'), osp.join(gt_dir,
+                                            n + '.png'), recipes, num_classes)
+            for n in names]
     missing = [f for job in jobs for f in job[:2] if not osp.isfile(f)]
     if missing:
         raise FileNotFoundError(

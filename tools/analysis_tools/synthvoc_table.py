@@ -43,10 +43,10 @@ METHODS = ('cam', 'oaa', 'eps', 'rca-rsc', 'rca-rsa', 'rca', 'rca-oaa',
 ABLATIONS = ('rsc-only', 'rsa-only', 'no-mixup', 'gamma0', 'gamma0.5',
              'gamma0.9', 'gamma0.999', 'k1', 'k50', 'kall', 'mem50')
 COLUMNS = (('pseudo_label_miou_full', 'pseudo mIoU (full)'),
-           ('pseudo_label_miou_confident', 'pseudo mIoU (confident)'),
-           ('pseudo_label_coverage', 'coverage'),
-           ('seg_val_miou', 'seg val mIoU'),
-           ('seg_val_miou_crf', 'seg val mIoU + CRF'))
+           ('pseudo_label_miou_confident',
+            'pseudo mIoU (confident)'), ('pseudo_label_coverage', 'coverage'),
+           ('seg_val_miou', 'seg val mIoU'), ('seg_val_miou_crf',
+                                              'seg val mIoU + CRF'))
 PAIRED_COLUMNS = (COLUMNS[0], COLUMNS[1], COLUMNS[3], COLUMNS[4])
 
 
@@ -60,22 +60,34 @@ def _ablation(name: str) -> str:
 # `rca-oaa` row.
 TABLES = {
     'main': (METHODS, 'val_crf', {
-        'rca-rsc': 'cam', 'rca-rsa': 'cam', 'rca': 'cam', 'rca-oaa': 'oaa',
-        'rca-eps': 'eps'}),
+        'rca-rsc': 'cam',
+        'rca-rsa': 'cam',
+        'rca': 'cam',
+        'rca-oaa': 'oaa',
+        'rca-eps': 'eps'
+    }),
     'table1': (('oaa', _ablation('rsc-only'), _ablation('rsa-only'),
                 'rca-oaa'), 'val_crf', {
                     _ablation('rsc-only'): 'oaa',
-                    _ablation('rsa-only'): 'oaa', 'rca-oaa': 'oaa'}),
+                    _ablation('rsa-only'): 'oaa',
+                    'rca-oaa': 'oaa'
+                }),
     'mixup': ((_ablation('no-mixup'), 'rca-oaa'), 'pseudo', {
-        'rca-oaa': _ablation('no-mixup')}),
+        'rca-oaa': _ablation('no-mixup')
+    }),
     'gamma': (tuple(_ablation(f'gamma{g}') for g in ('0', '0.5', '0.9')) +
               ('rca-oaa', _ablation('gamma0.999')), 'pseudo', {
                   _ablation(f'gamma{g}'): 'rca-oaa'
-                  for g in ('0', '0.5', '0.9', '0.999')}),
+                  for g in ('0', '0.5', '0.9', '0.999')
+              }),
     'k': ((_ablation('k1'), 'rca-oaa', _ablation('k50'), _ablation('kall')),
-          'pseudo', {_ablation(k): 'rca-oaa' for k in ('k1', 'k50', 'kall')}),
+          'pseudo', {
+              _ablation(k): 'rca-oaa'
+              for k in ('k1', 'k50', 'kall')
+          }),
     'memory': ((_ablation('mem50'), 'rca-oaa'), 'pseudo', {
-        _ablation('mem50'): 'rca-oaa'}),
+        _ablation('mem50'): 'rca-oaa'
+    }),
 }
 
 
@@ -87,8 +99,10 @@ def stage1_config(method: str) -> str:
 
 
 # The summary value that shows a run has reached each --until step.
-REACHED = dict(pseudo='pseudo_label_miou_full', val='seg_val_miou',
-               val_crf='seg_val_miou_crf')
+REACHED = dict(
+    pseudo='pseudo_label_miou_full',
+    val='seg_val_miou',
+    val_crf='seg_val_miou_crf')
 
 
 def run_one(method: str, seed: int, args) -> dict:
@@ -145,8 +159,10 @@ def table(results: dict, seeds) -> str:
                 cell += f' (n={len(values)})'  # seeds not run this far
             cells.append(cell)
         lines.append(f'| {method} | ' + ' | '.join(cells) + ' |')
-    lines += ['', f'Seeds: {list(seeds)}. Per seed (pseudo mIoU full; '
-              'seg val mIoU):', '']
+    lines += [
+        '', f'Seeds: {list(seeds)}. Per seed (pseudo mIoU full; '
+        'seg val mIoU):', ''
+    ]
     for method, runs in results.items():
         full = ', '.join(f'{v:.2f}' for v in _values(runs, COLUMNS[0][0]))
         seg = ', '.join(f'{v:.2f}' for v in _values(runs, COLUMNS[3][0]))
@@ -162,24 +178,24 @@ def paired(results: dict, pairs: dict) -> str:
     backbone, so the per-seed difference removes much of the seed noise
     that the two separate means carry.
     """
-    lines = ['| row − compared row | ' + ' | '.join(
-        f'Δ {name}' for _, name in PAIRED_COLUMNS) +
-             ' |', '| --- |' + ' --- |' * len(PAIRED_COLUMNS)]
+    lines = [
+        '| row − compared row | ' +
+        ' | '.join(f'Δ {name}' for _, name in PAIRED_COLUMNS) + ' |',
+        '| --- |' + ' --- |' * len(PAIRED_COLUMNS)
+    ]
     for method, base in pairs.items():
         if method not in results or base not in results:
             continue
         cells = []
         for key, _ in PAIRED_COLUMNS:
             diffs = np.array([
-                a[key] - b[key]
-                for a, b in zip(results[method], results[base])
+                a[key] - b[key] for a, b in zip(results[method], results[base])
                 if a.get(key) is not None and b.get(key) is not None
             ])
             if len(diffs) == 0:
                 cells.append('—')
                 continue
-            spread = (f' ± {diffs.std(ddof=1):.2f}'
-                      if len(diffs) > 1 else '')
+            spread = (f' ± {diffs.std(ddof=1):.2f}' if len(diffs) > 1 else '')
             cells.append(f'{diffs.mean():+.2f}{spread} '
                          f'({(diffs > 0).sum()}/{len(diffs)} seeds > 0)')
         lines.append(f'| {method} − {base} | ' + ' | '.join(cells) + ' |')
@@ -199,9 +215,11 @@ def plot(results: dict, path: str) -> None:
     x = np.arange(len(results))
     for i, (key, name) in enumerate(keys):
         vals = [_values(runs, key) for runs in results.values()]
-        ax.bar(x + i * width, [v.mean() if len(v) else 0 for v in vals],
-               width, yerr=[v.std(ddof=1) if len(v) > 1 else 0 for v in vals],
-               label=name)
+        ax.bar(
+            x + i * width, [v.mean() if len(v) else 0 for v in vals],
+            width,
+            yerr=[v.std(ddof=1) if len(v) > 1 else 0 for v in vals],
+            label=name)
     ax.set_xticks(x + width)
     ax.set_xticklabels(list(results))
     ax.set_ylabel('mIoU (%)')
@@ -214,19 +232,28 @@ def plot(results: dict, path: str) -> None:
 def main():
     parser = argparse.ArgumentParser(description='SynthVOC method table')
     parser.add_argument('--work-dir', required=True)
-    parser.add_argument('--table', choices=tuple(TABLES), default='main',
-                        help='the rows, last step and comparisons')
-    parser.add_argument('--methods', nargs='+',
-                        choices=METHODS + tuple(map(_ablation, ABLATIONS)),
-                        help='rows to run instead of the table\'s')
+    parser.add_argument(
+        '--table',
+        choices=tuple(TABLES),
+        default='main',
+        help='the rows, last step and comparisons')
+    parser.add_argument(
+        '--methods',
+        nargs='+',
+        choices=METHODS + tuple(map(_ablation, ABLATIONS)),
+        help='rows to run instead of the table\'s')
     parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
     parser.add_argument('--data-root')
-    parser.add_argument('--until', choices=tuple(REACHED),
-                        help='last pipeline step of every run (default: '
-                        'the table\'s)')
-    parser.add_argument('--scratch', action='store_true',
-                        help='both stages from random weights, not from the '
-                        'SynthNet-pretrained backbone')
+    parser.add_argument(
+        '--until',
+        choices=tuple(REACHED),
+        help='last pipeline step of every run (default: '
+        'the table\'s)')
+    parser.add_argument(
+        '--scratch',
+        action='store_true',
+        help='both stages from random weights, not from the '
+        'SynthNet-pretrained backbone')
     parser.add_argument('--stage1-cfg-options', nargs='+', default=[])
     parser.add_argument('--stage2-cfg-options', nargs='+', default=[])
     args = parser.parse_args()

@@ -74,8 +74,7 @@ def rasterise(task: Task, crowd: str) -> np.ndarray:
     return out
 
 
-def convert_one(task: Task, seg_dir: str,
-                crowd: str) -> Tuple[str, List[int]]:
+def convert_one(task: Task, seg_dir: str, crowd: str) -> Tuple[str, List[int]]:
     """Write one label map unless it exists; return its stem and tags."""
     path = osp.join(seg_dir, task[0] + '.png')
     if not osp.exists(path):
@@ -100,10 +99,10 @@ def load_tasks(ann_file: str) -> List[Task]:
     for img_id in sorted(coco.getImgIds()):
         info = coco.imgs[img_id]
         anns = coco.loadAnns(coco.getAnnIds(imgIds=img_id, iscrowd=None))
-        tasks.append((osp.splitext(info['file_name'])[0], info['height'],
-                      info['width'], [(label_of[a['category_id']],
-                                       a['segmentation'], a.get('iscrowd', 0),
-                                       a.get('area', 0.)) for a in anns]))
+        tasks.append(
+            (osp.splitext(info['file_name'])[0], info['height'], info['width'],
+             [(label_of[a['category_id']], a['segmentation'],
+               a.get('iscrowd', 0), a.get('area', 0.)) for a in anns]))
     return tasks
 
 
@@ -138,8 +137,7 @@ def convert_split(coco_root: str, out: str, split: str, crowd: str,
     tags = dict(results)
     names = [name for name, _, _, _ in tasks if tags[name]]
     atomic_write_lines(osp.join(out, 'ImageSets', f'{split}.txt'), names)
-    write_tag_file(
-        osp.join(out, 'ImageSets', f'{split}_cls.txt'), names, tags)
+    write_tag_file(osp.join(out, 'ImageSets', f'{split}_cls.txt'), names, tags)
     return len(tasks), len(names)
 
 
@@ -153,7 +151,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument(
         '--out', default='data/coco2014', help='output directory')
     parser.add_argument(
-        '--splits', nargs='+', default=['train', 'val'],
+        '--splits',
+        nargs='+',
+        default=['train', 'val'],
         choices=['train', 'val'])
     parser.add_argument(
         '--crowd',

@@ -21,14 +21,22 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         '--num-classes', type=int, default=100, help='classes (50..1050)')
     parser.add_argument(
-        '--num-train-per-class', type=int, default=80,
+        '--num-train-per-class',
+        type=int,
+        default=80,
         help='training images per class')
     parser.add_argument(
-        '--num-val-per-class', type=int, default=10,
+        '--num-val-per-class',
+        type=int,
+        default=10,
         help='validation images per class')
     parser.add_argument(
-        '--size', type=int, nargs=2, default=(112, 112),
-        metavar=('H', 'W'), help='image height and width')
+        '--size',
+        type=int,
+        nargs=2,
+        default=(112, 112),
+        metavar=('H', 'W'),
+        help='image height and width')
     parser.add_argument(
         '--nproc', type=int, default=1, help='worker processes')
     return parser.parse_args(argv)

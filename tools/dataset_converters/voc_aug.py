@@ -78,8 +78,8 @@ def convert_one(name: str, voc: str, sbd: str) -> Tuple[str, List[int]]:
     return name, label_map_classes(out, NUM_CLASSES)
 
 
-def build_lists(voc: str, sbd: str) -> Tuple[List[str], List[str], List[str],
-                                            List[str]]:
+def build_lists(voc: str,
+                sbd: str) -> Tuple[List[str], List[str], List[str], List[str]]:
     """``(all names to convert, train_aug, VOC train, VOC val)``."""
     sets = osp.join(voc, 'ImageSets', 'Segmentation')
     voc_train = read_list_file(osp.join(sets, 'train.txt'), 'VOC train list')

@@ -34,17 +34,24 @@ def main():
     parser.add_argument('in_file', help='training checkpoint')
     parser.add_argument(
         'out_file', help='output .pth (sha256 appended unless --no-sha)')
-    parser.add_argument('--keep-bank', action='store_true',
-                        help='keep the memory bank entries')
-    parser.add_argument('--no-sha', action='store_true',
-                        help='write out_file as named (no sha256 suffix)')
+    parser.add_argument(
+        '--keep-bank',
+        action='store_true',
+        help='keep the memory bank entries')
+    parser.add_argument(
+        '--no-sha',
+        action='store_true',
+        help='write out_file as named (no sha256 suffix)')
     args = parser.parse_args()
     if not args.out_file.endswith('.pth'):
         parser.error(f'out_file {args.out_file!r} must end with .pth')
     if not osp.isfile(args.in_file):
         parser.error(f'in_file {args.in_file!r} does not exist')
-    final = publish_checkpoint(args.in_file, args.out_file,
-                               keep_bank=args.keep_bank, sha=not args.no_sha)
+    final = publish_checkpoint(
+        args.in_file,
+        args.out_file,
+        keep_bank=args.keep_bank,
+        sha=not args.no_sha)
     print(f'{args.in_file} ({osp.getsize(args.in_file) / 2**20:.1f} MiB) '
           f'-> {final} ({osp.getsize(final) / 2**20:.1f} MiB)')
 

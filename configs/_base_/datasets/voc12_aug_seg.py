@@ -61,10 +61,14 @@ tta_pipeline = [
     dict(
         type='TestTimeAug',
         transforms=[
-            [dict(type='Resize', scale_factor=s, keep_ratio=True)
-             for s in tta_scales],
-            [dict(type='RandomFlip', prob=p, direction='horizontal')
-             for p in (0.0, 1.0)],
+            [
+                dict(type='Resize', scale_factor=s, keep_ratio=True)
+                for s in tta_scales
+            ],
+            [
+                dict(type='RandomFlip', prob=p, direction='horizontal')
+                for p in (0.0, 1.0)
+            ],
             [dict(type='LoadAnnotations')],
             [dict(type='PackSegInputs')],
         ])

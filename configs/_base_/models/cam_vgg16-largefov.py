@@ -1,6 +1,7 @@
-# CAM classifier on VGG16-LargeFOV (OAA's "vgg16d"): output stride 8, three new
-# 3x3 conv layers of 512 channels before the class-aware 1x1 conv (OAA).
-# ImageNet weights: tools/model_converters/vgg16_torchvision.py (docs/models.md).
+# CAM classifier on VGG16-LargeFOV (OAA's "vgg16d"): output stride 8, three
+# new 3x3 conv layers of 512 channels before the class-aware 1x1 conv (OAA).
+# ImageNet weights: tools/model_converters/vgg16_torchvision.py
+# (docs/models.md).
 data_preprocessor = dict(
     type='SegDataPreProcessor',
     mean=[123.675, 116.28, 103.53],
@@ -17,7 +18,10 @@ model = dict(
             type='Pretrained',
             checkpoint='data/pretrained/vgg16_largefov_torchvision.pth')),
     head=dict(
-        type='CAMHead', in_channels=512, num_classes=20, num_convs=3,
+        type='CAMHead',
+        in_channels=512,
+        num_classes=20,
+        num_convs=3,
         channels=512),
     # CAM export: EPS's scales, with flips.
     test_cfg=dict(scales=(0.5, 1.0, 1.5, 2.0), flip=True))

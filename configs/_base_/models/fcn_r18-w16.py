@@ -1,6 +1,7 @@
 # A small FCN for smoke runs on CPU: mmseg's own FCN base (inherited with the
-# `mmseg::` prefix) with an mmpretrain ResNet-18 of width 16 and output stride 8
-# in place of ResNet-50. BN instead of SyncBN so that it also runs on CPU.
+# `mmseg::` prefix) with an mmpretrain ResNet-18 of width 16 and output
+# stride 8 in place of ResNet-50. BN instead of SyncBN so that it also runs on
+# CPU.
 _base_ = 'mmseg::_base_/models/fcn_r50-d8.py'
 norm_cfg = dict(type='BN', requires_grad=True)
 model = dict(

@@ -11,8 +11,8 @@ optim_wrapper = dict(
     optimizer=optimizer,
     paramwise_cfg=dict(custom_keys={'head': dict(lr_mult=10.0)}))
 param_scheduler = [
-    dict(type='StepLR', step_size=5, gamma=0.1, by_epoch=True, begin=0,
-         end=30)
+    dict(
+        type='StepLR', step_size=5, gamma=0.1, by_epoch=True, begin=0, end=30)
 ]
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=30, val_interval=5)
 val_cfg = dict(type='ValLoop')
@@ -23,8 +23,11 @@ default_hooks = dict(
     param_scheduler=dict(type='ParamSchedulerHook'),
     # Atomic writes; `last_checkpoint` always names a complete checkpoint.
     checkpoint=dict(
-        type='AtomicCheckpointHook', by_epoch=True, interval=1,
-        max_keep_ckpts=2, save_last=True),
+        type='AtomicCheckpointHook',
+        by_epoch=True,
+        interval=1,
+        max_keep_ckpts=2,
+        save_last=True),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     # Draws under tools/test.py --show/--show-dir (docs/visualization.md).
     visualization=dict(type='WSSSVisualizationHook'),

@@ -93,14 +93,14 @@ class PackWSSSInputs(BaseTransform):
             'flip_direction')``.
     """
 
-    def __init__(self,
-                 *,
-                 num_classes: Optional[int] = None,
-                 meta_keys: Sequence[str] = ('img_path', 'img_name',
-                                             'sample_idx', 'ori_shape',
-                                             'img_shape', 'pad_shape',
-                                             'scale_factor', 'flip',
-                                             'flip_direction')) -> None:
+    def __init__(
+        self,
+        *,
+        num_classes: Optional[int] = None,
+        meta_keys: Sequence[str] = ('img_path', 'img_name', 'sample_idx',
+                                    'ori_shape', 'img_shape', 'pad_shape',
+                                    'scale_factor', 'flip', 'flip_direction')
+    ) -> None:
         self.num_classes = num_classes
         self.meta_keys = tuple(meta_keys)
 
@@ -134,8 +134,7 @@ class PackWSSSInputs(BaseTransform):
         img = results['img']
         if img.ndim == 2:
             img = img[..., None]
-        inputs = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0,
-                                                                      1)))
+        inputs = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))
         data_sample = SegDataSample()
         labels = [int(c) for c in results.get('img_labels', [])]
         bad = [c for c in labels if not 0 <= c < num_classes]

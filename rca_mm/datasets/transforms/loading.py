@@ -119,8 +119,7 @@ class LoadWSSSAnnotations(BaseTransform):
         if num_fg is not None:
             values = np.flatnonzero(np.bincount(seg.ravel(), minlength=256))
             bad = [
-                int(v) for v in values
-                if v > num_fg and v != self.ignore_index
+                int(v) for v in values if v > num_fg and v != self.ignore_index
             ]
             if bad:
                 raise ValueError(

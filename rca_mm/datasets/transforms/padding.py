@@ -74,8 +74,7 @@ class PadToSize(BaseTransform):
         Returns:
             dict: the padded sample.
         """
-        results['img'] = self._pad(results['img'], self.size,
-                                   self.img_pad_val)
+        results['img'] = self._pad(results['img'], self.size, self.img_pad_val)
         for key in results.get('seg_fields', []):
             value = self.field_pad_vals.get(key, self.seg_pad_val)
             results[key] = self._pad(results[key], self.size, value)

@@ -24,8 +24,8 @@ from mmengine.dist import is_main_process
 from mmengine.hooks import CheckpointHook
 
 from rca_mm.engine.atomic_local_backend import AtomicLocalBackend
-from rca_mm.registry import HOOKS
 from rca_mm.fileio import atomic_open
+from rca_mm.registry import HOOKS
 
 
 @HOOKS.register_module()
@@ -89,8 +89,9 @@ class AtomicCheckpointHook(CheckpointHook):
                          'w') as f:
             f.write(self.last_ckpt)
         if outdated is not None:
-            self._remove(self.file_backend.join_path(
-                self.out_dir, self.filename_tmpl.format(outdated)))
+            self._remove(
+                self.file_backend.join_path(
+                    self.out_dir, self.filename_tmpl.format(outdated)))
 
     def _remove(self, path: str) -> None:
         """Remove an outdated checkpoint (a file, or a DeepSpeed folder)."""

@@ -63,8 +63,8 @@ class NaNGuardHook(Hook):
         if not outputs or not self.every_n_train_iters(runner, self.interval):
             return
         bad = {
-            key: float(value.detach() if isinstance(value, torch.Tensor)
-                       else value)
+            key:
+            float(value.detach() if isinstance(value, torch.Tensor) else value)
             for key, value in outputs.items()
             if any(k in key for k in self.keys) and not _finite(value)
         }
@@ -76,8 +76,9 @@ class NaNGuardHook(Hook):
         where = f'iteration {runner.iter + 1}'
         if isinstance(runner.train_loop, EpochBasedTrainLoop):
             where += f' (epoch {runner.epoch + 1}, batch {batch_idx + 1})'
-        what = (', '.join(f'{k}={v}' for k, v in bad.items())
-                if bad else 'on another process')
+        what = (', '.join(
+            f'{k}={v}'
+            for k, v in bad.items()) if bad else 'on another process')
         last = runner.message_hub.get_info('last_ckpt')
         keep = (f'the last good checkpoint is {last}; resume from it with '
                 '--resume (after lowering the learning rate or fixing the '

@@ -196,15 +196,19 @@ class RNGStateHook(Hook):
                 level=30)
             return
         set_rng_state(states[rank])
-        print_log(f'RNGStateHook: RNG states restored (iteration '
-                  f'{runner.iter})', logger='current')
+        print_log(
+            f'RNGStateHook: RNG states restored (iteration '
+            f'{runner.iter})',
+            logger='current')
 
     def before_train_epoch(self, runner) -> None:
         """Epoch-based loops: restore before the epoch's data iterator."""
         if isinstance(runner.train_loop, EpochBasedTrainLoop):
             self._restore(runner)
 
-    def before_train_iter(self, runner, batch_idx: int,
+    def before_train_iter(self,
+                          runner,
+                          batch_idx: int,
                           data_batch=None) -> None:
         """Iteration-based loops: restore before the first resumed step."""
         if self._pending is not None:

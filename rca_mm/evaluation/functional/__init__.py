@@ -8,6 +8,6 @@ from .pseudo_label_recipes import (crf_refine_cams, saliency_recipe,
 
 __all__ = [
     'PROTOCOLS', 'confusion_matrix', 'iou_from_confusion',
-    'summarize_confusion',
-    'crf_refine_cams', 'saliency_recipe', 'threshold_recipe'
+    'summarize_confusion', 'crf_refine_cams', 'saliency_recipe',
+    'threshold_recipe'
 ]

@@ -29,8 +29,8 @@ from typing import Dict, List, Optional, Sequence, Union
 
 import cv2
 import numpy as np
-from mmengine.dist import (broadcast_object_list, collect_results,
-                           get_rank, get_world_size, is_main_process)
+from mmengine.dist import (broadcast_object_list, collect_results, get_rank,
+                           get_world_size, is_main_process)
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 from mmseg.utils import ConfigType
@@ -42,8 +42,7 @@ from rca_mm.fileio import (atomic_write, find_image_list, read_image,
 from rca_mm.fileio.confusion_json import (CONFUSION_MATRIX_FILE,
                                           save_confusion_matrix)
 from rca_mm.registry import METRICS, PSEUDO_LABEL_RECIPES
-from rca_mm.visualization.pseudo_label_overlay import \
-    draw_pseudo_label_overlay
+from rca_mm.visualization.pseudo_label_overlay import draw_pseudo_label_overlay
 from ..functional import PROTOCOLS, confusion_matrix, summarize_confusion
 from ..recipes.flat_form import flat_key_error, recipe_from_flat_form
 
@@ -280,8 +279,7 @@ class PseudoLabelMetric(BaseMetric):
         """Write a new pseudo label; its confusion matrix if scored."""
         if 'job' in entry:
             _, cams, class_ids, image, _, _ = entry['job']
-            self._write(entry['name'], entry['labels'], class_ids, cams,
-                        image)
+            self._write(entry['name'], entry['labels'], class_ids, cams, image)
         if entry['scored']:
             gt = _to_numpy(entry['sample']['gt_sem_seg']['data'])[0]
             entry['cm'] = confusion_matrix(
@@ -442,8 +440,10 @@ class PseudoLabelMetric(BaseMetric):
         failed: List[tuple] = []
         reread: List[float] = []
         for state in results:
-            state = dict(state, failed=list(state['failed']),
-                         reread_mtimes=array('d', state['reread_mtimes']))
+            state = dict(
+                state,
+                failed=list(state['failed']),
+                reread_mtimes=array('d', state['reread_mtimes']))
             if state['pending'] is not None:
                 _fold(state, state['pending'])
             if state['cm'] is not None:

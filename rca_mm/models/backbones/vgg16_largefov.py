@@ -19,8 +19,7 @@ prototxt uses 3x3/2 pools with padding 1 for pool1-3 instead;
 sizes). ``StrictPretrainedMixin`` (``strict_pretrained.py``) loads
 ``init_cfg=dict(type='Pretrained', ...)`` strictly for both backbones.
 """
-import os.path as osp
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import List, Sequence, Tuple, Union
 
 import torch.nn as nn
 import torch.nn.functional as F
@@ -151,4 +150,3 @@ class VGG16LargeFOV(StrictPretrainedMixin, BaseModule):
         super().train(mode)
         self._freeze_stages()
         return self
-

@@ -258,4 +258,3 @@ class WideResNet38(StrictPretrainedMixin, BaseModule):
         super().train(mode)
         self._freeze()
         return self
-

@@ -24,8 +24,8 @@ from mmseg.models.segmentors import BaseSegmentor
 from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig
 from torch import Tensor
 
-from rca_mm.structures import OAAStore
 from rca_mm.registry import MODELS
+from rca_mm.structures import OAAStore
 from ..heads.cam_head import gap_scores
 from ..utils import max_normalize, predict_image_by_image
 
@@ -140,8 +140,8 @@ class CAMClassifier(BaseSegmentor):
 
     def loss(self, inputs: Tensor, data_samples: list) -> dict:
         """Named losses of a training batch (see the head)."""
-        losses, outputs = self.head.loss(self.extract_feat(inputs),
-                                         data_samples)
+        losses, outputs = self.head.loss(
+            self.extract_feat(inputs), data_samples)
         self.last_train_cams = dict(outputs, data_samples=data_samples)
         return losses
 
@@ -173,7 +173,8 @@ class CAMClassifier(BaseSegmentor):
         """
         inputs = data['inputs']
         if isinstance(inputs, Tensor) or len(
-                {tuple(x.shape[1:]) for x in inputs}) <= 1:
+            {tuple(x.shape[1:])
+             for x in inputs}) <= 1:
             return super().test_step(data)
         return predict_image_by_image(data, self.data_preprocessor,
                                       partial(self, mode='predict'))
@@ -204,7 +205,9 @@ class CAMClassifier(BaseSegmentor):
         total, scores = 0, None
         for scale in self.scales:
             x = inputs if scale == 1.0 else F.interpolate(
-                inputs, scale_factor=scale, mode='bilinear',
+                inputs,
+                scale_factor=scale,
+                mode='bilinear',
                 align_corners=False)
             if self.flip:
                 x = torch.cat([x, x.flip(-1)])
@@ -245,7 +248,9 @@ class CAMClassifier(BaseSegmentor):
             ori_shape = meta.get('ori_shape', (h, w))
             if tuple(ori_shape[:2]) != (h, w):
                 cam = F.interpolate(
-                    cam, size=ori_shape[:2], mode='bilinear',
+                    cam,
+                    size=ori_shape[:2],
+                    mode='bilinear',
                     align_corners=False)
             cam = cam[0]
             if self.tags == 'gt' and 'gt_img_labels' in sample:
@@ -258,8 +263,8 @@ class CAMClassifier(BaseSegmentor):
             set_scores(sample, scores[i])
             if cam.shape[0] > self.num_classes:
                 bg = cam[self.num_classes:]
-                sample.set_data(dict(pred_bg=PixelData(
-                    data=max_normalize(bg))))
+                sample.set_data(
+                    dict(pred_bg=PixelData(data=max_normalize(bg))))
         return data_samples
 
     def predict_from_store(self, data_samples: list, scores: Tensor) -> list:
@@ -275,7 +280,9 @@ class CAMClassifier(BaseSegmentor):
             entry = store.load(meta['img_name'])
             maps = torch.from_numpy(entry.maps)[None].to(scores.device)
             maps = F.interpolate(
-                maps, size=tuple(meta['ori_shape'][:2]), mode='bilinear',
+                maps,
+                size=tuple(meta['ori_shape'][:2]),
+                mode='bilinear',
                 align_corners=False)[0]
             cams = maps.new_zeros((self.num_classes, ) + maps.shape[1:])
             cams[torch.from_numpy(entry.class_ids).to(cams.device)] = maps

@@ -18,10 +18,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import BaseModule
+from mmseg.utils import OptConfigType
 from torch import Tensor
 
 from rca_mm.registry import MODELS
-from mmseg.utils import OptConfigType
 
 
 def stack_img_labels(data_samples: list) -> Tensor:
@@ -79,19 +79,21 @@ class CAMHead(BaseModule):
             as the OAA and EPS classifiers.
     """
 
-    def __init__(self,
-                 *,
-                 in_channels: int,
-                 num_classes: int,
-                 num_convs: int = 0,
-                 channels: int = 512,
-                 dropout_ratio: float = 0.0,
-                 with_background: bool = False,
-                 loss_weight: float = 1.0,
-                 saliency_loss: OptConfigType = None,
-                 classifier_bias: bool = False,
-                 init_cfg: OptConfigType = dict(
-                     type='Normal', layer='Conv2d', std=0.01)) -> None:
+    def __init__(
+        self,
+        *,
+        in_channels: int,
+        num_classes: int,
+        num_convs: int = 0,
+        channels: int = 512,
+        dropout_ratio: float = 0.0,
+        with_background: bool = False,
+        loss_weight: float = 1.0,
+        saliency_loss: OptConfigType = None,
+        classifier_bias: bool = False,
+        init_cfg: OptConfigType = dict(
+            type='Normal', layer='Conv2d', std=0.01)
+    ) -> None:
         super().__init__(init_cfg=init_cfg)
         if saliency_loss is not None and not with_background:
             raise ValueError(
@@ -106,8 +108,11 @@ class CAMHead(BaseModule):
         layers = []
         for i in range(num_convs):
             layers += [
-                nn.Conv2d(in_channels if i == 0 else channels, channels, 3,
-                          padding=1),
+                nn.Conv2d(
+                    in_channels if i == 0 else channels,
+                    channels,
+                    3,
+                    padding=1),
                 nn.ReLU(inplace=True)
             ]
         self.convs = nn.Sequential(*layers)
@@ -143,9 +148,8 @@ class CAMHead(BaseModule):
         """The maps used as CAMs at test time, ``(N, L[+1], h, w)``."""
         return self.forward(feats)
 
-    def map_losses(self, cams: Tensor, labels: Tensor,
-                   data_samples: list, suffix: str,
-                   weight: float) -> Dict[str, Tensor]:
+    def map_losses(self, cams: Tensor, labels: Tensor, data_samples: list,
+                   suffix: str, weight: float) -> Dict[str, Tensor]:
         """Classification (and saliency) losses of one set of class maps.
 
         Args:
@@ -173,8 +177,9 @@ class CAMHead(BaseModule):
                 cams, saliency, labels)
         return losses
 
-    def loss(self, feats: Tensor,
-             data_samples: list) -> Tuple[Dict[str, Tensor], Dict[str, Tensor]]:
+    def loss(
+            self, feats: Tensor,
+            data_samples: list) -> Tuple[Dict[str, Tensor], Dict[str, Tensor]]:
         """Losses of a training batch.
 
         Returns:

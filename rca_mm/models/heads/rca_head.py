@@ -93,30 +93,32 @@ class RCAHead(CAMHead):
         init_cfg (dict, optional): initialisation.
     """
 
-    def __init__(self,
-                 *,
-                 in_channels: int,
-                 num_classes: int,
-                 num_convs: int = 0,
-                 channels: int = 512,
-                 dropout_ratio: float = 0.0,
-                 with_background: bool = False,
-                 saliency_loss: OptConfigType = None,
-                 loss_weight: float = 0.4,
-                 loss_weight_o: float = 1.0,
-                 memory_bank: ConfigType = dict(type='RegionMemoryBank'),
-                 contrast_loss: ConfigType = dict(
-                     type='RegionContrastLoss', loss_weight=0.01),
-                 aggregation: ConfigType = dict(type='PrototypeAggregation'),
-                 gate_threshold: float = 0.7,
-                 gate_score: str = 'p',
-                 use_rsc: bool = True,
-                 rsc_warmup_epochs: int = 1,
-                 use_rsa: bool = True,
-                 classifier_bias: bool = False,
-                 dropout_in_regions: bool = True,
-                 init_cfg: OptConfigType = dict(
-                     type='Normal', layer='Conv2d', std=0.01)) -> None:
+    def __init__(
+        self,
+        *,
+        in_channels: int,
+        num_classes: int,
+        num_convs: int = 0,
+        channels: int = 512,
+        dropout_ratio: float = 0.0,
+        with_background: bool = False,
+        saliency_loss: OptConfigType = None,
+        loss_weight: float = 0.4,
+        loss_weight_o: float = 1.0,
+        memory_bank: ConfigType = dict(type='RegionMemoryBank'),
+        contrast_loss: ConfigType = dict(
+            type='RegionContrastLoss', loss_weight=0.01),
+        aggregation: ConfigType = dict(type='PrototypeAggregation'),
+        gate_threshold: float = 0.7,
+        gate_score: str = 'p',
+        use_rsc: bool = True,
+        rsc_warmup_epochs: int = 1,
+        use_rsa: bool = True,
+        classifier_bias: bool = False,
+        dropout_in_regions: bool = True,
+        init_cfg: OptConfigType = dict(
+            type='Normal', layer='Conv2d', std=0.01)
+    ) -> None:
         super().__init__(
             in_channels=in_channels,
             num_classes=num_classes,
@@ -131,8 +133,7 @@ class RCAHead(CAMHead):
         if not (use_rsc or use_rsa):
             raise ValueError(
                 'model.head: use_rsc and use_rsa are both False; use CAMHead')
-        if gate_score not in ('p', 'o') or (gate_score == 'o'
-                                            and not use_rsa):
+        if gate_score not in ('p', 'o') or (gate_score == 'o' and not use_rsa):
             raise ValueError(
                 "model.head.gate_score must be 'p', or 'o' with use_rsa, got "
                 f'{gate_score!r}')
@@ -204,8 +205,10 @@ class RCAHead(CAMHead):
         entries, mask = self.memory_bank.per_class_entries()
         k = self.aggregation.cluster(entries, mask, epoch)
         valid = int(self.aggregation.prototype_valid.sum())
-        print_log(f'RCA prototypes: {valid} from {int(mask.sum())} bank '
-                  f'entries (K={k})', logger='current')
+        print_log(
+            f'RCA prototypes: {valid} from {int(mask.sum())} bank '
+            f'entries (K={k})',
+            logger='current')
         return True
 
     def begin_epoch(self, epoch: int) -> None:
@@ -235,8 +238,9 @@ class RCAHead(CAMHead):
         x = self.features(feats)
         return self.classify_o(x) if self.use_rsa else self.classify(x)
 
-    def loss(self, feats: Tensor,
-             data_samples: list) -> Tuple[Dict[str, Tensor], Dict[str, Tensor]]:
+    def loss(
+            self, feats: Tensor,
+            data_samples: list) -> Tuple[Dict[str, Tensor], Dict[str, Tensor]]:
         """Eq. 11's terms, and the bank update of Eq. 3.
 
         Returns:

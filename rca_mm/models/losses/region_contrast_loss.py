@@ -72,8 +72,9 @@ class _AllGatherWithGrad(torch.autograd.Function):
     @staticmethod
     def forward(ctx, tensor: Tensor) -> Tensor:
         ctx.rank = dist.get_rank()
-        parts = [torch.empty_like(tensor)
-                 for _ in range(dist.get_world_size())]
+        parts = [
+            torch.empty_like(tensor) for _ in range(dist.get_world_size())
+        ]
         dist.all_gather(parts, tensor.contiguous())
         return torch.stack(parts)
 
@@ -116,9 +117,10 @@ def gather_batch_regions(
     dist.all_gather(counts, count)
     counts = torch.cat(counts).tolist()  # one host read per step
     pad, r = max(counts), region_feats.shape[0]
-    feats = torch.cat([region_feats,
-                       region_feats.new_zeros((pad - r,
-                                               region_feats.shape[1]))])
+    feats = torch.cat([
+        region_feats,
+        region_feats.new_zeros((pad - r, region_feats.shape[1]))
+    ])
     meta = torch.stack([region_classes.long(), region_images.long()], dim=1)
     meta = torch.cat([meta, meta.new_zeros((pad - r, 2))])
     all_feats = _AllGatherWithGrad.apply(feats)
@@ -402,9 +404,8 @@ class RegionContrastLoss(nn.Module):
             return local_feats.sum() * 0
         r = region_feats.shape[0]
         if self.use_mixup:
-            partner, omega = self._shared_mixup(region_classes,
-                                                region_images, generator,
-                                                distributed)
+            partner, omega = self._shared_mixup(region_classes, region_images,
+                                                generator, distributed)
         else:
             partner = torch.arange(r, device=region_feats.device)
             omega = region_feats.new_ones(r)
@@ -418,8 +419,7 @@ class RegionContrastLoss(nn.Module):
         ``distributed``: the same partners and weights on every rank,
         whatever each rank's random state."""
         if not distributed:
-            return self.sample_mixup(region_classes, region_images,
-                                     generator)
+            return self.sample_mixup(region_classes, region_images, generator)
         r, device = region_classes.numel(), region_classes.device
         if dist.get_rank() == 0:
             partner, omega = self.sample_mixup(region_classes, region_images,

@@ -76,9 +76,7 @@ def _kmeans_plusplus(x: Tensor, x_sq: Tensor, mask: Tensor, k: int,
 def _lloyd(x: Tensor, x_sq: Tensor, mask: Tensor, centers: Tensor,
            num_iters: int, tol: Tensor) -> Tensor:
     """Lloyd iterations until every class moved less than its tolerance."""
-    num_classes = x.shape[0]
     k = centers.shape[1]
-    rows = torch.arange(num_classes, device=x.device)
     maskf = mask.to(x.dtype)
     prev_labels = None
     for _ in range(num_iters):

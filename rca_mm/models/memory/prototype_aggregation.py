@@ -87,10 +87,10 @@ class PrototypeAggregation(BaseModule):
         self.start_epoch = start_epoch
         self.seed = seed
         k = num_prototypes or 0
-        self.register_buffer('prototypes',
-                             torch.zeros(num_classes, k, channels))
-        self.register_buffer(
-            'prototype_valid', torch.zeros(num_classes, k, dtype=torch.bool))
+        self.register_buffer('prototypes', torch.zeros(num_classes, k,
+                                                       channels))
+        self.register_buffer('prototype_valid',
+                             torch.zeros(num_classes, k, dtype=torch.bool))
         # Whether a prototype is valid, kept on the host: the buffers change
         # only in set_prototypes and on loading, so the forward of every
         # step reads no device value.
@@ -157,8 +157,12 @@ class PrototypeAggregation(BaseModule):
             valid = mask.new_zeros((num_classes, k), dtype=torch.bool)
         else:
             centers, valid, _ = batched_kmeans(
-                entries, mask, k, num_iters=self.num_iters,
-                n_init=self.num_init, seed=self.seed + epoch)
+                entries,
+                mask,
+                k,
+                num_iters=self.num_iters,
+                n_init=self.num_init,
+                seed=self.seed + epoch)
         if is_distributed():
             broadcast(centers, 0)
             broadcast(valid, 0)

@@ -469,8 +469,7 @@ class RegionMemoryBank(BaseModule):
                              'of the allocated tags has was given')
         starts = self._duplicate_free_runs(kept_classes, kept_images)
         index = torch.from_numpy(keep).to(device, non_blocking=True)
-        self._staged = (feats[index], classes[index], image_ids[index],
-                        starts)
+        self._staged = (feats[index], classes[index], image_ids[index], starts)
         if not defer:
             self.flush()
 

@@ -1,4 +1,8 @@
 """Post-processing: dense CRF."""
-from .dense_crf import (DEEPLABV2_CRF_PARAMS, dense_crf,  # noqa: F401
-                        WorkerPool, dense_crf_batch,
-                        import_densecrf)
+from .dense_crf import (DEEPLABV2_CRF_PARAMS, WorkerPool, dense_crf,
+                        dense_crf_batch, import_densecrf)
+
+__all__ = [
+    'DEEPLABV2_CRF_PARAMS', 'WorkerPool', 'dense_crf', 'dense_crf_batch',
+    'import_densecrf'
+]

@@ -42,8 +42,8 @@ from mmengine.config import ConfigDict
 from mmengine.structures import PixelData
 from mmseg.models.segmentors import EncoderDecoder
 from mmseg.models.utils import resize
-from mmseg.utils import (ConfigType, OptConfigType, OptMultiConfig,
-                         SampleList, add_prefix)
+from mmseg.utils import (ConfigType, OptConfigType, OptMultiConfig, SampleList,
+                         add_prefix)
 from torch import Tensor
 
 from rca_mm.registry import MODELS
@@ -163,15 +163,18 @@ class CRFEncoderDecoder(EncoderDecoder):
         outputs = self.msc_logits(inputs, self.msc_scales, feats)
         losses = {}
         for key, logits in outputs.items():
-            losses.update(add_prefix(
-                self.decode_head.loss_by_feat(logits, data_samples),
-                f'decode.{key}'))
+            losses.update(
+                add_prefix(
+                    self.decode_head.loss_by_feat(logits, data_samples),
+                    f'decode.{key}'))
         if self.with_auxiliary_head:
-            losses.update(self._auxiliary_head_forward_train(
-                feats, data_samples))
+            losses.update(
+                self._auxiliary_head_forward_train(feats, data_samples))
         return losses
 
-    def msc_logits(self, inputs: Tensor, scales: tuple,
+    def msc_logits(self,
+                   inputs: Tensor,
+                   scales: tuple,
                    feats: Optional[List[Tensor]] = None) -> Dict[str, Tensor]:
         """The logits of every input scale and their max (DeepLabV2 MSC).
 
@@ -184,13 +187,19 @@ class CRFEncoderDecoder(EncoderDecoder):
             feats = self.extract_feat(inputs)
         outputs = {'s1.0': self.decode_head(feats)}
         for scale in scales:
-            small = resize(inputs, scale_factor=scale, mode='bilinear',
-                           align_corners=False)
+            small = resize(
+                inputs,
+                scale_factor=scale,
+                mode='bilinear',
+                align_corners=False)
             outputs[f's{scale}'] = self.decode_head(self.extract_feat(small))
         full = outputs['s1.0']
         outputs['max'] = torch.stack([full] + [
-            resize(logits, size=full.shape[2:], mode='bilinear',
-                   align_corners=False)
+            resize(
+                logits,
+                size=full.shape[2:],
+                mode='bilinear',
+                align_corners=False)
             for key, logits in outputs.items() if key != 's1.0'
         ]).amax(dim=0)
         return outputs

@@ -72,5 +72,5 @@ def test_check_num_classes():
             match=r'num_classes=20 but the dataset has 21 classes with the '
             r'background .*in data/classes.txt\) \(the background is a '
             r'class of a segmentation head\)'):
-        check_num_classes(meta, 20, with_background=True,
-                          source='data/classes.txt')
+        check_num_classes(
+            meta, 20, with_background=True, source='data/classes.txt')

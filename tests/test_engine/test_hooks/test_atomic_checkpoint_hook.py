@@ -17,8 +17,8 @@ from .test_nan_guard_hook import ToyModel, toy_runner
 
 
 def test_backend_is_registered_and_put_is_atomic(tmp_path, monkeypatch):
-    backend = get_file_backend(str(tmp_path),
-                               backend_args=dict(backend='atomic_local'))
+    backend = get_file_backend(
+        str(tmp_path), backend_args=dict(backend='atomic_local'))
     assert isinstance(backend, AtomicLocalBackend)
     path = tmp_path / 'sub' / 'f.bin'
     backend.put(b'old', path)
@@ -40,10 +40,13 @@ def test_backend_is_registered_and_put_is_atomic(tmp_path, monkeypatch):
     assert os.listdir(path.parent) == ['f.bin']  # no temporary left
 
 
-def test_kill_while_saving_leaves_the_previous_checkpoint(tmp_path,
-                                                         monkeypatch):
-    runner = toy_runner(tmp_path, ToyModel(), max_epochs=2,
-                        rng_state=dict(type='rca_mm.RNGStateHook'))
+def test_kill_while_saving_leaves_the_previous_checkpoint(
+        tmp_path, monkeypatch):
+    runner = toy_runner(
+        tmp_path,
+        ToyModel(),
+        max_epochs=2,
+        rng_state=dict(type='rca_mm.RNGStateHook'))
     real_put = AtomicLocalBackend.put
 
     def put(self, obj, filepath):

@@ -35,8 +35,9 @@ class ToyModel(BaseModel):
 def toy_data(n=8):
     g = torch.Generator().manual_seed(0)
     x = torch.randn(n, 2, generator=g)
-    return [dict(inputs=x[i], targets=x[i].sum(0, keepdim=True))
-            for i in range(n)]
+    return [
+        dict(inputs=x[i], targets=x[i].sum(0, keepdim=True)) for i in range(n)
+    ]
 
 
 _RUN_IDS = itertools.count()
@@ -57,9 +58,12 @@ def toy_runner(work_dir, model, max_epochs=3, **hooks):
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
         train_cfg=dict(by_epoch=True, max_epochs=max_epochs),
         default_hooks=dict(
-            checkpoint=dict(type='rca_mm.AtomicCheckpointHook', interval=1,
-                            max_keep_ckpts=1),
-            logger=dict(type='LoggerHook', interval=1), **hooks),
+            checkpoint=dict(
+                type='rca_mm.AtomicCheckpointHook',
+                interval=1,
+                max_keep_ckpts=1),
+            logger=dict(type='LoggerHook', interval=1),
+            **hooks),
         custom_hooks=[dict(type='rca_mm.NaNGuardHook')],
         default_scope='rca_mm')
 
@@ -82,8 +86,9 @@ def test_stops_at_the_nan_iteration_and_keeps_the_last_good_checkpoint(
 
 def test_nan_before_any_checkpoint_says_so(tmp_path):
     runner = toy_runner(tmp_path, ToyModel(nan_at=1))
-    with pytest.raises(NonFiniteLossError,
-                       match='iteration 1 .*no checkpoint had been written'):
+    with pytest.raises(
+            NonFiniteLossError,
+            match='iteration 1 .*no checkpoint had been written'):
         runner.train()
 
 

@@ -3,8 +3,8 @@
 The full SynthVOC RCA config (configs/synthvoc/rca_r18-w16_8e_synthvoc-
 112x112.py, the model and hooks as users get them) trains 3 epochs of 8
 steps on 120 tiny images (enough for classes with more bank entries than
-K, where the k-means settings show); test-only spy hooks observe, at the lowest and
-highest priorities, what RCA's hooks did at each event:
+K, where the k-means settings show); test-only spy hooks observe, at the
+lowest and highest priorities, what RCA's hooks did at each event:
 
 - the bank is allocated in ``before_run`` (before a checkpoint could be
   loaded), one slot per (image, tag) pair;
@@ -73,13 +73,18 @@ class _Spy(Hook):
         bank = _head(runner).memory_bank
         state = runner.model.state_dict()
         entries, mask = bank.per_class_entries()
-        EVENTS.append(('epoch', runner.epoch, dict(
-            valid=state['head.aggregation.prototype_valid'].clone(),
-            prototypes=state['head.aggregation.prototypes'].clone(),
-            entries=entries.clone(),
-            mask=mask.clone())))
+        EVENTS.append(
+            ('epoch', runner.epoch,
+             dict(
+                 valid=state['head.aggregation.prototype_valid'].clone(),
+                 prototypes=state['head.aggregation.prototypes'].clone(),
+                 entries=entries.clone(),
+                 mask=mask.clone())))
 
-    def after_train_iter(self, runner, batch_idx, data_batch=None,
+    def after_train_iter(self,
+                         runner,
+                         batch_idx,
+                         data_batch=None,
                          outputs=None):
         if self.where == 'last':
             EVENTS.append(('loss_rsc', runner.epoch,
@@ -95,7 +100,11 @@ def data_root(tmp_path_factory):
 def _train(data_root, work_dir, name, **kwargs):
     torch.set_num_threads(1)
     cfg = tiny_stage1_cfg(
-        CONFIG, data_root, str(work_dir), name=name, batch_size=16,
+        CONFIG,
+        data_root,
+        str(work_dir),
+        name=name,
+        batch_size=16,
         extra_hooks=[
             dict(type='_Spy', where='first', priority='HIGHEST'),
             dict(type='_Spy', where='last', priority='LOWEST')
@@ -111,19 +120,21 @@ def _train(data_root, work_dir, name, **kwargs):
 
 @pytest.fixture(scope='module')
 def trained(data_root, tmp_path_factory):
-    return _train(data_root, tmp_path_factory.mktemp('work'),
-                  'rca_epoch_events', max_epochs=3)
+    return _train(
+        data_root,
+        tmp_path_factory.mktemp('work'),
+        'rca_epoch_events',
+        max_epochs=3)
 
 
 def test_the_bank_is_allocated_in_before_run(trained):
     runner, events = trained
     (first, ), (last, ) = ([e[1] for e in events if e[0] == name]
-                           for name in ('before_run:first',
-                                        'before_run:last'))
+                           for name in ('before_run:first', 'before_run:last'))
     assert first == 0  # built empty
     tags = runner.train_dataloader.dataset
-    pairs = sum(len(tags.get_data_info(i)['img_labels'])
-                for i in range(len(tags)))
+    pairs = sum(
+        len(tags.get_data_info(i)['img_labels']) for i in range(len(tags)))
     assert last == pairs > 0  # one slot per (image, tag) pair
 
 
@@ -147,13 +158,21 @@ def test_prototypes_are_clustered_from_epoch_1_with_the_defaults(trained):
         seen = epochs[epoch]
         assert seen['mask'].sum(1).max() > 10  # more entries than K
         centers, valid, _ = batched_kmeans(
-            seen['entries'], seen['mask'], 10, num_iters=50, n_init=3,
+            seen['entries'],
+            seen['mask'],
+            10,
+            num_iters=50,
+            n_init=3,
             seed=epoch)
         assert seen['prototypes'].shape[1] == 10  # K = 10
         assert torch.equal(seen['valid'], valid)
         assert torch.equal(seen['prototypes'], centers)
         single, _, _ = batched_kmeans(
-            seen['entries'], seen['mask'], 10, num_iters=50, n_init=1,
+            seen['entries'],
+            seen['mask'],
+            10,
+            num_iters=50,
+            n_init=1,
             seed=epoch)
         one_restart_differs |= not torch.equal(single, centers)
     assert one_restart_differs  # the 3 restarts are observed
@@ -161,8 +180,12 @@ def test_prototypes_are_clustered_from_epoch_1_with_the_defaults(trained):
 
 def test_a_validation_loop_leaves_the_generators_untouched(
         data_root, tmp_path):
-    _, events = _train(data_root, tmp_path, 'rca_epoch_events_val',
-                       max_epochs=1, val_interval=1)
+    _, events = _train(
+        data_root,
+        tmp_path,
+        'rca_epoch_events_val',
+        max_epochs=1,
+        val_interval=1)
     before = [e[1] for e in events if e[0] == 'before_val']
     after = [e[1] for e in events if e[0] == 'after_val']
     assert len(before) == len(after) == 1
@@ -173,13 +196,12 @@ def test_a_validation_loop_leaves_the_generators_untouched(
     assert p0 == p1
 
 
-def test_a_run_that_does_not_train_builds_no_training_set(
-        data_root, tmp_path):
+def test_a_run_that_does_not_train_builds_no_training_set(data_root, tmp_path):
     """What Runner.test and Runner.val do before their loops: the hooks'
     before_run, the train config still unbuilt (no training set read, no
     bank); Runner.train builds the loop first and gets the bank."""
-    cfg = tiny_stage1_cfg(CONFIG, data_root, str(tmp_path), name='no_train',
-                          batch_size=16)
+    cfg = tiny_stage1_cfg(
+        CONFIG, data_root, str(tmp_path), name='no_train', batch_size=16)
     runner = Runner.from_cfg(cfg)
     runner.call_hook('before_run')
     assert isinstance(runner._train_loop, dict)

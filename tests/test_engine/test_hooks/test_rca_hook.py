@@ -58,8 +58,7 @@ class _TestRunner:
         raise AssertionError('a test run built the training set')
 
 
-@pytest.mark.parametrize('train_cfg', [dict(type='EpochBasedTrainLoop'),
-                                       None])
+@pytest.mark.parametrize('train_cfg', [dict(type='EpochBasedTrainLoop'), None])
 def test_a_test_run_builds_no_training_set_and_no_bank(train_cfg):
     runner = _TestRunner(train_cfg)
     RCAHook().before_run(runner)
@@ -71,7 +70,9 @@ def test_allocates_from_dataset_tags_and_clusters_each_epoch():
     runner = _runner(
         tags,
         aggregation=dict(
-            type='PrototypeAggregation', num_prototypes=2, start_epoch=1,
+            type='PrototypeAggregation',
+            num_prototypes=2,
+            start_epoch=1,
             seed=3))
     hook = RCAHook()
     hook.before_run(runner)
@@ -133,6 +134,7 @@ def test_the_replaced_hooks_are_not_registered(name):
     """The hooks RCAHook replaced are gone: a config that lists one fails
     at the registry, naming the type."""
     from mmengine.registry import init_default_scope
+
     from rca_mm.registry import HOOKS
     init_default_scope('rca_mm')
     assert HOOKS.get(name) is None

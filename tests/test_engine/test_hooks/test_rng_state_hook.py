@@ -48,14 +48,12 @@ class FakeCudaTensor(torch.Tensor):
 def to_fake_cuda(obj):
     """Every tensor of a nested checkpoint entry 'mapped to the GPU'."""
     return tree_map(
-        lambda x: FakeCudaTensor(x) if isinstance(x, torch.Tensor) else x,
-        obj)
+        lambda x: FakeCudaTensor(x) if isinstance(x, torch.Tensor) else x, obj)
 
 
 def draws():
     """One draw from each generator the hook restores."""
-    return (random.random(), float(np.random.rand()),
-            torch.rand(4).tolist())
+    return (random.random(), float(np.random.rand()), torch.rand(4).tolist())
 
 
 def test_fake_cuda_tensor_is_refused_by_torch():
@@ -126,9 +124,7 @@ def one_visible_device(monkeypatch):
 def test_fewer_visible_devices_restore_the_device_drawn_from(
         one_visible_device):
     calls, logs = one_visible_device
-    cuda_states = [
-        torch.full((16, ), i, dtype=torch.uint8) for i in range(4)
-    ]
+    cuda_states = [torch.full((16, ), i, dtype=torch.uint8) for i in range(4)]
     state = get_rng_state()
     # Saved by rank 2 of a torchrun run that saw 4 GPUs and drew on cuda:2,
     # resumed onto the GPU of a Slurm task that sees one.

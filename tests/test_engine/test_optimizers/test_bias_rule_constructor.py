@@ -30,14 +30,17 @@ class Net(nn.Module):
 def _groups(constructor_type, model):
     register_all_modules()
     constructor = OPTIM_WRAPPER_CONSTRUCTORS.build(
-        dict(type=constructor_type, optim_wrapper_cfg=OPTIM,
-             paramwise_cfg=PARAMWISE))
+        dict(
+            type=constructor_type,
+            optim_wrapper_cfg=OPTIM,
+            paramwise_cfg=PARAMWISE))
     optimizer = constructor(model).optimizer
     names = {id(p): n for n, p in model.named_parameters()}
     # name -> [lr, weight decay], flattened for pytest.approx
     return {
         f'{names[id(g["params"][0])]} {k}': g[k]
-        for g in optimizer.param_groups for k in ('lr', 'weight_decay')
+        for g in optimizer.param_groups
+        for k in ('lr', 'weight_decay')
     }
 
 
@@ -69,23 +72,26 @@ def test_mmengine_default_differs_only_on_the_custom_key_bias():
                        if 'head.bias' not in k})
 
 
-@pytest.mark.parametrize('config,head', [
-    ('configs/deeplabv2/deeplabv2_r101_voc.py', 'decode_head.'),
-    # (EPS on R38 has no biases: PSA's convs and classifier are bias-free)
-    ('configs/eps/eps_vgg16_coco.py', 'head.'),
-])
+@pytest.mark.parametrize(
+    'config,head',
+    [
+        ('configs/deeplabv2/deeplabv2_r101_voc.py', 'decode_head.'),
+        # (EPS on R38 has no biases: PSA's convs and classifier are bias-free)
+        ('configs/eps/eps_vgg16_coco.py', 'head.'),
+    ])
 def test_configs_give_new_layer_biases_20x_and_no_decay(config, head):
     register_all_modules()
     cfg = Config.fromfile(osp.join(REPO, config))
     model = MODELS.build(cfg.model)
     constructor = OPTIM_WRAPPER_CONSTRUCTORS.build(
-        dict(type=cfg.optim_wrapper.constructor,
-             optim_wrapper_cfg={
-                 k: v
-                 for k, v in cfg.optim_wrapper.items()
-                 if k not in ('constructor', 'paramwise_cfg')
-             },
-             paramwise_cfg=cfg.optim_wrapper.paramwise_cfg))
+        dict(
+            type=cfg.optim_wrapper.constructor,
+            optim_wrapper_cfg={
+                k: v
+                for k, v in cfg.optim_wrapper.items()
+                if k not in ('constructor', 'paramwise_cfg')
+            },
+            paramwise_cfg=cfg.optim_wrapper.paramwise_cfg))
     optimizer = constructor(model).optimizer
     base_lr = cfg.optim_wrapper.optimizer.lr
     base_wd = cfg.optim_wrapper.optimizer.weight_decay

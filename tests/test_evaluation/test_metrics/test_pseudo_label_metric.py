@@ -441,8 +441,7 @@ def test_running_sum_scores_as_the_per_image_matrices_in_fixed_memory(
     # bytes of int64 each here); a count may take a byte more.
     assert len(metric.results) == 1
     assert max(sizes) - min(sizes) <= 2
-    expected = expected_metrics([expected_labels(s) for s in samples],
-                                samples)
+    expected = expected_metrics([expected_labels(s) for s in samples], samples)
     assert metric.evaluate(24) == expected
     assert 'PseudoLabelMetric: 24 images scored' in log_messages()
     assert metric.results == []
@@ -455,8 +454,10 @@ def test_padding_of_the_last_rank_is_left_out(tmp_path, monkeypatch,
     samples = random_samples(str(tmp_path), 3)
     monkeypatch.setattr(plm, 'get_world_size', lambda: 2)
     monkeypatch.setattr(plm, 'get_rank', lambda: 1)
-    monkeypatch.setattr(plm, 'collect_results',
-                        lambda results, size, device, tmpdir=None: results)
+    monkeypatch.setattr(
+        plm,
+        'collect_results',
+        lambda results, size, device, tmpdir=None: results)
     metric = METRICS.build(dict(type='PseudoLabelMetric'))
     metric.dataset_meta = dict(classes=CLASSES)
     metric.process({}, [s.to_dict() for s in samples])
@@ -490,8 +491,7 @@ def test_crf_recipes_of_a_batch_in_kept_workers_label_alike(
             dict(
                 type='PseudoLabelMetric',
                 recipe=dict(
-                    type='ThresholdRecipe', crf=True,
-                    crf_cfg=dict(alpha=4)),
+                    type='ThresholdRecipe', crf=True, crf_cfg=dict(alpha=4)),
                 crf_workers=workers,
                 output_dir=out))
         metric.dataset_meta = dict(classes=CLASSES)

@@ -33,8 +33,8 @@ def samples(root):
         sample = SegDataSample(
             metainfo=dict(img_path=img_path, img_name=f'img{i}'))
         sample.pred_cams = PixelData(data=torch.from_numpy(cams))
-        sample.set_field(torch.tensor(tags, dtype=torch.float32),
-                         'gt_img_labels')
+        sample.set_field(
+            torch.tensor(tags, dtype=torch.float32), 'gt_img_labels')
         sample.gt_sem_seg = PixelData(data=torch.from_numpy(gt)[None])
         out.append(sample)
     return out
@@ -74,15 +74,14 @@ def test_the_saved_matrix_is_the_scored_one(tmp_path):
     scores = summarize_confusion(matrix)
     assert metrics['mIoU_full'] == round(100 * scores['mIoU_full'], 2)
     # Written atomically: no temporary file is left beside it.
-    assert sorted(os.listdir(out)) == ['confusion_matrix.json',
-                                       'pseudo_labels']
+    assert sorted(
+        os.listdir(out)) == ['confusion_matrix.json', 'pseudo_labels']
 
 
 def test_no_file_without_output_dir_or_scores(tmp_path):
     data = samples(str(tmp_path))
     run(data)  # no output_dir: nothing written anywhere
-    assert sorted(os.listdir(tmp_path)) == ['img0.png', 'img1.png',
-                                            'img2.png']
+    assert sorted(os.listdir(tmp_path)) == ['img0.png', 'img1.png', 'img2.png']
     for s in data:
         del s.gt_sem_seg
     out = str(tmp_path / 'out')

@@ -10,7 +10,6 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 from rca_mm.registry import MODELS
-
 from ...conftest import REPO
 
 PRETRAIN = 'configs/pretrain/resnet18-w16-d8_6e_synthnet-96x96.py'
@@ -89,8 +88,7 @@ def test_checkpoint_loads_strictly_and_changes_the_output(rel, pretrained):
     assert (a - b).abs().max() > 1e-2
 
 
-def test_a_missing_or_mismatched_file_is_a_clear_error(tmp_path,
-                                                       pretrained):
+def test_a_missing_or_mismatched_file_is_a_clear_error(tmp_path, pretrained):
     init_default_scope('rca_mm')
     cfg = load(STAGE1[0])
     cfg.model.backbone.init_cfg.checkpoint = str(tmp_path / 'none.pth')
@@ -101,8 +99,10 @@ def test_a_missing_or_mismatched_file_is_a_clear_error(tmp_path,
     assert PRETRAIN in str(err.value)
     # A file of another width does not load.
     _, state = pretrained
-    wide = {f'backbone.{k}': torch.cat([v, v]) if v.dim() else v
-            for k, v in state.items()}
+    wide = {
+        f'backbone.{k}': torch.cat([v, v]) if v.dim() else v
+        for k, v in state.items()
+    }
     torch.save(dict(state_dict=wide), str(tmp_path / 'wide.pth'))
     cfg.model.backbone.init_cfg.checkpoint = str(tmp_path / 'wide.pth')
     with pytest.raises(ValueError, match='shape mismatch'):

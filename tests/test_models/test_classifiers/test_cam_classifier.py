@@ -78,11 +78,12 @@ def test_predict_flip_tags_normalisation_and_original_size():
     assert torch.isclose(cams[0].max(), torch.tensor(1.0))
     # flip + unflip adds the same map twice: normalised it equals relu(x).
     expected = F.interpolate(
-        F.relu(x[:, :1]) / 2.0, size=(16, 16), mode='bilinear',
+        F.relu(x[:, :1]) / 2.0,
+        size=(16, 16),
+        mode='bilinear',
         align_corners=False)[0, 0]
     assert torch.allclose(cams[0], expected, atol=1e-6)
-    assert torch.allclose(out.pred_score,
-                          x[0, :2].mean(dim=(1, 2)).sigmoid())
+    assert torch.allclose(out.pred_score, x[0, :2].mean(dim=(1, 2)).sigmoid())
     assert torch.equal(out.gt_score, torch.tensor([1., 0.]))
 
 
@@ -105,15 +106,15 @@ def test_test_batch_of_mixed_sizes_is_predicted_one_by_one():
 
     out = model.test_step(batch(small, wide))
     assert [tuple(o.pred_cams.data.shape) for o in out] == [(2, 8, 8),
-                                                          (2, 8, 12)]
+                                                            (2, 8, 12)]
     for got, image in zip(out, (small, wide)):
         alone = model.test_step(batch(image))[0]
         assert torch.equal(got.pred_cams.data, alone.pred_cams.data)
     # One size: still one stacked batch.
     same = model.test_step(batch(small, small))
     assert torch.equal(same[1].pred_cams.data, out[0].pred_cams.data)
-    assert model.val_step(batch(small, wide))[1].pred_cams.data.shape == (
-        2, 8, 12)
+    assert model.val_step(batch(small,
+                                wide))[1].pred_cams.data.shape == (2, 8, 12)
 
 
 def test_predict_multiscale_sums_scales_and_background_map():
@@ -121,7 +122,8 @@ def test_predict_multiscale_sums_scales_and_background_map():
     x = torch.rand(1, 3, 8, 8)
     out = model.predict(x, [_sample([1, 1])])[0]
     half = F.interpolate(
-        F.interpolate(x, scale_factor=0.5, mode='bilinear'), size=(8, 8),
+        F.interpolate(x, scale_factor=0.5, mode='bilinear'),
+        size=(8, 8),
         mode='bilinear')
     total = x + half
     expected = total[0, :2] / total[0, :2].amax(dim=(1, 2), keepdim=True)
@@ -133,14 +135,14 @@ def test_predict_multiscale_sums_scales_and_background_map():
 
 
 def test_predict_softmax_activation_as_eps_infer():
-    model = _model(with_background=True, scales=(1.0, 0.5),
-                   activation='softmax').eval()
+    model = _model(
+        with_background=True, scales=(1.0, 0.5), activation='softmax').eval()
     x = torch.randn(1, 3, 8, 8)
     out = model.predict(x, [_sample([1, 0])])[0]
     # EPS infer.py: softmax over the L+1 maps per scale, then resize and sum.
     half = F.interpolate(x, scale_factor=0.5, mode='bilinear')
-    total = x.softmax(1) + F.interpolate(half.softmax(1), size=(8, 8),
-                                         mode='bilinear')
+    total = x.softmax(1) + F.interpolate(
+        half.softmax(1), size=(8, 8), mode='bilinear')
     expected = total[0, 0] / total[0, 0].max()
     assert torch.allclose(out.pred_cams.data[0], expected, atol=1e-6)
     assert out.pred_cams.data[1].abs().max() == 0  # not tagged
@@ -162,15 +164,21 @@ def test_predict_pred_tags_and_bad_test_cfg():
         _model(scale=(1.0, ))
     with pytest.raises(ValueError, match='model.head.saliency_loss'):
         MODELS.build(
-            dict(type='CAMHead', in_channels=3, num_classes=2,
-                 saliency_loss=dict(type='MSELoss')))
+            dict(
+                type='CAMHead',
+                in_channels=3,
+                num_classes=2,
+                saliency_loss=dict(type='MSELoss')))
 
 
 def test_saliency_missing_is_a_clear_error():
     head = MODELS.build(
-        dict(type='CAMHead', in_channels=3, num_classes=2,
-             with_background=True,
-             saliency_loss=dict(type='_MeanSaliencyLoss')))
+        dict(
+            type='CAMHead',
+            in_channels=3,
+            num_classes=2,
+            with_background=True,
+            saliency_loss=dict(type='_MeanSaliencyLoss')))
     with pytest.raises(KeyError, match='LoadSaliencyMap'):
         head.loss(torch.rand(1, 3, 4, 4), [_sample([1, 0], hw=(4, 4))])
     sample = _sample([1, 0], hw=(4, 4))
@@ -209,9 +217,9 @@ def test_val_step_runs_one_scale_without_flip_and_scores_alike():
     init_default_scope('rca_mm')
     model = _model(
         data_preprocessor=dict(type='SegDataPreProcessor'),
-        scales=(1.0, 0.5, 1.5), flip=True).eval()
-    single = _model(
-        data_preprocessor=dict(type='SegDataPreProcessor')).eval()
+        scales=(1.0, 0.5, 1.5),
+        flip=True).eval()
+    single = _model(data_preprocessor=dict(type='SegDataPreProcessor')).eval()
     sizes = []
     model.backbone.register_forward_hook(
         lambda module, args, out: sizes.append(tuple(args[0].shape)))
@@ -230,7 +238,9 @@ def test_val_step_runs_one_scale_without_flip_and_scores_alike():
     # The validation settings are config keys.
     model = _model(
         data_preprocessor=dict(type='SegDataPreProcessor'),
-        scales=(1.0, ), val_scales=(1.0, 0.5), val_flip=True).eval()
+        scales=(1.0, ),
+        val_scales=(1.0, 0.5),
+        val_flip=True).eval()
     model.backbone.register_forward_hook(
         lambda module, args, out: sizes.append(tuple(args[0].shape)))
     sizes.clear()

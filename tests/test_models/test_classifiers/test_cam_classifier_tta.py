@@ -72,12 +72,15 @@ def _sample(shape):
     return sample
 
 
-@pytest.mark.parametrize('scales,flip', [
-    ((1.0, 0.5, 1.5), True),  # the SynthVOC configs' export
-    ((0.5, 1.5), True),  # no scale 1.0: the scores need a forward of their own
-    ((0.75, 1.0), False),
-    ((1.0, ), True),
-])
+@pytest.mark.parametrize(
+    'scales,flip',
+    [
+        ((1.0, 0.5, 1.5), True),  # the SynthVOC configs' export
+        ((0.5, 1.5),
+         True),  # no scale 1.0: the scores need a forward of their own
+        ((0.75, 1.0), False),
+        ((1.0, ), True),
+    ])
 def test_cams_equal_the_sum_over_scales_and_flips(scales, flip):
     g = torch.Generator().manual_seed(0)
     x = torch.rand(2, 3, 8, 12, generator=g) + 0.1  # not square: the axes
@@ -99,11 +102,11 @@ def test_flip_changes_the_cams_of_this_model():
     x = torch.rand(1, 3, 8, 12, generator=torch.Generator().manual_seed(0))
     samples = [_sample((8, 12))]
     plain = _model(scales=(1.0, 0.5), flip=False).predict(x, samples)
-    with_flip = _model(scales=(1.0, 0.5), flip=True).predict(
-        x, [_sample((8, 12))])
+    with_flip = _model(
+        scales=(1.0, 0.5), flip=True).predict(x, [_sample((8, 12))])
     diff = (plain[0].pred_cams.data - with_flip[0].pred_cams.data).abs()
     assert diff.max() > 0.2
-    mirrored = _model(scales=(1.0, 0.5), flip=False).predict(
-        x.flip(-1), [_sample((8, 12))])
+    mirrored = _model(
+        scales=(1.0, 0.5), flip=False).predict(x.flip(-1), [_sample((8, 12))])
     assert (mirrored[0].pred_cams.data.flip(-1) -
             plain[0].pred_cams.data).abs().max() > 0.2

@@ -52,8 +52,7 @@ def test_losses_follow_eq11_and_gate_writes_bank(device):
     # region: its first observation initialises the entry.
     assert losses['loss_rsc'] == 0
     bank_feats, bank_classes = head.memory_bank.written_entries()
-    region_feats, region_classes, _ = masked_region_features(
-        feats, cams_p, y)
+    region_feats, region_classes, _ = masked_region_features(feats, cams_p, y)
     assert len(bank_feats) == 6
     assert sorted(bank_classes.tolist()) == sorted(region_classes.tolist())
     for f in region_feats:
@@ -84,8 +83,8 @@ def test_warmup_and_ablations(device):
     assert set(losses) == {'loss_cls_p', 'loss_rsc'}
     assert torch.allclose(outputs['cams'], rsc_only.classifier(feats))
     rsa_only, _ = _head(device, use_rsc=False)
-    assert set(rsa_only.loss(feats, samples)[0]) == {
-        'loss_cls_p', 'loss_cls_o'}
+    assert set(rsa_only.loss(feats,
+                             samples)[0]) == {'loss_cls_p', 'loss_cls_o'}
     with pytest.raises(ValueError, match='use_rsc and use_rsa'):
         _head(use_rsc=False, use_rsa=False)
 
@@ -100,8 +99,8 @@ def test_prototypes_shape_final_cams(device):
     # Eq. 7-8: S = softmax over the 6 prototypes, F' = S Q.
     flat = feats.flatten(2).transpose(1, 2)
     s = torch.softmax(flat @ q.reshape(6, 4).T, dim=-1)
-    assert torch.allclose(fp.flatten(2).transpose(1, 2), s @ q.reshape(6, 4),
-                          atol=1e-5)
+    assert torch.allclose(
+        fp.flatten(2).transpose(1, 2), s @ q.reshape(6, 4), atol=1e-5)
     cams = head.predict_cams(feats)
     assert torch.allclose(
         cams, head.classifier_o(torch.cat([feats, fp], dim=1)), atol=1e-5)
@@ -115,8 +114,9 @@ def test_rca_on_eps_has_saliency_losses_on_p_and_o(device):
     losses, outputs = head.loss(
         torch.randn(3, 4, 6, 6).to(device),
         _samples(tags.float().tolist(), with_saliency=True, device=device))
-    assert {'loss_sal_p', 'loss_sal_o', 'loss_cls_p', 'loss_cls_o',
-            'loss_rsc'} <= set(losses)
+    assert {
+        'loss_sal_p', 'loss_sal_o', 'loss_cls_p', 'loss_cls_o', 'loss_rsc'
+    } <= set(losses)
     assert outputs['cams'].shape == (3, 3, 6, 6)  # foreground maps only
 
 
@@ -166,9 +166,11 @@ def test_bank_write_waits_for_the_backward_pass(device):
 
 def test_epoch_events_use_the_heads_own_settings(device):
     head, tags = _head(
-        device, gate_threshold=0.0, rsc_warmup_epochs=2,
-        aggregation=dict(type='PrototypeAggregation', num_prototypes=1,
-                         start_epoch=2))
+        device,
+        gate_threshold=0.0,
+        rsc_warmup_epochs=2,
+        aggregation=dict(
+            type='PrototypeAggregation', num_prototypes=1, start_epoch=2))
     head.loss(
         torch.randn(3, 4, 6, 6).to(device),
         _samples(tags.float().tolist(), device=device))
@@ -181,8 +183,8 @@ def test_epoch_events_use_the_heads_own_settings(device):
     assert head.refresh_prototypes(1) is False  # before start_epoch
     rsc_only, _ = _head(device, use_rsa=False)
     assert rsc_only.refresh_prototypes(5) is False  # no aggregation
-    fresh = MODELS.build(
-        dict(type='RCAHead', in_channels=4, num_classes=3)).to(device)
+    fresh = MODELS.build(dict(type='RCAHead', in_channels=4,
+                              num_classes=3)).to(device)
     assert not fresh.memory_bank.is_allocated
     fresh.allocate_bank(tags)
     assert fresh.memory_bank.feats.shape == (int(tags.sum()), 4)

@@ -37,12 +37,15 @@ def test_classifier_bias_is_zero_initialised_and_trained(device):
 def test_regions_and_gate_from_undropped_maps(device):
     torch.manual_seed(0)
     feats = (torch.rand(3, D, 6, 6) - 0.3).to(device)
-    weight = torch.tensor([[1., -1., 0.5, 0.], [-0.5, 1., 0., 1.],
-                           [0., 0.5, -1., 1.]], device=device)
+    weight = torch.tensor(
+        [[1., -1., 0.5, 0.], [-0.5, 1., 0., 1.], [0., 0.5, -1., 1.]],
+        device=device)
     written = {}
     for flag in (True, False):
         head = _head(
-            device, dropout_ratio=0.5, dropout_in_regions=flag,
+            device,
+            dropout_ratio=0.5,
+            dropout_in_regions=flag,
             gate_threshold=0.5)
         head.classifier.weight.data.copy_(weight[:, :, None, None])
         torch.manual_seed(1)

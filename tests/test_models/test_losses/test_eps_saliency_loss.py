@@ -53,8 +53,7 @@ def test_hand_computed_single_pixel(device):
     loss = EPSSaliencyLoss()(cam, sal, labels)
     assert loss.item() == pytest.approx((pred - 1)**2, rel=1e-6)
     # Untagged class 0 joins neither map.
-    loss = EPSSaliencyLoss()(cam, sal, torch.tensor([[0., 1.]],
-                                                    device=device))
+    loss = EPSSaliencyLoss()(cam, sal, torch.tensor([[0., 1.]], device=device))
     assert loss.item() == pytest.approx((0.5 * (1 - p1 - p2) - 1)**2, rel=1e-6)
 
 
@@ -64,8 +63,9 @@ def test_matches_loop_reference(device):
     sal = torch.rand(3, 1, 5, 6)
     labels = torch.tensor([[1., 0., 1.], [0., 1., 0.], [1., 1., 1.]])
     for tau, lam in ((0.4, 0.5), (0.1, 0.3), (0.9, 0.8)):
-        loss = EPSSaliencyLoss(tau=tau, lam=lam, loss_weight=2.)(
-            cam.to(device), sal.to(device), labels.to(device))
+        loss = EPSSaliencyLoss(
+            tau=tau, lam=lam, loss_weight=2.)(cam.to(device), sal.to(device),
+                                              labels.to(device))
         ref = _reference(cam, sal, labels.tolist(), tau, lam)
         assert loss.item() == pytest.approx(2 * ref, rel=1e-5)
 
@@ -114,8 +114,8 @@ def test_per_image_weight(device):
     sal = torch.rand(2, 1, 4, 4).to(device)
     labels = torch.ones(2, 2, device=device)
     loss_fn = EPSSaliencyLoss()
-    only_first = loss_fn(cam, sal, labels,
-                         weight=torch.tensor([1., 0.], device=device))
+    only_first = loss_fn(
+        cam, sal, labels, weight=torch.tensor([1., 0.], device=device))
     torch.testing.assert_close(only_first, loss_fn(cam[:1], sal[:1],
                                                    labels[:1]))
 

@@ -94,8 +94,7 @@ def test_eq4_float32_and_float16_bank(device):
 
 @pytest.mark.parametrize('missing_class', [False, True])
 def test_eq6_mixup_matches_loop_reference(missing_class, device):
-    feats, classes, images, bank, bank_cls = _data(
-        seed=2, r=8, device=device)
+    feats, classes, images, bank, bank_cls = _data(seed=2, r=8, device=device)
     if missing_class:
         # Class 3 has no positive: only the partner's term of its regions
         # (and of the regions mixed with them) counts.
@@ -183,8 +182,8 @@ def test_missing_positives_or_negatives(device):
     assert torch.equal(f.grad, torch.zeros_like(f))
     # A bank with one class has no negatives.
     out = RegionContrastLoss()(f, classes, images, bank,
-                               torch.zeros(40, dtype=torch.long,
-                                           device=device))
+                               torch.zeros(
+                                   40, dtype=torch.long, device=device))
     assert float(out.detach()) == 0.0 and out.requires_grad
     # Empty bank or no region.
     with torch.no_grad():
@@ -204,8 +203,8 @@ def test_no_negative_readings_agree(device):
     assert (classes == classes[0]).sum() < len(classes)  # other classes too
     for use_mixup in (True, False):
         f = feats.clone().requires_grad_()
-        out = RegionContrastLoss(use_mixup=use_mixup)(f, classes, images,
-                                                      bank, one_class)
+        out = RegionContrastLoss(use_mixup=use_mixup)(f, classes, images, bank,
+                                                      one_class)
         out.backward()
         assert float(out.detach()) == 0.0
         assert torch.equal(f.grad, torch.zeros_like(f))
@@ -214,15 +213,14 @@ def test_no_negative_readings_agree(device):
 def test_entries_of_class_minus_one_are_ignored(device):
     """A bank passed in place (unwritten slots of class -1, zero rows) gives
     the loss and gradient of its written rows alone."""
-    feats, classes, images, bank, bank_cls = _data(
-        seed=7, r=8, device=device)
+    feats, classes, images, bank, bank_cls = _data(seed=7, r=8, device=device)
     unwritten = torch.arange(40, device=device) % 3 == 0
     in_place_cls = torch.where(unwritten, -1, bank_cls)
     in_place = bank.masked_fill(unwritten[:, None], 0.0)
     loss = RegionContrastLoss(chunk_size=16)
     outs = []
     for b, c in ((in_place, in_place_cls), (bank[~unwritten],
-                                             bank_cls[~unwritten])):
+                                            bank_cls[~unwritten])):
         f = feats.clone().requires_grad_()
         g = torch.Generator(device=device).manual_seed(3)
         out = loss(f, classes, images, b, c, generator=g)
@@ -231,8 +229,7 @@ def test_entries_of_class_minus_one_are_ignored(device):
     torch.testing.assert_close(outs[0][0], outs[1][0])
     torch.testing.assert_close(outs[0][1], outs[1][1])
     # Only unwritten slots: no term.
-    out = loss(feats, classes, images, in_place,
-               torch.full_like(bank_cls, -1))
+    out = loss(feats, classes, images, in_place, torch.full_like(bank_cls, -1))
     assert float(out) == 0.0
 
 

@@ -28,7 +28,14 @@ def _data():
     return x, weight, bank, bank_cls
 
 
-def _step(loss_fn, x, weight, images, classes, bank, bank_cls, ddp=False,
+def _step(loss_fn,
+          x,
+          weight,
+          images,
+          classes,
+          bank,
+          bank_cls,
+          ddp=False,
           seed=None):
     """One forward/backward of a linear 'backbone' and the loss (the
     random state seeded with ``seed`` just before it); returns the loss,
@@ -54,9 +61,16 @@ def _worker(rank, tmp):
     out = {}
     for name, mixup in (('mixup', True), ('eq4', False)):
         loss_fn = RegionContrastLoss(use_mixup=mixup, chunk_size=7)
-        out[name] = _step(loss_fn, x[part], weight, IMAGES[part],
-                          CLASSES[part], bank, bank_cls, ddp=True,
-                          seed=SEEDS[rank])
+        out[name] = _step(
+            loss_fn,
+            x[part],
+            weight,
+            IMAGES[part],
+            CLASSES[part],
+            bank,
+            bank_cls,
+            ddp=True,
+            seed=SEEDS[rank])
     feats, classes, images, counts = gather_batch_regions(
         x[part] @ weight.t(), CLASSES[part], IMAGES[part])
     out['gathered'] = (feats, classes, images, counts)
@@ -64,11 +78,12 @@ def _worker(rank, tmp):
     dist.destroy_process_group()
 
 
-def test_two_processes_give_the_one_process_loss_of_the_whole_batch(
-        tmp_path):
+def test_two_processes_give_the_one_process_loss_of_the_whole_batch(tmp_path):
     mp.spawn(_worker, args=(str(tmp_path), ), nprocs=2, join=True)
-    ranks = [torch.load(tmp_path / f'rank{r}.pt', weights_only=False)
-             for r in (0, 1)]
+    ranks = [
+        torch.load(tmp_path / f'rank{r}.pt', weights_only=False)
+        for r in (0, 1)
+    ]
     x, weight, bank, bank_cls = _data()
     # The gather: the batch's regions in rank order, padding dropped.
     for rank in ranks:
@@ -87,11 +102,12 @@ def test_two_processes_give_the_one_process_loss_of_the_whole_batch(
     assert bool((omega != 1).all())  # every region has a partner
 
     def fixed_mixup(feats, classes, images, bank_feats, bank_classes):
-        return loss_fn.mixup_loss(feats, classes, partner, omega,
-                                  bank_feats, bank_classes)
+        return loss_fn.mixup_loss(feats, classes, partner, omega, bank_feats,
+                                  bank_classes)
 
-    ref = {'mixup': _step(fixed_mixup, x, weight, IMAGES, CLASSES, bank,
-                          bank_cls)}
+    ref = {
+        'mixup': _step(fixed_mixup, x, weight, IMAGES, CLASSES, bank, bank_cls)
+    }
     eq4 = RegionContrastLoss(use_mixup=False, chunk_size=7)
     ref['eq4'] = _step(eq4, x, weight, IMAGES, CLASSES, bank, bank_cls)
     for name in ('mixup', 'eq4'):
@@ -99,16 +115,19 @@ def test_two_processes_give_the_one_process_loss_of_the_whole_batch(
         for r, rank in enumerate(ranks):
             loss, grad, feats_grad = rank[name]
             # Every rank reports the batch's loss: the 1-process value.
-            torch.testing.assert_close(loss, ref_loss, rtol=1e-12,
-                                       atol=1e-12, msg=name)
+            torch.testing.assert_close(
+                loss, ref_loss, rtol=1e-12, atol=1e-12, msg=name)
             # After DDP's average: the 1-process parameter gradient.
-            torch.testing.assert_close(grad, ref_grad, rtol=1e-10,
-                                       atol=1e-12, msg=name)
+            torch.testing.assert_close(
+                grad, ref_grad, rtol=1e-10, atol=1e-12, msg=name)
             # Each rank's regions: their share of the batch's gradient,
             # times the 2 ranks that DDP's average divides by.
             torch.testing.assert_close(
-                feats_grad, 2 * ref_feats_grad[RANK_REGIONS[r]],
-                rtol=1e-10, atol=1e-12, msg=name)
+                feats_grad,
+                2 * ref_feats_grad[RANK_REGIONS[r]],
+                rtol=1e-10,
+                atol=1e-12,
+                msg=name)
         assert torch.equal(ranks[0][name][0], ranks[1][name][0])
 
 
@@ -117,15 +136,19 @@ def _local_only_loss():
     regions, partners among its own 2 images."""
     x, weight, bank, bank_cls = _data()
     loss_fn = RegionContrastLoss(use_mixup=False)
-    return [float(loss_fn(x[p] @ weight.t(), CLASSES[p], IMAGES[p], bank,
-                          bank_cls)) for p in RANK_REGIONS]
+    return [
+        float(
+            loss_fn(x[p] @ weight.t(), CLASSES[p], IMAGES[p], bank, bank_cls))
+        for p in RANK_REGIONS
+    ]
 
 
 def test_the_per_rank_means_differ_from_the_batch_mean():
     """The reference above is not met by chance: the mean of the two
     per-rank means (3 and 5 regions) is not the batch's mean."""
     x, weight, bank, bank_cls = _data()
-    batch = float(RegionContrastLoss(use_mixup=False)(
-        x @ weight.t(), CLASSES, IMAGES, bank, bank_cls))
+    batch = float(
+        RegionContrastLoss(use_mixup=False)(x @ weight.t(), CLASSES, IMAGES,
+                                            bank, bank_cls))
     local = _local_only_loss()
     assert abs(sum(local) / 2 - batch) > 1e-3

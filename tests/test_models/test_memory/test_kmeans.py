@@ -29,8 +29,9 @@ def _datasets(num=6, n=200, d=16):
 
 def test_inertia_close_to_sklearn(device):
     xs = _datasets()
-    centers, valid, inertia = (t.cpu() for t in batched_kmeans(
-        torch.tensor(np.stack(xs), device=device), None, K))
+    centers, valid, inertia = (
+        t.cpu() for t in batched_kmeans(
+            torch.tensor(np.stack(xs), device=device), None, K))
     assert centers.shape == (6, K, 16) and valid.all()
     ratios_to_best = []
     for i, x in enumerate(xs):
@@ -63,8 +64,8 @@ def test_fewer_than_k_points_and_empty_classes(device):
     mask = torch.zeros(3, 30, dtype=torch.bool)
     mask[0] = True  # a full class
     mask[1, [2, 5, 7]] = True  # 3 < K points
-    centers, valid, inertia = (t.cpu() for t in batched_kmeans(
-        x.to(device), mask.to(device), K))
+    centers, valid, inertia = (
+        t.cpu() for t in batched_kmeans(x.to(device), mask.to(device), K))
     assert valid[0].all()
     assert valid[1].tolist() == [True] * 3 + [False] * (K - 3)
     assert torch.equal(centers[1, :3], x[1, [2, 5, 7]])
@@ -105,8 +106,7 @@ def test_empty_cluster_is_reseeded_at_the_farthest_point(device):
 def test_bad_arguments(device):
     x = torch.randn(2, 5, 3, device=device)
     with pytest.raises(ValueError, match='mask'):
-        batched_kmeans(x, torch.ones(2, 4, dtype=torch.bool, device=device),
-                       2)
+        batched_kmeans(x, torch.ones(2, 4, dtype=torch.bool, device=device), 2)
     with pytest.raises(ValueError, match='init'):
         batched_kmeans(x, None, 2, init='kmeans||')
     with pytest.raises(ValueError, match='x'):

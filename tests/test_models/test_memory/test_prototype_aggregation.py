@@ -87,12 +87,17 @@ def test_bad_input(device):
 def test_k_and_the_kmeans_are_its_own_settings(device):
     from rca_mm.models.memory import batched_kmeans
     agg = PrototypeAggregation(
-        num_classes=2, num_prototypes=2, channels=3, num_iters=7,
-        num_init=2, seed=5).to(device)
+        num_classes=2,
+        num_prototypes=2,
+        channels=3,
+        num_iters=7,
+        num_init=2,
+        seed=5).to(device)
     assert agg.prototypes.shape == (2, 2, 3)  # sized by K at build
     g = torch.Generator().manual_seed(0)
     entries = torch.randn(2, 4, 3, generator=g).to(device)
-    mask = torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0]], dtype=torch.bool,
+    mask = torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0]],
+                        dtype=torch.bool,
                         device=device)
     assert agg.cluster(entries, mask, epoch=3) == 2
     centers, valid, _ = batched_kmeans(
@@ -100,8 +105,8 @@ def test_k_and_the_kmeans_are_its_own_settings(device):
     assert torch.equal(agg.prototypes, centers)
     assert torch.equal(agg.prototype_valid, valid)
     # K = None: every written entry of the fullest class is a prototype.
-    every = PrototypeAggregation(num_classes=2, num_prototypes=None,
-                                 channels=3).to(device)
+    every = PrototypeAggregation(
+        num_classes=2, num_prototypes=None, channels=3).to(device)
     assert every.prototypes.shape == (2, 0, 3)
     assert every.cluster(entries, mask, epoch=1) == 3
     assert every.prototype_valid.sum() == 5
@@ -165,7 +170,9 @@ def _cluster_worker(rank, world, out_dir, entries, mask):
 
     from rca_mm.models.memory import prototype_aggregation as module
     dist.init_process_group(
-        'gloo', init_method=f'file://{out_dir}/store', rank=rank,
+        'gloo',
+        init_method=f'file://{out_dir}/store',
+        rank=rank,
         world_size=world)
     calls = []
     kmeans = module.batched_kmeans
@@ -179,8 +186,10 @@ def _cluster_worker(rank, world, out_dir, entries, mask):
         agg = PrototypeAggregation(num_prototypes=2, num_iters=5, num_init=2)
         agg.cluster(entries, mask, epoch=1)
         torch.save(
-            dict(calls=len(calls), prototypes=agg.prototypes,
-                 valid=agg.prototype_valid), f'{out_dir}/{rank}.pth')
+            dict(
+                calls=len(calls),
+                prototypes=agg.prototypes,
+                valid=agg.prototype_valid), f'{out_dir}/{rank}.pth')
     finally:
         dist.destroy_process_group()
 
@@ -191,8 +200,11 @@ def test_only_rank0_clusters_and_every_rank_gets_its_centres(tmp_path):
     entries = torch.randn(3, 6, 5, generator=g)
     mask = torch.rand(3, 6, generator=g) < 0.7
     mask[:, :2] = True
-    mp.spawn(_cluster_worker, args=(2, str(tmp_path), entries, mask),
-             nprocs=2, join=True)
+    mp.spawn(
+        _cluster_worker,
+        args=(2, str(tmp_path), entries, mask),
+        nprocs=2,
+        join=True)
     single = PrototypeAggregation(num_prototypes=2, num_iters=5, num_init=2)
     single.cluster(entries, mask, epoch=1)
     out = [torch.load(tmp_path / f'{r}.pth') for r in range(2)]

@@ -30,8 +30,9 @@ def test_matches_loop_reference_with_empty_mask_guard(device):
     cams[2, 0] = 0.0  # all-zero map: empty mask
     labels = torch.tensor([[1., 0., 1., 1.], [0., 1., 1., 0.],
                            [1., 0., 0., 0.]])
-    f, c, b = (t.cpu() for t in masked_region_features(
-        feats.to(device), cams.to(device), labels.to(device)))
+    f, c, b = (
+        t.cpu() for t in masked_region_features(
+            feats.to(device), cams.to(device), labels.to(device)))
     rf, rc, rb = _reference(feats, cams, labels)
     assert torch.equal(c, rc) and torch.equal(b, rb)
     torch.testing.assert_close(f, rf, rtol=1e-12, atol=1e-12)

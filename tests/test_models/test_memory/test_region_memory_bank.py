@@ -123,8 +123,7 @@ def test_update_equals_sequential_reference(cap, dtype, device):
     bank.allocate(tags)
     g = torch.Generator().manual_seed(1)
     for _ in range(12):
-        feats, classes, images, gate = _on(device,
-                                           _random_batch(g, tags, 10))
+        feats, classes, images, gate = _on(device, _random_batch(g, tags, 10))
         state = _reference(bank, feats, classes, images, gate)
         bank.update(feats, classes, images, gate)
         _assert_state(bank, state)
@@ -162,8 +161,9 @@ def test_lru_eviction_keeps_resident_images(device):
     cls = torch.tensor([0], device=device)
 
     def put(img):
-        bank.update(torch.full((1, D), float(img), device=device), cls,
-                    torch.tensor([img], device=device))
+        bank.update(
+            torch.full((1, D), float(img), device=device), cls,
+            torch.tensor([img], device=device))
 
     put(0)
     put(1)
@@ -187,8 +187,8 @@ def test_accessors_and_nbytes(device):
     assert empty_feats.shape == (L, 1, D) and not empty_mask.any()
     bank.allocate(tags)
     g = torch.Generator().manual_seed(3)
-    feats, classes, images, gate = _on(
-        device, _random_batch(g, tags, 9, dup_prob=0))
+    feats, classes, images, gate = _on(device,
+                                       _random_batch(g, tags, 9, dup_prob=0))
     bank.update(feats, classes, images, gate)
     wf, wc = bank.written_entries()
     assert wf.shape[0] == int(bank.written.sum()) == wc.numel()
@@ -212,8 +212,8 @@ def test_accessors_and_nbytes(device):
 
 def test_update_errors(device):
     bank = RegionMemoryBank(num_classes=L, feat_dim=D).to(device)
-    f, c, i = (torch.randn(1, D, device=device),
-               torch.tensor([0], device=device),
+    f, c, i = (torch.randn(1, D,
+                           device=device), torch.tensor([0], device=device),
                torch.tensor([0], device=device))
     with pytest.raises(RuntimeError, match='allocate'):
         bank.update(f, c, i)
@@ -271,9 +271,9 @@ def test_deferred_update_is_written_at_the_next_read(device):
     tags = _tags()
     g = torch.Generator().manual_seed(6)
     batches = [_on(device, _random_batch(g, tags, 10)) for _ in range(3)]
-    now, later = (RegionMemoryBank(
-        num_classes=L, feat_dim=D, capacity_per_class=2).to(device)
-        for _ in range(2))
+    now, later = (
+        RegionMemoryBank(num_classes=L, feat_dim=D,
+                         capacity_per_class=2).to(device) for _ in range(2))
     now.allocate(tags)
     later.allocate(tags)
     now.update(*batches[0])
@@ -283,8 +283,11 @@ def test_deferred_update_is_written_at_the_next_read(device):
     assert feats is later.feats  # in place, no copy
     assert torch.equal(classes, torch.where(now.written, now.slot_class, -1))
     assert later.num_written() == int(now.written.sum()) > 0
-    _assert_state(later, {k: getattr(now, k) for k in (
-        'feats', 'written', 'slot_image', 'last_update', 'step')})
+    _assert_state(
+        later, {
+            k: getattr(now, k)
+            for k in ('feats', 'written', 'slot_image', 'last_update', 'step')
+        })
     now.update(*batches[1])
     later.update(*batches[1], defer=True)
     # state_dict flushes: a checkpoint holds the write.
@@ -300,18 +303,23 @@ def test_deferred_update_is_written_at_the_next_read(device):
     later.flush()
     assert torch.equal(later.feats, sd['feats'])
     with pytest.raises(ValueError, match='classes must be in'):
-        later.update(*batches[0][:1], torch.full((10, ), L, device=device),
-                     batches[0][2], defer=True)  # checked when staged
+        later.update(
+            *batches[0][:1],
+            torch.full((10, ), L, device=device),
+            batches[0][2],
+            defer=True)  # checked when staged
 
 
 def test_released_empty_bank_loads_into_fresh_and_allocated_banks(device):
     tags = _tags()
     bank = RegionMemoryBank(num_classes=L, feat_dim=D).to(device)
     bank.allocate(tags)
-    bank.update(*_on(device, _random_batch(
-        torch.Generator().manual_seed(1), tags, 10)))
-    released = empty_bank_state(
-        {f'head.memory_bank.{k}': v for k, v in bank.state_dict().items()})
+    bank.update(*_on(
+        device, _random_batch(torch.Generator().manual_seed(1), tags, 10)))
+    released = empty_bank_state({
+        f'head.memory_bank.{k}': v
+        for k, v in bank.state_dict().items()
+    })
     released = {k[len('head.memory_bank.'):]: v for k, v in released.items()}
     assert released['feats'].shape == (0, D)
     assert int(released['step']) == 0
@@ -328,7 +336,9 @@ def test_released_empty_bank_loads_into_fresh_and_allocated_banks(device):
 def _dist_worker(rank, world, out_dir, batches):
     # A file store: no port to race for.
     dist.init_process_group(
-        'gloo', init_method=f'file://{out_dir}/store', rank=rank,
+        'gloo',
+        init_method=f'file://{out_dir}/store',
+        rank=rank,
         world_size=world)
     try:
         bank = RegionMemoryBank(
@@ -354,10 +364,7 @@ def test_distributed_update_identical_on_all_ranks(tmp_path):
     feats[1, 0], feats[2, 3] = float('nan'), float('inf')
     batches[2][1] = (feats, classes, images, torch.ones_like(gate))
     mp.spawn(
-        _dist_worker,
-        args=(2, str(tmp_path), batches),
-        nprocs=2,
-        join=True)
+        _dist_worker, args=(2, str(tmp_path), batches), nprocs=2, join=True)
     single = RegionMemoryBank(num_classes=L, feat_dim=D, capacity_per_class=2)
     single.allocate(tags)
     for per_rank in batches:
@@ -385,9 +392,9 @@ def test_module_to_moves_the_bank(device):
     bank = RegionMemoryBank(num_classes=L, feat_dim=D).to('cpu')
     bank.allocate(_tags())
     bank = bank.to(device)
-    bank.update(torch.randn(1, D, device=device),
-                torch.tensor([0], device=device),
-                torch.tensor([0], device=device))
+    bank.update(
+        torch.randn(1, D, device=device), torch.tensor([0], device=device),
+        torch.tensor([0], device=device))
     assert int(bank.written.sum()) == 1
     # Another device shows that every buffer follows the module, the
     # lookup table (not saved) included; 'meta' keeps shapes and dtypes.

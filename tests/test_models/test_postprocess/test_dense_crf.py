@@ -150,8 +150,7 @@ def test_batch_in_a_kept_pool_equals_one_by_one():
                              return_labels=True)
     pool = WorkerPool(2)
     for _ in range(2):
-        pooled = dense_crf_batch([image, flipped],
-                                 [probs, probs[:, :, ::-1]],
+        pooled = dense_crf_batch([image, flipped], [probs, probs[:, :, ::-1]],
                                  pool=pool,
                                  return_labels=True)
         for a, b in zip(serial, pooled):

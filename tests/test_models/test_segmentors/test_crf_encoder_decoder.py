@@ -48,8 +48,11 @@ def model_cfg(crf=None, crf_workers=0, train_cfg=None, msc_scales=()):
             dilations=(1, 2, 3, 4),
             num_classes=3),
         train_cfg=train_cfg,
-        test_cfg=dict(mode='whole', crf=crf, crf_workers=crf_workers,
-                      msc_scales=msc_scales))
+        test_cfg=dict(
+            mode='whole',
+            crf=crf,
+            crf_workers=crf_workers,
+            msc_scales=msc_scales))
 
 
 def build(**kwargs):
@@ -221,7 +224,8 @@ def test_synthvoc_config_trains_and_tests_with_and_without_crf(
             'train_cfg.max_iters=4', 'train_cfg.val_interval=4',
             'default_hooks.checkpoint.interval=4',
             'default_hooks.logger.interval=1', 'model.backbone.init_cfg=None')
-    ], env=PINNED_KERNELS)
+    ],
+                   env=PINNED_KERNELS)
     assert re.search(r'Iter\(train\) \[4/4\].*decode\.loss_ce', log)
     assert re.search(r'Iter\(val\).*mIoU: [\d.]+', log), log[-2000:]
     ckpt = osp.join(work_dir, 'iter_4.pth')
@@ -232,7 +236,8 @@ def test_synthvoc_config_trains_and_tests_with_and_without_crf(
             'python', 'tools/test.py', SYNTHVOC_CONFIG, ckpt, '--work-dir',
             tmp_path / f'test_{name}', '--out', out, '--cfg-options',
             *data_options(voc_root, *extra)
-        ], env=PINNED_KERNELS)
+        ],
+                       env=PINNED_KERNELS)
         miou = re.search(r'Iter\(test\).*mIoU: ([\d.]+)', log)
         assert miou, log[-2000:]
         scores[name] = float(miou.group(1))
@@ -257,8 +262,8 @@ def _seg_samples(n, hw):
     for i in range(n):
         sample = SegDataSample(metainfo=dict(img_shape=hw, pad_shape=hw))
         sample.gt_sem_seg = PixelData(
-            data=torch.randint(0, 3, (1, ) + hw, generator=torch.Generator(
-            ).manual_seed(i)))
+            data=torch.randint(
+                0, 3, (1, ) + hw, generator=torch.Generator().manual_seed(i)))
         samples.append(sample)
     return samples
 
@@ -271,28 +276,28 @@ def test_msc_loss_sums_every_scale_and_the_max():
     head = model.decode_head
     full = head(model.extract_feat(inputs))
     smalls = [
-        head(model.extract_feat(
-            F.interpolate(inputs, scale_factor=s, mode='bilinear')))
+        head(
+            model.extract_feat(
+                F.interpolate(inputs, scale_factor=s, mode='bilinear')))
         for s in (0.5, 0.75)
     ]
     assert smalls[0].shape[-1] < smalls[1].shape[-1] < full.shape[-1]
     fused = torch.stack([full] + [
-        F.interpolate(x, size=full.shape[2:], mode='bilinear')
-        for x in smalls
+        F.interpolate(x, size=full.shape[2:], mode='bilinear') for x in smalls
     ]).amax(0)
     for key, logits in zip(('s1.0', 's0.5', 's0.75', 'max'),
                            [full] + smalls + [fused]):
         expected = head.loss_by_feat(logits, samples)['loss_ce']
-        assert torch.allclose(losses[f'decode.{key}.loss_ce'], expected,
-                              atol=1e-6), key
+        assert torch.allclose(
+            losses[f'decode.{key}.loss_ce'], expected, atol=1e-6), key
     assert sorted(k for k in losses if 'loss' in k) == [
         'decode.max.loss_ce', 'decode.s0.5.loss_ce', 'decode.s0.75.loss_ce',
         'decode.s1.0.loss_ce'
     ]
     # Without msc_scales: mmseg's single-scale loss.
     plain = build().train().loss(inputs, samples)
-    assert torch.allclose(plain['decode.loss_ce'],
-                          losses['decode.s1.0.loss_ce'], atol=1e-6)
+    assert torch.allclose(
+        plain['decode.loss_ce'], losses['decode.s1.0.loss_ce'], atol=1e-6)
     with pytest.raises(ValueError, match='msc_scales'):
         build(train_cfg=dict(msc_scales=(1.0, )))
 
@@ -305,8 +310,9 @@ def test_msc_test_predicts_the_max_over_scales():
         got = model.encode_decode(inputs, metas)
         head = model.decode_head
         full = head(model.extract_feat(inputs))
-        half = head(model.extract_feat(
-            F.interpolate(inputs, scale_factor=0.5, mode='bilinear')))
+        half = head(
+            model.extract_feat(
+                F.interpolate(inputs, scale_factor=0.5, mode='bilinear')))
         fused = torch.maximum(
             full, F.interpolate(half, size=full.shape[2:], mode='bilinear'))
         expected = F.interpolate(fused, size=(32, 32), mode='bilinear')
