@@ -11,6 +11,7 @@ from .label_png import (label_map_classes, read_label_png, read_voc_label_png,
                         save_label_png)
 from .lists import (find_image_list, list_stems, read_list_file, read_tag_file,
                     stem_of, write_tag_file)
+from .oaa_store import OAAEntry, OAAMemory, OAAStore
 from .palette import VOC_IGNORE_COLOUR, voc_palette
 from .saliency import read_saliency_map
 
@@ -20,6 +21,7 @@ __all__ = [
     'atomic_write_lines', 'pid_alive', 'remove_stale_temporaries',
     'write_json_atomic', 'read_image', 'label_map_classes', 'read_label_png',
     'read_voc_label_png', 'save_label_png', 'find_image_list', 'list_stems',
-    'read_list_file', 'read_tag_file', 'stem_of', 'write_tag_file',
-    'VOC_IGNORE_COLOUR', 'voc_palette', 'read_saliency_map'
+    'read_list_file', 'read_tag_file', 'stem_of', 'write_tag_file', 'OAAEntry',
+    'OAAMemory', 'OAAStore', 'VOC_IGNORE_COLOUR', 'voc_palette',
+    'read_saliency_map'
 ]

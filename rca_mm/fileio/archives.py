@@ -8,7 +8,7 @@ Two stages store one archive per image in the same layout, ``class_ids``
     OUT/cams/<img_name>.npz        PseudoLabelMetric(save_cams=True)
         class_ids  (K,) int64      label-map ids of the tagged classes
         cams       (K, H, W) float16 in [0, 1], compressed
-    STORE/<img_name>.npz           OAAStore (rca_mm.structures)
+    STORE/<img_name>.npz           OAAStore (rca_mm.fileio.oaa_store)
         class_ids  (k,) int64      0-based foreground ids, sorted
         maps       (k, h, w) float16 in [0, 1]
         ori_shape  (2,) int64      the original image size, or (0,)

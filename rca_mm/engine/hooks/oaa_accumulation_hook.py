@@ -25,8 +25,8 @@ from mmengine.hooks import CheckpointHook, Hook
 from mmengine.logging import print_log
 from torch import Tensor
 
+from rca_mm.fileio import OAAMemory, OAAStore
 from rca_mm.registry import HOOKS
-from rca_mm.structures import OAAMemory, OAAStore
 from rca_mm.utils.dist_utils import unwrap_model
 
 STORE_KEY = 'model.test_cfg.oaa_store'

@@ -24,8 +24,8 @@ from mmseg.models.segmentors import BaseSegmentor
 from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig
 from torch import Tensor
 
+from rca_mm.fileio import OAAStore
 from rca_mm.registry import MODELS
-from rca_mm.structures import OAAStore
 from ..heads.cam_head import gap_scores
 from ..utils import max_normalize, predict_image_by_image
 

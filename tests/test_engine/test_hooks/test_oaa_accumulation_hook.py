@@ -7,8 +7,8 @@ import torch.nn as nn
 from mmseg.structures import SegDataSample
 
 from rca_mm.engine.hooks import OAAAccumulationHook
+from rca_mm.fileio import OAAStore
 from rca_mm.registry import HOOKS
-from rca_mm.structures import OAAStore
 
 
 def _sample(name,

@@ -193,7 +193,7 @@ def test_saliency_missing_is_a_clear_error():
 def test_predict_from_oaa_store(tmp_path):
     import numpy as np
 
-    from rca_mm.structures import OAAStore
+    from rca_mm.fileio import OAAStore
     store = OAAStore(str(tmp_path / 'oaa'))
     maps = np.zeros((1, 4, 4), np.float32)
     maps[0, :2] = 0.5  # top half of class 1

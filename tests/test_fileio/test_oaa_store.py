@@ -5,7 +5,7 @@ import os.path as osp
 import numpy as np
 import pytest
 
-from rca_mm.structures import OAAMemory, OAAStore
+from rca_mm.fileio import OAAMemory, OAAStore
 
 
 def test_update_and_load_roundtrip(tmp_path):

@@ -32,7 +32,7 @@ from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
-from rca_mm.fileio import load_oaa_npz, save_oaa_npz
+from .archives import load_oaa_npz, save_oaa_npz
 
 
 class OAAEntry(NamedTuple):

@@ -1,4 +1,0 @@
-"""Data structures shared by models and hooks."""
-from .oaa_store import OAAEntry, OAAMemory, OAAStore
-
-__all__ = ['OAAEntry', 'OAAMemory', 'OAAStore']
