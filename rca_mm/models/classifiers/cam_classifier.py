@@ -9,6 +9,8 @@
                sum -> crop padding -> resize to the original image
                -> keep the tagged classes -> max-normalise per class
                -> SegDataSample.pred_cams (L, H, W), pred_score (L,)
+               -> with test_cfg.pseudo_label (export): the recipe on the
+                  tagged classes' CAMs -> pred_sem_seg (1, H, W)
 
 It runs under the MMEngine runner like an mmseg segmentor, so stage 1 trains
 with ``tools/train.py`` and exports CAMs with ``tools/test.py``.
@@ -17,6 +19,7 @@ import os.path as osp
 from functools import partial
 from typing import List, Optional, Sequence, Tuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from mmengine.structures import PixelData
@@ -24,9 +27,10 @@ from mmseg.models.segmentors import BaseSegmentor
 from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig
 from torch import Tensor
 
-from rca_mm.fileio import OAAStore
-from rca_mm.registry import MODELS
+from rca_mm.fileio import OAAStore, read_image
+from rca_mm.registry import MODELS, PSEUDO_LABEL_RECIPES
 from ..heads.cam_head import gap_scores
+from ..postprocess.dense_crf import WorkerPool
 from ..utils import max_normalize, predict_image_by_image
 
 
@@ -76,6 +80,20 @@ class CAMClassifier(BaseSegmentor):
               unflipped maps whatever ``scales`` are, so the export's extra
               scales and flips would only cost time. Default: ``(1.0,)``
               and False.
+            - ``pseudo_label`` (dict, optional): the recipe that turns an
+              image's CAMs into its pseudo label, a config of
+              ``PSEUDO_LABEL_RECIPES``, e.g. ``dict(type='SaliencyRecipe',
+              crf=True, crf_cfg=dict(alpha=4))``
+              (:mod:`rca_mm.evaluation.recipes`). With it, :meth:`predict`
+              also sets ``pred_sem_seg``; validation during training
+              (:meth:`val_step`) does not. Default: None.
+            - ``crf_workers`` (int): processes that run the recipe of a
+              batch's images in parallel when it has a CRF (PSA's CRF is
+              single-threaded C++ and dominates the export). They start on
+              the first batch and serve the model's life. Parallelism is
+              over the images of a batch: set ``test_dataloader.batch_size``
+              to at least this. 0: in this process, as the authors' scripts
+              do. Default: 0.
         init_cfg (dict, optional): initialisation.
     """
 
@@ -106,11 +124,20 @@ class CAMClassifier(BaseSegmentor):
         self.val_scales: Sequence[float] = tuple(
             test_cfg.pop('val_scales', (1.0, )))
         self.val_flip: bool = test_cfg.pop('val_flip', False)
+        pseudo_label = test_cfg.pop('pseudo_label', None)
+        self.pseudo_label = None if pseudo_label is None else \
+            PSEUDO_LABEL_RECIPES.build(pseudo_label)
+        crf_workers = int(test_cfg.pop('crf_workers', 0))
         if test_cfg:
             raise ValueError(
                 f'model.test_cfg has unknown keys {sorted(test_cfg)}; '
                 'expected scales, flip, tags, score_thr, oaa_store, '
-                'activation, val_scales, val_flip')
+                'activation, val_scales, val_flip, pseudo_label, '
+                'crf_workers')
+        if crf_workers < 0:
+            raise ValueError('model.test_cfg.crf_workers must be >= 0, got '
+                             f'{crf_workers}')
+        self.crf_pool = WorkerPool(crf_workers)
         if not self.scales or not self.val_scales:
             raise ValueError('model.test_cfg.scales and val_scales must not '
                              'be empty')
@@ -181,13 +208,16 @@ class CAMClassifier(BaseSegmentor):
 
     def val_step(self, data: dict) -> list:
         """:meth:`test_step` at ``test_cfg.val_scales`` and ``val_flip``
-        (by default one scale, no flip) instead of the export's."""
-        scales, flip = self.scales, self.flip
+        (by default one scale, no flip) instead of the export's, and
+        without pseudo labels (the validation metric reads the scores)."""
+        scales, flip, recipe = self.scales, self.flip, self.pseudo_label
         self.scales, self.flip = self.val_scales, self.val_flip
+        self.pseudo_label = None
         try:
             return self.test_step(data)
         finally:
             self.scales, self.flip = scales, flip
+            self.pseudo_label = recipe
 
     def multiscale_cams(self, inputs: Tensor) -> Tuple[Tensor, Tensor]:
         """Activated maps summed over scales and flips, at input size.
@@ -231,8 +261,9 @@ class CAMClassifier(BaseSegmentor):
 
         Each returned sample gets ``pred_cams`` (``(L, H, W)``, in [0, 1],
         zero for classes not kept), ``pred_score`` (sigmoid of the scale-1
-        image scores, ``(L,)``), and ``pred_bg`` (``(1, H, W)``) when the head
-        predicts a background map.
+        image scores, ``(L,)``), ``pred_bg`` (``(1, H, W)``) when the head
+        predicts a background map, and with ``test_cfg.pseudo_label``
+        ``pred_sem_seg`` (see :meth:`add_pseudo_labels`).
         """
         if self.oaa_store is not None:
             scores = self.head.scores(self.extract_feat(inputs)).float()
@@ -265,7 +296,7 @@ class CAMClassifier(BaseSegmentor):
                 bg = cam[self.num_classes:]
                 sample.set_data(
                     dict(pred_bg=PixelData(data=max_normalize(bg))))
-        return data_samples
+        return self.add_pseudo_labels(data_samples)
 
     def predict_from_store(self, data_samples: list, scores: Tensor) -> list:
         """OAA+: the accumulated maps of each image as its CAMs."""
@@ -289,7 +320,92 @@ class CAMClassifier(BaseSegmentor):
             sample.set_data(
                 dict(pred_cams=PixelData(data=max_normalize(cams))))
             set_scores(sample, scores[i])
+        return self.add_pseudo_labels(data_samples)
+
+    def add_pseudo_labels(self, data_samples: list) -> list:
+        """Each image's pseudo label by ``test_cfg.pseudo_label``, as
+        ``pred_sem_seg`` (``(1, H, W)``, 0 background, 1..L the classes, 255
+        ignore); nothing without the setting.
+
+        The recipe gets the CAMs of the image's tags (``gt_img_labels``;
+        without them, the classes with a non-zero CAM), their class ids,
+        the RGB image read from ``img_path`` when it needs one (the CRF),
+        ``gt_saliency`` and ``pred_bg`` when the sample has them. A batch's
+        images are labelled in ``test_cfg.crf_workers`` processes when the
+        recipe has a CRF. An image that cannot be labelled (unreadable,
+        no saliency for a saliency recipe) gets no ``pred_sem_seg`` but the
+        reason, metainfo ``pseudo_label_error``, which the metric counts and
+        lists.
+        """
+        if self.pseudo_label is None:
+            return data_samples
+        jobs, todo = [], []
+        for sample in data_samples:
+            try:
+                jobs.append(self._recipe_inputs(sample))
+                todo.append(sample)
+            except (OSError, ValueError) as err:
+                sample.set_metainfo(
+                    dict(pseudo_label_error=f'{type(err).__name__}: {err}'))
+        pool = self.crf_pool if self.pseudo_label.needs_image \
+            else WorkerPool(0)
+        outputs = pool.map(_run_recipe, [self.pseudo_label] * len(jobs), jobs)
+        for sample, (labels, error) in zip(todo, outputs):
+            if error is not None:
+                sample.set_metainfo(dict(pseudo_label_error=error))
+                continue
+            device = sample.pred_cams.data.device
+            sample.set_data(
+                dict(
+                    pred_sem_seg=PixelData(
+                        data=torch.from_numpy(labels[None]).to(device))))
         return data_samples
+
+    def _recipe_inputs(self, sample) -> tuple:
+        """``(cams, class_ids, image, saliency, bg_map)``: the recipe's
+        arguments for one image, as numpy arrays."""
+        cams_all = sample.pred_cams.data.detach().cpu().numpy().astype(
+            np.float32)
+        if 'gt_img_labels' in sample:
+            tags = sample.gt_img_labels.detach().cpu().numpy().reshape(-1)
+            if tags.shape[0] != cams_all.shape[0]:
+                raise ValueError(f'{tags.shape[0]} image tags but '
+                                 f'{cams_all.shape[0]} CAMs')
+            tag_idx = np.flatnonzero(tags > 0.5)
+        else:  # untagged classes have all-zero CAMs
+            tag_idx = np.flatnonzero(
+                cams_all.reshape(len(cams_all), -1).max(axis=1) > 0)
+        image = saliency = bg_map = None
+        if self.pseudo_label.needs_image:
+            image = _read_rgb(sample.metainfo['img_path'], cams_all.shape[1:])
+        if 'gt_saliency' in sample:
+            saliency = sample.gt_saliency.data.detach().cpu().numpy()[0]
+        if 'pred_bg' in sample:
+            bg_map = sample.pred_bg.data.detach().cpu().numpy()[0]
+        return cams_all[tag_idx], tag_idx + 1, image, saliency, bg_map
+
+
+def _run_recipe(recipe, args: tuple) -> tuple:
+    """``(labels, None)``, or ``(None, reason)`` when the recipe refuses
+    the image; run in a CRF worker or here."""
+    cams, class_ids, image, saliency, bg_map = args
+    try:
+        return recipe(
+            cams, class_ids, image=image, saliency=saliency,
+            bg_map=bg_map), None
+    except (OSError, ValueError) as err:
+        return None, f'{type(err).__name__}: {err}'
+
+
+def _read_rgb(path: str, shape: tuple) -> np.ndarray:
+    """The image at ``path`` as (H, W, 3) uint8 RGB of the CAMs' size, for
+    the CRF."""
+    image, _ = read_image(path, channel_order='rgb', exif_orientation=True)
+    if image.shape[:2] != tuple(shape):
+        raise ValueError(f'image {path!r} is {image.shape[:2]} but its CAMs '
+                         f'are {tuple(shape)} (predict must return CAMs at '
+                         'the original size)')
+    return image
 
 
 __all__ = ['CAMClassifier']
