@@ -134,6 +134,26 @@ def assert_same(a, b, path='checkpoint'):
         assert a == b, f'{path}: {a!r} != {b!r}'
 
 
+def assert_live_rca_state(a, b):
+    """RCA's bank and prototypes in the state dicts ``a`` and ``b``: live
+    (entries written with non-zero features, valid finite non-zero
+    prototypes) in both, and bit-identical."""
+    for sd in (a, b):
+        written = sd['head.memory_bank.written']
+        assert written.any(), 'the bank holds no entry'
+        feats = sd['head.memory_bank.feats'][written].float()
+        assert (feats.abs().sum(-1) > 0).all(), 'a written entry is 0'
+        valid = sd['head.aggregation.prototype_valid']
+        assert valid.any(), 'no prototype is valid'
+        protos = sd['head.aggregation.prototypes'][valid].float()
+        assert torch.isfinite(protos).all()
+        assert (protos.abs().sum(-1) > 0).all(), 'a valid prototype is 0'
+    for key in ('head.memory_bank.written', 'head.memory_bank.feats',
+                'head.aggregation.prototype_valid',
+                'head.aggregation.prototypes'):
+        assert_same(a[key], b[key], key)
+
+
 def test_sigkill_then_resume_equals_an_uninterrupted_run(data_root, tmp_path):
     a_dir, b_dir = tmp_path / 'a', tmp_path / 'b'
     a_dir.mkdir()
@@ -165,11 +185,7 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(data_root, tmp_path):
     assert 'RNGStateHook: RNG states restored' in log
     a = torch.load(a_dir / 'epoch_2.pth', weights_only=True)
     b = torch.load(b_dir / 'epoch_2.pth', weights_only=True)
-    keys = a['state_dict']
-    assert 'head.memory_bank.feats' in keys and keys[
-        'head.memory_bank.written'].any()
-    assert 'head.aggregation.prototypes' in keys or any(
-        k.startswith('head.aggregation.') for k in keys)
+    assert_live_rca_state(a['state_dict'], b['state_dict'])
     for part in ('state_dict', 'optimizer', 'param_schedulers'):
         assert_same(a[part], b[part], part)
     assert_same(a['meta']['rng_state'], b['meta']['rng_state'], 'rng_state')
