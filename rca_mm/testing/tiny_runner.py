@@ -11,7 +11,7 @@ from typing import Optional, Sequence
 
 from mmengine.config import Config
 
-from rca_mm.datasets.synthvoc import generate_synthvoc
+from rca_mm.datasets.synthetic import generate_synthvoc
 
 
 def write_tiny_synthvoc(root: str,

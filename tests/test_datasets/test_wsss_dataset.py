@@ -261,7 +261,7 @@ def test_data_root_redirect_of_every_base_config():
 
 
 def test_synthvoc_config_on_generated_data(tmp_path):
-    from rca_mm.datasets.synthvoc import generate_synthvoc
+    from rca_mm.datasets.synthetic import generate_synthvoc
     root = str(tmp_path / 'synthvoc')
     generate_synthvoc(
         root,

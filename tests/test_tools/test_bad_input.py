@@ -35,7 +35,7 @@ import torch.nn as nn
 from mmengine.config import Config
 from PIL import Image
 
-from rca_mm.datasets.synthvoc import generate_synthvoc
+from rca_mm.datasets.synthetic import generate_synthvoc
 from rca_mm.engine.config_checks import check_checkpoint_fits
 from rca_mm.engine.runner_builder import load_config
 from rca_mm.registry import MODELS

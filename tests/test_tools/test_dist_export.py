@@ -24,7 +24,7 @@ import torch
 from mmengine.config import Config
 from PIL import Image
 
-from rca_mm.datasets.synthvoc import generate_synthvoc
+from rca_mm.datasets.synthetic import generate_synthvoc
 from rca_mm.registry import MODELS
 from rca_mm.utils import register_all_modules
 from ..conftest import REPO, run_dist_tool, run_tool

@@ -55,7 +55,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rca_mm.datasets.synthvoc import generate_synthvoc
+from rca_mm.datasets.synthetic import generate_synthvoc
 from rca_mm.utils.safe_checkpoint import safe_torch_load
 from tests.conftest import PINNED_KERNELS, SERIAL_LOADERS, run_tool
 

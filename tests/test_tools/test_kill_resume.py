@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 
-from rca_mm.datasets.synthvoc import generate_synthvoc
+from rca_mm.datasets.synthetic import generate_synthvoc
 from ..conftest import REPO, run_tool
 
 CONFIG = 'configs/synthvoc/rca-oaa_r18-w16_8e_synthvoc-112x112.py'

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from rca_mm.datasets.synthvoc import generate_synthvoc
+from rca_mm.datasets.synthetic import generate_synthvoc
 from ..conftest import SERIAL_LOADERS, run_tool
 
 CONFIG = 'configs/synthvoc/oaa_r18-w16_8e_synthvoc-112x112.py'

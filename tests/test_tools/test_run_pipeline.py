@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from rca_mm.datasets.synthvoc import generate_synthvoc
+from rca_mm.datasets.synthetic import generate_synthvoc
 from tests.conftest import PINNED_KERNELS, SERIAL_LOADERS, run_tool
 
 STAGE1 = 'configs/synthvoc/rca_r18-w16_8e_synthvoc-112x112.py'
@@ -103,7 +103,7 @@ def test_pretraining_once_then_reused_and_a_baseline_beside(
     """--pretrain makes the file the stage configs start from, the stages
     load it, a re-run reuses it, a lost file is exported again from the
     finished pretraining; --baseline runs beside on the same seed."""
-    from rca_mm.datasets.synthnet import generate_synthnet
+    from rca_mm.datasets.synthetic import generate_synthnet
     from rca_mm.utils.safe_checkpoint import safe_torch_load
     net = str(tmp_path / 'synthnet')
     generate_synthnet(

@@ -41,7 +41,7 @@ from mmengine.hooks import Hook
 from mmengine.runner import Runner
 from PIL import Image
 
-from rca_mm.datasets.synthvoc import generate_synthvoc
+from rca_mm.datasets.synthetic import generate_synthvoc
 from rca_mm.utils.dist_utils import unwrap_model
 from ..conftest import REPO
 

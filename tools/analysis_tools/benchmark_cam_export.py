@@ -41,7 +41,7 @@ import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-from rca_mm.datasets.synthvoc import generate_synthvoc
+from rca_mm.datasets.synthetic import generate_synthvoc
 from rca_mm.registry import METRICS, MODELS
 from rca_mm.utils.benchmark import (benchmark_parser, cost, cost_name,
                                     machine_line, measure,

@@ -257,7 +257,7 @@ def check_config(data_root: str, gpus: int, pretrained: bool) -> str:
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
-    from rca_mm.datasets.synthvoc import generate_synthvoc
+    from rca_mm.datasets.synthetic import generate_synthvoc
     root = osp.abspath(osp.join(args.work_dir, 'synthvoc'))
     # 4 iterations of 8 images per GPU and epoch.
     generate_synthvoc(

@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from rca_mm.datasets.synthvoc_render import build_world, render_sample  # noqa
+from rca_mm.datasets.synthetic import build_world, render_sample  # noqa: E402
 from rca_mm.fileio import voc_palette  # noqa: E402
 
 

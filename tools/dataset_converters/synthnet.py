@@ -10,7 +10,7 @@ import argparse
 import sys
 import time
 
-from rca_mm.datasets.synthnet import generate_synthnet
+from rca_mm.datasets.synthetic import generate_synthnet
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -10,7 +10,7 @@ import argparse
 import sys
 import time
 
-from rca_mm.datasets.synthvoc import generate_synthvoc
+from rca_mm.datasets.synthetic import generate_synthvoc
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -2,9 +2,11 @@
 import numpy as np
 
 from rca_mm.datasets.metainfo import SYNTHVOC_CLASSES
-from rca_mm.datasets.synthvoc_render import (BACKGROUNDS, PREFERRED_BG_PROB,
-                                             _sample_classes, build_world,
-                                             render_sample)
+from rca_mm.datasets.synthetic.synthvoc_render import (BACKGROUNDS,
+                                                       PREFERRED_BG_PROB,
+                                                       _sample_classes,
+                                                       build_world,
+                                                       render_sample)
 
 C = 10
 

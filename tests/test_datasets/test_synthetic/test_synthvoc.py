@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from rca_mm.datasets.metainfo import SYNTHVOC_CLASSES
-from rca_mm.datasets.synthvoc import generate_synthvoc
-from rca_mm.datasets.synthvoc_render import build_world
+from rca_mm.datasets.synthetic import generate_synthvoc
+from rca_mm.datasets.synthetic.synthvoc_render import build_world
 from rca_mm.fileio import voc_palette
 from tests.conftest import REPO, run_tool
 

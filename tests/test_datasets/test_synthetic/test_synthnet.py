@@ -7,12 +7,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rca_mm.datasets.synthnet import (AREA_RANGE, BODY_HSV, CENTRE_RANGE,
-                                      LOOKALIKES, NUM_SYNTHVOC, SIBLINGS,
-                                      build_synthnet_world, generate_synthnet,
-                                      render_synthnet_sample)
-from rca_mm.datasets.synthvoc_render import (BACKGROUNDS, build_world,
-                                             class_look)
+from rca_mm.datasets.synthetic.synthnet import (
+    AREA_RANGE, BODY_HSV, CENTRE_RANGE, LOOKALIKES, NUM_SYNTHVOC, SIBLINGS,
+    build_synthnet_world, generate_synthnet, render_synthnet_sample)
+from rca_mm.datasets.synthetic.synthvoc_render import (BACKGROUNDS,
+                                                       build_world, class_look)
 
 SMALL = dict(
     num_classes=50,

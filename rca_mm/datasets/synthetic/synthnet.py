@@ -2,8 +2,8 @@
 
 Every classifier in the RCA paper starts from ImageNet weights. SynthNet
 plays ImageNet's role for SynthVOC: it is drawn from the same world
-(:mod:`rca_mm.datasets.synthvoc_render`: the same backgrounds, bodies,
-parts and renderer) with ImageNet's properties, decided before any
+(:mod:`rca_mm.datasets.synthetic.synthvoc_render`: the same backgrounds,
+bodies, parts and renderer) with ImageNet's properties, decided before any
 measurement with it (``docs/synthnet.md``):
 
 - many more classes than SynthVOC (100 by default), SynthVOC's 10 among
@@ -28,7 +28,7 @@ with annotation lists)::
 
 ``ccc`` is the zero-padded label, so the sorted folder names follow the
 labels. Written deterministically, in parallel, atomically and resumably
-like SynthVOC (:mod:`rca_mm.datasets.generated`).
+like SynthVOC (:mod:`rca_mm.datasets.synthetic.generated`).
 """
 import os.path as osp
 from dataclasses import dataclass
@@ -38,13 +38,12 @@ from typing import Dict, Sequence, Tuple
 import numpy as np
 from PIL import Image
 
-from rca_mm.datasets.generated import (is_complete, map_jobs, mark_incomplete,
-                                       write_meta, write_text)
-from rca_mm.datasets.synthvoc_render import (BACKGROUNDS, BODY_STYLES,
-                                             PART_SHAPES, ObjectLook, _hsv2rgb,
-                                             background, build_world,
-                                             class_look, composite,
-                                             draw_object, light_and_noise)
+from rca_mm.datasets.synthetic.generated import (is_complete, map_jobs,
+                                                 mark_incomplete, write_meta,
+                                                 write_text)
+from rca_mm.datasets.synthetic.synthvoc_render import (
+    BACKGROUNDS, BODY_STYLES, PART_SHAPES, ObjectLook, _hsv2rgb, background,
+    build_world, class_look, composite, draw_object, light_and_noise)
 from rca_mm.fileio import atomic_write
 
 # Bumped whenever a seed would render differently (synthnet.json records it).

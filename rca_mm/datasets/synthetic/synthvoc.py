@@ -1,9 +1,9 @@
 """SynthVOC on disk: the whole dataset in PASCAL VOC's layout.
 
-The images come from :mod:`rca_mm.datasets.synthvoc_render` (the world, the
-difficulties and the renderer); this module writes them, in parallel,
-atomically and resumably, so the VOC dataset classes load the result. See
-``docs/synthvoc.md``.
+The images come from :mod:`rca_mm.datasets.synthetic.synthvoc_render` (the
+world, the difficulties and the renderer); this module writes them, in
+parallel, atomically and resumably, so the VOC dataset classes load the
+result. See ``docs/synthvoc.md``.
 
 .. code:: text
 
@@ -21,10 +21,12 @@ from typing import Dict, Sequence, Tuple
 import numpy as np
 from PIL import Image
 
-from rca_mm.datasets.generated import (is_complete, map_jobs, mark_incomplete,
-                                       write_meta, write_text)
-from rca_mm.datasets.synthvoc_render import (FORMAT_VERSION, build_world,
-                                             render_sample)
+from rca_mm.datasets.synthetic.generated import (is_complete, map_jobs,
+                                                 mark_incomplete, write_meta,
+                                                 write_text)
+from rca_mm.datasets.synthetic.synthvoc_render import (FORMAT_VERSION,
+                                                       build_world,
+                                                       render_sample)
 from rca_mm.fileio import atomic_write, save_label_png
 
 LISTS = ('train_aug', 'train', 'val')

@@ -15,8 +15,8 @@ train a classifier from scratch on a CPU in minutes:
   edges, holes, missed small objects, false blobs).
 
 :func:`render_sample` draws one image from a seeded generator;
-``rca_mm.datasets.synthvoc`` writes a whole dataset in VOC's layout. See
-``docs/synthvoc.md`` for the picture and the numbers.
+``rca_mm.datasets.synthetic.synthvoc`` writes a whole dataset in VOC's
+layout. See ``docs/synthvoc.md`` for the picture and the numbers.
 """
 from dataclasses import dataclass
 from functools import lru_cache
