@@ -188,10 +188,13 @@ class RNGStateHook(Hook):
         rank, world = get_rank(), runner.world_size
         if len(states) != world:
             print_log(
-                f'RNGStateHook: the checkpoint holds the RNG states of '
-                f'{len(states)} processes, this run has {world}; the '
-                'resumed run reseeds instead and is not bit-identical to an '
-                'uninterrupted one',
+                f'RNGStateHook: the checkpoint was written by a run of '
+                f'{len(states)} processes and this run has {world}: the '
+                'saved RNG states are not restored, the random draws (data '
+                "augmentation, region mixup, dropout) follow this run's "
+                'seed instead, and the resumed run is not bit-identical to '
+                f'an uninterrupted one. Resume on {len(states)} processes '
+                'for an exact continuation',
                 logger='current',
                 level=30)
             return

@@ -163,3 +163,33 @@ def test_as_many_visible_devices_restore_all_without_warning(
     assert [i for i, _ in calls] == [0]
     assert torch.equal(calls[0][1], cuda_states[0])
     assert logs == []
+
+
+@pytest.mark.parametrize('saved_world,world', [(2, 1), (1, 2)])
+def test_resume_on_another_number_of_processes_warns_and_reseeds(
+        monkeypatch, saved_world, world):
+    logs = []
+    monkeypatch.setattr(rng_module, 'print_log',
+                        lambda msg, **kwargs: logs.append((msg, kwargs)))
+    torch.manual_seed(7)
+    np.random.seed(7)
+    random.seed(7)
+    saved = [get_rng_state() for _ in range(saved_world)]
+    after_snapshot = draws()
+    hook = RNGStateHook()
+    hook.after_load_checkpoint(None, dict(meta=dict(rng_state=saved)))
+    runner = SimpleNamespace(iter=4, world_size=world, train_loop=None)
+    hook.before_train_iter(runner, 0)
+    # Not restored: the generators go on from where they were.
+    assert draws() != after_snapshot
+    assert hook._pending is None  # warned once, not at every iteration
+    hook.before_train_iter(runner, 1)
+    assert logs == [
+        (f'RNGStateHook: the checkpoint was written by a run of {saved_world} '
+         f'processes and this run has {world}: the saved RNG states are not '
+         'restored, the random draws (data augmentation, region mixup, '
+         "dropout) follow this run's seed instead, and the resumed run is "
+         'not bit-identical to an uninterrupted one. Resume on '
+         f'{saved_world} processes for an exact continuation',
+         dict(logger='current', level=30))
+    ]
