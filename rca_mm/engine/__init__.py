@@ -5,4 +5,3 @@
 import mmseg.engine  # noqa: F401
 
 from . import hooks, optimizers  # noqa: F401
-from .atomic_local_backend import AtomicLocalBackend  # noqa: F401

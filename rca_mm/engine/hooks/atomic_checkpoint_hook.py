@@ -11,7 +11,7 @@ step 3 an empty ``last_checkpoint``; and with ``max_keep_ckpts=1`` the only
 usable checkpoint is deleted before its successor exists.
 :class:`AtomicCheckpointHook` keeps mmengine's options and file names and
 changes only the order and the writes: the checkpoint goes through
-:class:`~rca_mm.engine.AtomicLocalBackend` (temporary file, fsync,
+:class:`~rca_mm.fileio.AtomicLocalBackend` (temporary file, fsync,
 ``os.replace``), ``last_checkpoint`` is replaced atomically after it, and the
 outdated checkpoint is removed last. A kill at any point leaves
 ``last_checkpoint`` naming a complete checkpoint.
@@ -23,8 +23,7 @@ from typing import Optional
 from mmengine.dist import is_main_process
 from mmengine.hooks import CheckpointHook
 
-from rca_mm.engine.atomic_local_backend import AtomicLocalBackend
-from rca_mm.fileio import atomic_open
+from rca_mm.fileio import AtomicLocalBackend, atomic_open
 from rca_mm.registry import HOOKS
 
 

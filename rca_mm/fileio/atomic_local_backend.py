@@ -18,7 +18,7 @@ from typing import Union
 
 from mmengine.fileio import LocalBackend, register_backend
 
-from rca_mm.fileio import atomic_open
+from .atomic import atomic_open
 
 
 @register_backend('atomic_local', force=True)
