@@ -5,10 +5,10 @@ DeepLabV2 head."""
 # rca_mm.registry's `locations` lead.
 import mmseg.models  # noqa: F401
 
-from . import (backbones, classifiers, decode_heads, heads, losses, memory,
-               postprocess, segmentors)
+from . import (backbones, classifiers, decode_heads, heads, layers, losses,
+               memory, postprocess, segmentors)
 
 __all__ = [
-    'backbones', 'classifiers', 'decode_heads', 'heads', 'losses', 'memory',
-    'postprocess', 'segmentors'
+    'backbones', 'classifiers', 'decode_heads', 'heads', 'layers', 'losses',
+    'memory', 'postprocess', 'segmentors'
 ]

@@ -39,7 +39,7 @@ from mmengine.logging import print_log
 from mmseg.utils import ConfigType, OptConfigType
 from torch import Tensor
 
-from rca_mm.models.memory import masked_region_features
+from rca_mm.models.layers import masked_region_features
 from rca_mm.registry import MODELS
 from .cam_head import CAMHead, gap_scores, stack_img_labels
 

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 
-from rca_mm.models.memory import masked_region_features
+from rca_mm.models.layers import masked_region_features
 from rca_mm.registry import MODELS
 
 

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from rca_mm.models.memory import masked_region_features
-from rca_mm.models.memory.pseudo_regions import region_masks
+from rca_mm.models.layers import masked_region_features
+from rca_mm.models.layers.pseudo_regions import region_masks
 
 
 def _reference(feats, cams, labels):

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from rca_mm.models.memory import PrototypeAggregation
+from rca_mm.models.layers import PrototypeAggregation
 from rca_mm.registry import MODELS
 
 
@@ -168,7 +168,7 @@ def test_half_features_come_back_in_their_dtype(dtype):
 def _cluster_worker(rank, world, out_dir, entries, mask):
     import torch.distributed as dist
 
-    from rca_mm.models.memory import prototype_aggregation as module
+    from rca_mm.models.layers import prototype_aggregation as module
     dist.init_process_group(
         'gloo',
         init_method=f'file://{out_dir}/store',

@@ -24,7 +24,7 @@ from mmengine.model import BaseModule
 from torch import Tensor
 
 from rca_mm.registry import MODELS
-from .kmeans import batched_kmeans
+from ..memory.kmeans import batched_kmeans
 
 
 @MODELS.register_module()
