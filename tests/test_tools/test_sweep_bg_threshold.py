@@ -139,3 +139,39 @@ def test_foreground_scores_count_background_hits():
     scores = tool.foreground_scores(cm)
     assert scores['fg_precision'] == pytest.approx(2 / 5)
     assert scores['fg_recall'] == pytest.approx(2 / 4)
+
+
+def test_the_recipe_is_the_configs(cam_gt, tmp_path):
+    """--config: the config's ThresholdRecipe with bg_threshold varied, built
+    from PSEUDO_LABEL_RECIPES; other recipes and the CRF are refused."""
+    from rca_mm.evaluation.recipes import ThresholdRecipe
+    tool = load_tool()
+    recipes = tool.threshold_recipes([0.1, 0.3])
+    assert [type(r) for r in recipes] == [ThresholdRecipe] * 2
+    assert [r.bg_threshold for r in recipes] == [0.1, 0.3]
+    config = tmp_path / 'cfg.py'
+    config.write_text(
+        "model = dict(test_cfg=dict(pseudo_label=dict(type='ThresholdRecipe', "
+        'bg_threshold=0.2)))\n')
+    recipe = tool.config_recipe(str(config))
+    assert recipe == dict(type='ThresholdRecipe', bg_threshold=0.2)
+    assert tool.threshold_recipes([0.4], recipe)[0].bg_threshold == 0.4
+    with pytest.raises(ValueError, match="bg_threshold of 'ThresholdRe"):
+        tool.threshold_recipes([0.4], dict(type='BackgroundMapRecipe'))
+    with pytest.raises(ValueError, match='crf=True needs the images'):
+        tool.threshold_recipes([0.4], dict(type='ThresholdRecipe', crf=True))
+    config.write_text('model = dict(test_cfg=dict())\n')
+    with pytest.raises(ValueError, match='no model.test_cfg.pseudo_label'):
+        tool.config_recipe(str(config))
+    cam_dir, gt_dir, list_file = cam_gt
+    config.write_text(
+        "model = dict(test_cfg=dict(pseudo_label=dict(type='ThresholdRecipe', "
+        'bg_threshold=0.2)))\n')
+    out = run_tool([
+        'python', TOOL, cam_dir, gt_dir, list_file, '--thresholds', '0.375',
+        '--num-classes', '3', '--config',
+        str(config)
+    ])
+    assert out.strip().splitlines()[2].split() == [
+        '0.375', '58.33', '58.33', '100.00', '66.67'
+    ]

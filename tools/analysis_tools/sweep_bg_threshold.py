@@ -4,28 +4,31 @@ WSSS papers (PSA, IRN, EPS) pick the background threshold of their CAMs by the
 pseudo-label mIoU on the training images with ground truth. This reads the CAMs
 that ``PseudoLabelMetric(save_cams=True)`` wrote (``--out DIR`` ->
 ``DIR/cams/<name>.npz``) and the ground-truth PNGs, labels every image at every
-threshold with the metric's ``ThresholdRecipe`` (built from
-``PSEUDO_LABEL_RECIPES``), scores it with the same confusion matrix, and prints
-mIoU per threshold under both protocols (they agree here: the threshold recipe
-leaves no pixel at 255) and the best threshold. Two class-agnostic columns say
-where the maps fire: the precision and the recall of the predicted foreground
-against the ground-truth foreground (low precision at a foreground share close
-to the ground truth's means the maps cover the background, e.g. co-occurring
-context such as water for boats).
+threshold with ``ThresholdRecipe`` objects built from ``PSEUDO_LABEL_RECIPES``
+as the model builds ``model.test_cfg.pseudo_label`` (with ``--config``, that
+recipe with its ``bg_threshold`` varied), scores it with the metric's confusion
+matrix, and prints mIoU per threshold under both protocols (they agree here:
+the threshold recipe leaves no pixel at 255) and the best threshold. Two
+class-agnostic columns say where the maps fire: the precision and the recall of
+the predicted foreground against the ground-truth foreground (low precision at
+a foreground share close to the ground truth's means the maps cover the
+background, e.g. co-occurring context such as water for boats).
 
 Usage::
 
     python tools/analysis_tools/sweep_bg_threshold.py \\
         work_dirs/labels/cams data/VOCdevkit/VOC2012/SegmentationClassAug \\
         data/VOCdevkit/VOC2012/ImageSets/Segmentation/train.txt \\
-        [--thresholds 0.05:0.95:0.05] [--nproc 4] [--num-classes 21]
+        [--thresholds 0.05:0.95:0.05] [--nproc 4] [--num-classes 21] \\
+        [--config configs/cam/cam_r38_voc.py]
 """
 import argparse
 import os.path as osp
 from multiprocessing import Pool
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 import numpy as np
+from mmengine.config import Config
 
 from rca_mm.evaluation.functional import confusion_matrix, summarize_confusion
 from rca_mm.evaluation.recipes import BasePseudoLabelRecipe
@@ -54,6 +57,53 @@ def parse_thresholds(spec: str) -> List[float]:
         raise ValueError(f'--thresholds {spec!r}: CAMs are in [0, 1], so are '
                          'the thresholds')
     return thresholds
+
+
+def threshold_recipes(
+        thresholds: Sequence[float],
+        recipe: Optional[dict] = None) -> List[BasePseudoLabelRecipe]:
+    """The recipe at each background threshold.
+
+    Args:
+        thresholds (Sequence[float]): background thresholds.
+        recipe (dict, optional): a recipe config as
+            ``model.test_cfg.pseudo_label`` gives it; its ``bg_threshold``
+            is replaced. Default: None (``dict(type='ThresholdRecipe')``).
+
+    Returns:
+        list[BasePseudoLabelRecipe]: one recipe per threshold, built from
+        ``PSEUDO_LABEL_RECIPES``.
+
+    Raises:
+        ValueError: a recipe without ``bg_threshold`` (it has no threshold
+            to sweep), or with a CRF (the CAM files hold no image).
+    """
+    recipe = dict(recipe or dict(type='ThresholdRecipe'))
+    if recipe.get('type') != 'ThresholdRecipe':
+        raise ValueError(
+            'model.test_cfg.pseudo_label: the sweep varies the bg_threshold '
+            f"of 'ThresholdRecipe', got {recipe.get('type')!r}")
+    if recipe.get('crf'):
+        raise ValueError('model.test_cfg.pseudo_label: crf=True needs the '
+                         'images, which the CAM files do not hold; sweep '
+                         'without the CRF')
+    return [
+        PSEUDO_LABEL_RECIPES.build(dict(recipe, bg_threshold=t))
+        for t in thresholds
+    ]
+
+
+def config_recipe(config: str) -> dict:
+    """The recipe config of a stage-1 config, ``model.test_cfg.pseudo_label``.
+
+    Raises:
+        ValueError: the config sets none.
+    """
+    recipe = Config.fromfile(config).model.get('test_cfg',
+                                               {}).get('pseudo_label')
+    if recipe is None:
+        raise ValueError(f'{config}: no model.test_cfg.pseudo_label to sweep')
+    return dict(recipe)
 
 
 def image_matrices(cam_file: str, gt_file: str,
@@ -100,7 +150,8 @@ def sweep(cam_dir: str,
           names: Sequence[str],
           thresholds: Sequence[float],
           num_classes: int = 21,
-          nproc: int = 1) -> List[dict]:
+          nproc: int = 1,
+          recipe: Optional[dict] = None) -> List[dict]:
     """Score the threshold recipe at every threshold over ``names``.
 
     Args:
@@ -110,16 +161,15 @@ def sweep(cam_dir: str,
         thresholds (Sequence[float]): background thresholds.
         num_classes (int): classes with background. Default: 21 (VOC).
         nproc (int): worker processes. Default: 1.
+        recipe (dict, optional): the recipe config whose ``bg_threshold`` is
+            swept, see :func:`threshold_recipes`. Default: None
+            (``ThresholdRecipe``).
 
     Returns:
         list[dict]: per threshold, ``threshold``, ``mIoU_full``,
         ``mIoU_confident``, ``fg_precision``, ``fg_recall`` (fractions).
     """
-    recipe_cfg = dict(type='ThresholdRecipe')
-    recipes = [
-        PSEUDO_LABEL_RECIPES.build(dict(recipe_cfg, bg_threshold=t))
-        for t in thresholds
-    ]
+    recipes = threshold_recipes(thresholds, recipe)
     jobs = [(osp.join(cam_dir,
                       n + '.npz'), osp.join(gt_dir,
                                             n + '.png'), recipes, num_classes)
@@ -165,12 +215,17 @@ def main() -> None:
         type=int,
         default=21,
         help='classes with background (VOC: 21, COCO: 81)')
+    parser.add_argument(
+        '--config',
+        help='stage-1 config whose model.test_cfg.pseudo_label (a '
+        'ThresholdRecipe) is swept (default: ThresholdRecipe defaults)')
     args = parser.parse_args()
     try:
         names = read_list_file(args.list)
+        recipe = config_recipe(args.config) if args.config else None
         rows = sweep(args.cam_dir, args.gt_dir, names,
                      parse_thresholds(args.thresholds), args.num_classes,
-                     args.nproc)
+                     args.nproc, recipe)
     except (OSError, ValueError) as err:
         parser.error(str(err))
     print(f'{len(names)} images')
