@@ -1,29 +1,52 @@
-"""The opening the benchmarks of ``tools/analysis_tools/`` share: their
-common options, the machine they ran on, a config with random weights,
-synthetic image tags, and the clocks."""
+"""What the benchmarks of ``tools/analysis_tools/`` share: their common
+options, the machine they ran on, a config with random weights, synthetic
+image tags, the bank sizes and their filling, a training step, and the
+clocks (one run, and variants interleaved)."""
 import argparse
 import os
 import os.path as osp
 import platform
 import time
-from typing import Any, Callable, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
+
+# Region memory banks the benchmarks fill: name -> (classes, images, mean
+# tags per image, per-class cap). ``voc``: one entry per (image, tag) of
+# VOC's 10,582 training images; ``coco``: 80 classes x 500 entries
+# (``capacity_per_class=500``); ``tiny``: seconds on a CPU.
+BANKS: Dict[str, Tuple[int, int, float, Optional[int]]] = dict(
+    voc=(20, 10582, 1.5, None),
+    coco=(80, 82081, 2.9, 500),
+    tiny=(20, 200, 1.5, None),
+)
 
 
 def benchmark_parser(description: str,
                      *,
                      config: Optional[str] = None,
                      device: bool = True) -> argparse.ArgumentParser:
-    """A parser with the options every benchmark takes.
+    """A parser with the options every benchmark takes
+    (:func:`add_benchmark_options`)."""
+    return add_benchmark_options(
+        argparse.ArgumentParser(description=description),
+        config=config,
+        device=device)
+
+
+def add_benchmark_options(parser: argparse.ArgumentParser,
+                          *,
+                          config: Optional[str] = None,
+                          device: bool = True) -> argparse.ArgumentParser:
+    """Add the options every benchmark takes to ``parser`` (e.g. a
+    subcommand's) and return it.
 
     ``--threads``, ``--seed`` and ``--quick``; ``--device`` unless
     ``device`` is False; ``--config`` (default ``config``) when a config is
     given.
     """
-    parser = argparse.ArgumentParser(description=description)
     if config is not None:
         parser.add_argument(
             '--config', default=config, help=f'config (default: {config})')
@@ -125,6 +148,75 @@ def synthetic_tags(num_classes: int, num_images: int, tags_per_image: float,
     extra = (tags_per_image - 1) / max(num_classes - 1, 1)
     tags |= torch.rand(num_images, num_classes, generator=generator) < extra
     return tags
+
+
+def fill_bank(bank: torch.nn.Module,
+              tags: torch.Tensor,
+              generator: torch.Generator,
+              chunk: int = 2048) -> None:
+    """Allocate a ``RegionMemoryBank`` from ``tags`` and write a random
+    entry into every slot.
+
+    Args:
+        bank (RegionMemoryBank): the bank, on its device.
+        tags (Tensor): ``(N, L)`` bool image tags (:func:`synthetic_tags`).
+        generator (torch.Generator): the source of the entries, which are
+            uniform in [0, 1) (non-negative, like ReLU'd features).
+        chunk (int): entries written per ``update`` call. Default: 2048.
+    """
+    bank.allocate(tags)
+    caps = bank.capacities.cpu()
+    pairs = []
+    for cls in range(tags.shape[1]):
+        images = tags[:, cls].nonzero()[:, 0][:int(caps[cls])]
+        pairs.append(torch.stack([torch.full_like(images, cls), images], 1))
+    pairs = torch.cat(pairs)
+    device = bank.feats.device
+    for start in range(0, pairs.shape[0], chunk):
+        part = pairs[start:start + chunk]
+        feats = torch.rand(
+            part.shape[0], bank.feat_dim, generator=generator).to(device)
+        bank.update(feats, part[:, 0].to(device), part[:, 1].to(device),
+                    torch.ones(part.shape[0], dtype=torch.bool, device=device))
+
+
+def step_fn(model: torch.nn.Module, inputs: torch.Tensor, samples: list,
+            device: torch.device) -> Callable[[], Tuple[float, float]]:
+    """A closure running one SGD training step of ``model`` (its
+    ``loss``, backward, the step) on one batch; it returns the step's wall
+    and process CPU seconds."""
+    optim = torch.optim.SGD([p for p in model.parameters() if p.requires_grad],
+                            lr=1e-5,
+                            momentum=0.9)
+
+    def step() -> None:
+        losses = model.loss(inputs, samples)
+        loss = sum(v for v in losses.values())
+        optim.zero_grad()
+        loss.backward()
+        optim.step()
+
+    def run() -> Tuple[float, float]:
+        wall, cpu, _ = measure(step, device)
+        return wall, cpu
+
+    return run
+
+
+def interleaved(fns: Dict[str, Callable[[], Tuple[float, float]]], warmup: int,
+                repeat: int) -> Dict[str, List[Tuple[float, float]]]:
+    """Run every closure ``warmup + repeat`` times, alternating the order
+    each round, so that a change of the machine's load falls on all of
+    them; the timed ``(wall, cpu)`` seconds of each, warm-up left out."""
+    times = {name: [] for name in fns}
+    names = list(fns)
+    for i in range(warmup + repeat):
+        order = names if i % 2 == 0 else names[::-1]
+        for name in order:
+            t = fns[name]()
+            if i >= warmup:
+                times[name].append(t)
+    return times
 
 
 def sync(device: torch.device) -> None:

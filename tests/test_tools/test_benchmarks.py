@@ -1,7 +1,8 @@
-"""Smoke tests of the benchmark scripts in their ``--quick`` modes.
+"""The benchmark scripts in their ``--quick`` modes.
 
 They check that each script runs end to end and prints what
-docs/performance.md quotes: the machine line and a ratio or throughput.
+docs/performance.md quotes: the machine line and a ratio or throughput, and
+the agreements with references that ``benchmark_rca.py ops`` measures.
 Timings are printed, never asserted.
 """
 import re
@@ -22,9 +23,9 @@ def check_machine(out: str) -> None:
     assert len(lines) >= 2, out  # before and after the results
 
 
-def test_benchmark_step_quick():
+def test_benchmark_rca_step_quick():
     out = run_tool([
-        'python', f'{TOOLS}/benchmark_step.py', '--quick', '--fp16',
+        'python', f'{TOOLS}/benchmark_rca.py', 'step', '--quick', '--fp16',
         '--profile', '3'
     ])
     check_machine(out)
@@ -45,14 +46,44 @@ def test_benchmark_step_quick():
     assert out.count('Self CPU time total') == 3, out
 
 
-def test_benchmark_step_sweep_quick():
-    out = run_tool(
-        ['python', f'{TOOLS}/benchmark_step.py', '--quick', '--sweep'])
+def test_benchmark_rca_sweep_quick():
+    out = run_tool(['python', f'{TOOLS}/benchmark_rca.py', 'sweep', '--quick'])
     check_machine(out)
     assert re.search(r'entries +D=64 +D=128', out), out
     rows = re.findall(rf'^ +(200|1000)((?: +{NUMBER}){{2}})$', out, re.M)
     assert [r[0] for r in rows] == ['200', '1000'], out
     assert all(float(v) > 0 for r in rows for v in r[1].split())
+
+
+def test_benchmark_rca_ops_quick():
+    """k-means, the RSC loss and the bank against their references: the
+    loss agrees with the loop written from Eq. 4-6 to float32 rounding,
+    float16 storage changes the loss by a rounding error only."""
+    pytest.importorskip('sklearn')
+    out = run_tool([
+        'python', f'{TOOLS}/benchmark_rca.py', 'ops', '--quick', '--threads',
+        '1'
+    ])
+    check_machine(out)
+    kmeans = re.findall(
+        rf'^ +8 x 100 x (32|128) +(1|5) +{NUMBER} +{NUMBER} +{NUMBER}x '
+        rf'+({NUMBER})$', out, re.M)
+    assert [k[:2] for k in kmeans] == [('32', '1'), ('32', '5'), ('128', '1'),
+                                       ('128', '5')], out
+    # k-means++ from other draws than scikit-learn's: inertia within 5 %.
+    assert all(0.95 < float(k[2]) < 1.05 for k in kmeans), out
+    loss = re.search(
+        rf'small \(10 cls\) +64 +{NUMBER} +{NUMBER} +{NUMBER}x '
+        r'+(\S+)$', out, re.M)
+    assert loss and float(loss.group(1)) < 1e-5, out
+    bank = re.findall(
+        rf'^ +(voc|coco) +\d+ +64 +(float32|float16) +{NUMBER} +{NUMBER} '
+        rf'+({NUMBER}) *(\S*)$', out, re.M)
+    assert [b[:2] for b in bank] == [('voc', 'float32'), ('voc', 'float16'),
+                                     ('coco', 'float32'),
+                                     ('coco', 'float16')], out
+    for f32, f16 in (bank[:2], bank[2:]):
+        assert float(f16[3]) < 1e-4 * float(f32[2]), out
 
 
 def test_benchmark_cam_export_quick():

@@ -37,7 +37,6 @@ momentum buffers), after ``reset_peak_memory_stats``.
 """
 import argparse
 import glob
-import importlib.util
 import json
 import logging
 import math
@@ -60,24 +59,13 @@ from mmseg.structures import SegDataSample
 from rca_mm.fileio.atomic import atomic_write, write_json_atomic
 from rca_mm.models.memory import batched_kmeans
 from rca_mm.registry import MODELS
-from rca_mm.utils.benchmark import (cost, cost_name, machine_line,
-                                    random_weights_config, start_benchmark)
+from rca_mm.utils.benchmark import (BANKS, cost, cost_name, fill_bank,
+                                    interleaved, machine_line,
+                                    random_weights_config, start_benchmark,
+                                    step_fn, synthetic_tags)
 from rca_mm.utils.cuda_check import check_capability, format_capability
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-
-def _load_benchmark_step():
-    """``benchmark_step.py`` beside this file: its bank filling and
-    interleaved step timing are reused as they are."""
-    path = osp.join(osp.dirname(osp.abspath(__file__)), 'benchmark_step.py')
-    spec = importlib.util.spec_from_file_location('benchmark_step', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-STEP = _load_benchmark_step()
 
 SYNTHVOC_RCA = 'configs/synthvoc/rca-eps_r18-w16_8e_synthvoc-112x112.py'
 SYNTHVOC_EPS = 'configs/synthvoc/eps_r18-w16_8e_synthvoc-112x112.py'
@@ -393,17 +381,18 @@ def is_segmentor(model: torch.nn.Module) -> bool:
 
 
 def prepare_rca(model: torch.nn.Module, bank: str, seed: int) -> None:
-    """Fill an RCA head's bank as ``benchmark_step`` does (``bank``: a key
-    of its ``BANKS``), cluster the prototypes, switch the contrast on."""
+    """Fill an RCA head's bank as ``benchmark_rca.py step`` does
+    (``bank``: a key of ``rca_mm.utils.benchmark.BANKS``), cluster the
+    prototypes, switch the contrast on."""
     head = getattr(model, 'head', None)
     if head is None or not hasattr(head, 'memory_bank'):
         return
-    num_classes, num_images, per_image, cap = STEP.BANKS[bank]
+    num_classes, num_images, per_image, cap = BANKS[bank]
     head.memory_bank.capacity_per_class = cap
     gen = torch.Generator().manual_seed(seed)
-    tags = STEP.synthetic_tags(head.memory_bank.num_classes, num_images,
-                               per_image, gen)
-    STEP.fill_bank(head.memory_bank, tags, gen)
+    tags = synthetic_tags(head.memory_bank.num_classes, num_images, per_image,
+                          gen)
+    fill_bank(head.memory_bank, tags, gen)
     entries, mask = head.memory_bank.per_class_entries()
     k = head.aggregation.num_prototypes or 10
     centers, valid, _ = batched_kmeans(
@@ -668,7 +657,7 @@ def step_time(rca_config: str, base_config: str, batch: int, size: int,
               device: torch.device, warmup: int, repeat: int, bank: str,
               seed: int) -> dict:
     """Median step cost of RCA + EPS and of EPS on one backbone's weights,
-    interleaved (``benchmark_step``'s timing)."""
+    interleaved (``rca_mm.utils.benchmark.interleaved``)."""
     out = dict(
         rca=rca_config,
         baseline=base_config,
@@ -683,9 +672,9 @@ def step_time(rca_config: str, base_config: str, batch: int, size: int,
         prepare_rca(rca, bank, seed)
         inputs, samples = make_batch(rca, batch, size, device, seed)
         fns = dict(
-            baseline=STEP.step_fn(base, inputs, samples, device),
-            rca=STEP.step_fn(rca, inputs, samples, device))
-        times = STEP.interleaved(fns, warmup, repeat)
+            baseline=step_fn(base, inputs, samples, device),
+            rca=step_fn(rca, inputs, samples, device))
+        times = interleaved(fns, warmup, repeat)
         med = {
             k: statistics.median(cost(*t, device) for t in v)
             for k, v in times.items()
@@ -870,7 +859,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     est.add_argument('--config', required=True)
     est.add_argument('--batch', type=int, required=True)
     est.add_argument('--size', type=int, required=True)
-    est.add_argument('--bank', default='voc', choices=sorted(STEP.BANKS))
+    est.add_argument('--bank', default='voc', choices=sorted(BANKS))
     est.add_argument(
         '--sizes',
         type=int,
