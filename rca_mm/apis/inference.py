@@ -79,20 +79,19 @@ def load_checkpoint_strictly(model: nn.Module, checkpoint: str) -> dict:
 def config_dataset_meta(cfg: Config) -> Optional[dict]:
     """``classes`` and ``palette`` of the config's test dataset, without
     building it (no data needed); None when it names no classes."""
-    from rca_mm.datasets.pseudo_label_dataset import resolve_classes
+    from rca_mm.datasets import WSSSDataset
     from rca_mm.fileio import voc_palette
     loader = cfg.get('test_dataloader') or cfg.get('val_dataloader') or {}
     dataset = dict(loader.get('dataset') or {})
     classes = (dataset.get('metainfo') or {}).get('classes')
-    if classes is None and 'classes' in dataset:
-        classes = resolve_classes(dataset['classes'],
-                                  dataset.get('data_root') or '')
     if classes is None and dataset.get('type'):
         dataset_cls = DATASETS.get(dataset['type'])
-        classes = getattr(dataset_cls, 'METAINFO', {}).get('classes')
-        root = osp.join(dataset.get('data_root') or '', 'classes.txt')
-        if classes is not None and osp.isfile(root):
-            classes = resolve_classes('synthvoc', dataset['data_root'])
+        if isinstance(dataset_cls, type) and issubclass(
+                dataset_cls, WSSSDataset):
+            classes = dataset_cls.resolve_classes(
+                data_root=dataset.get('data_root') or '')
+        else:
+            classes = getattr(dataset_cls, 'METAINFO', {}).get('classes')
     if not classes:
         return None
     classes = tuple(classes)

@@ -7,7 +7,6 @@ import mmseg.datasets  # noqa: F401
 from . import transforms  # noqa: F401
 from .coco import WSSSCOCODataset  # noqa: F401
 from .metainfo import COCO_CLASSES, SYNTHVOC_CLASSES, VOC_CLASSES  # noqa: F401
-from .pseudo_label_dataset import PseudoLabelSegDataset  # noqa: F401
 from .synthvoc_dataset import SynthVOCDataset  # noqa: F401
 from .transforms import check_num_classes  # noqa: F401
 from .voc import WSSSVOCDataset  # noqa: F401

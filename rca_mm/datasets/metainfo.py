@@ -1,4 +1,5 @@
-"""Class names of the datasets rca_mm knows, background first.
+"""Class names of the datasets rca_mm knows, background first, and the
+reader of a ``classes.txt`` file of names.
 
 Label maps use index ``i`` of these tuples as the pixel value (0 =
 background, 255 = ignore). Image-level tags are over the foreground classes
@@ -34,3 +35,20 @@ COCO_CLASSES = ('background', 'person', 'bicycle', 'car', 'motorcycle',
                 'keyboard', 'cell phone', 'microwave', 'oven', 'toaster',
                 'sink', 'refrigerator', 'book', 'clock', 'vase', 'scissors',
                 'teddy bear', 'hair drier', 'toothbrush')
+
+
+def read_classes_file(path: str) -> tuple:
+    """Class names from ``path``, one per line, background first.
+
+    Raises:
+        ValueError: the file lists fewer than two names, or one twice.
+    """
+    with open(path) as f:
+        names = tuple(line.strip() for line in f if line.strip())
+    if len(names) < 2:
+        raise ValueError(f'{path!r} must list the background and at least '
+                         f'one class, one name per line; got {names}')
+    if len(set(names)) != len(names):
+        raise ValueError(f'{path!r} lists a class name twice (class names '
+                         f'must be all distinct): {names}')
+    return names

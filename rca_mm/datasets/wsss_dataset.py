@@ -1,5 +1,6 @@
-"""The base dataset of weakly supervised segmentation: images with
-image-level tags, and optionally label maps and saliency maps."""
+"""The dataset family of weakly supervised segmentation, both stages:
+images with image-level tags and optionally label maps and saliency maps
+(stage 1), or images with pseudo-label maps (stage 2)."""
 import logging
 import os.path as osp
 from concurrent.futures import ThreadPoolExecutor
@@ -11,13 +12,15 @@ from mmseg.datasets import BaseSegDataset
 from rca_mm.fileio import (label_map_classes, list_stems, read_list_file,
                            read_tag_file, voc_palette)
 from rca_mm.registry import DATASETS
+from .metainfo import read_classes_file
 
 _EMPTY_TAG_POLICIES = ('skip', 'keep', 'error')
 
 
 @DATASETS.register_module()
 class WSSSDataset(BaseSegDataset):
-    """Images listed in ``ann_file`` with image-level tags.
+    """Images listed in ``ann_file`` with image-level tags, or with label
+    maps alone.
 
     The tags of an image are over the ``L = len(classes) - 1`` foreground
     classes (tag ``j`` is label-map class ``j + 1``). They come from
@@ -46,10 +49,21 @@ class WSSSDataset(BaseSegDataset):
     0-based foreground ids) and ``seg_fields: []``; ``get_data_info`` adds
     ``sample_idx`` and ``num_fg_classes`` (read by ``PackWSSSInputs``).
 
-    Unlike mmseg's ``BaseSegDataset``, ``metainfo=dict(classes=...)``
-    replaces the class list (no subset remapping: the tags would have to be
-    remapped too); a palette is made from the VOC colour map when none is
-    given.
+    Stage 2 trains a segmentation model on the pseudo labels exported by
+    stage 1: the same class with ``with_tags=False`` and the pseudo-label
+    directory as ``data_prefix.seg_map_path`` (absolute, or relative to
+    ``data_root``; ``--cfg-options
+    train_dataloader.dataset.data_prefix.seg_map_path=DIR``). Then no tag is
+    collected (no label map is read at initialisation, every listed image is
+    kept, data infos have no ``img_labels``), and the label directory must
+    hold a label for every listed image: an error counts the missing ones,
+    with examples and the key to fix. Each label is checked when its sample
+    is loaded, by ``LoadWSSSAnnotations`` (size and values).
+
+    The classes are those of :meth:`resolve_classes`. Unlike mmseg's
+    ``BaseSegDataset``, ``metainfo=dict(classes=...)`` replaces the class
+    list (no subset remapping: the tags would have to be remapped too); a
+    palette is made from the VOC colour map when none is given.
 
     Args:
         ann_file (str): the image list, relative to ``data_root``.
@@ -67,9 +81,16 @@ class WSSSDataset(BaseSegDataset):
             Default: 'skip'.
         scan_threads (int): threads that read label maps for tags.
             Default: 8.
+        with_tags (bool): whether to collect image-level tags (stage 1);
+            False for stage 2, which trains on the label maps of
+            ``data_prefix.seg_map_path`` alone (then ``cls_label_file``
+            must be None). Default: True.
         **kwargs: the other arguments of ``BaseSegDataset``.
     """
     METAINFO: dict = dict()
+    #: A file of class names under ``data_root`` that, when it exists,
+    #: replaces the classes of ``METAINFO`` (see :meth:`resolve_classes`).
+    CLASSES_FILE: Optional[str] = None
 
     def __init__(self,
                  ann_file: str = '',
@@ -81,6 +102,7 @@ class WSSSDataset(BaseSegDataset):
                  sal_suffix: str = '.png',
                  empty_tags: str = 'skip',
                  scan_threads: int = 8,
+                 with_tags: bool = True,
                  metainfo: Optional[dict] = None,
                  **kwargs) -> None:
         if empty_tags not in _EMPTY_TAG_POLICIES:
@@ -94,6 +116,16 @@ class WSSSDataset(BaseSegDataset):
         if data_prefix.get('img_path') is None:
             raise ValueError(f'{type(self).__name__}: data_prefix.img_path '
                              f'must be given, got {data_prefix}')
+        if not with_tags and not data_prefix.get('seg_map_path'):
+            raise ValueError(
+                f'{type(self).__name__}: with_tags=False trains on label '
+                f'maps: data_prefix.seg_map_path (the pseudo-label '
+                f'directory) must be given, got {data_prefix}')
+        if not with_tags and cls_label_file:
+            raise ValueError(
+                f'{type(self).__name__}: cls_label_file {cls_label_file!r} '
+                f'is a tag file, and with_tags=False reads no tags: set '
+                f'cls_label_file=None')
         # mmengine joins every prefix with data_root and refuses None: keep
         # only the given ones.
         prefix = {k: v for k, v in data_prefix.items() if v is not None}
@@ -101,6 +133,11 @@ class WSSSDataset(BaseSegDataset):
         self.empty_tags = empty_tags
         self.scan_threads = scan_threads
         self.cls_label_file = cls_label_file
+        self.with_tags = with_tags
+        classes = self.resolve_classes(
+            data_root=kwargs.get('data_root') or '', metainfo=metainfo)
+        if classes is not None:
+            metainfo = dict(metainfo or {}, classes=classes)
         metainfo = self._with_palette(metainfo)
         super().__init__(
             ann_file=ann_file,
@@ -109,6 +146,47 @@ class WSSSDataset(BaseSegDataset):
             data_prefix=prefix,
             metainfo=metainfo,
             **kwargs)
+
+    @classmethod
+    def resolve_classes(cls,
+                        *,
+                        data_root: str = '',
+                        metainfo: Optional[dict] = None) -> Optional[tuple]:
+        """The class names, background first: ``metainfo['classes']`` when
+        given, else the names in ``<data_root>/<CLASSES_FILE>`` (one a
+        line) when the class has such a file and it exists, else the
+        classes of ``METAINFO``.
+
+        Needs no data beyond that file, so a config's classes can be known
+        without building its dataset.
+
+        Args:
+            data_root (str): the dataset root. Default: ''.
+            metainfo (dict, optional): the dataset's ``metainfo`` argument.
+                Default: None.
+
+        Returns:
+            tuple[str] | None: the names, or None when none is known.
+
+        Raises:
+            ValueError: the names are fewer than two (background and a
+                class) or not all distinct.
+        """
+        classes = (metainfo or {}).get('classes')
+        if classes is not None:
+            names = tuple(classes)
+            if len(names) < 2 or len(set(names)) != len(names):
+                raise ValueError(
+                    f'{cls.__name__}: metainfo.classes must list the '
+                    f'background and at least one class, all distinct; got '
+                    f'{names}')
+            return names
+        if cls.CLASSES_FILE is not None:
+            path = osp.join(data_root or '', cls.CLASSES_FILE)
+            if osp.isfile(path):
+                return read_classes_file(path)
+        names = cls.METAINFO.get('classes')
+        return None if names is None else tuple(names)
 
     def _with_palette(self, metainfo: Optional[dict]) -> Optional[dict]:
         """Give user classes without a palette the VOC colour map."""
@@ -149,6 +227,9 @@ class WSSSDataset(BaseSegDataset):
         if directory is None:
             return None
         stems, exists = list_stems(directory, suffix)
+        if key == 'seg_map_path' and not self.with_tags:
+            self._check_pseudo_labels(directory, exists, names, stems)
+            return directory
         if not exists:
             if required:
                 raise FileNotFoundError(
@@ -171,6 +252,27 @@ class WSSSDataset(BaseSegDataset):
                 f'{[n + suffix for n in missing[:5]]}. Set '
                 f'data_prefix.{key}=None to go without them')
         return directory
+
+    def _check_pseudo_labels(self, directory: str, exists: bool,
+                             names: List[str], stems: set) -> None:
+        """Raise if the label directory of a dataset without tags (stage 2)
+        is absent or lacks a label for a listed image."""
+        loader = ('val_dataloader/test_dataloader'
+                  if self.test_mode else 'train_dataloader')
+        fix = (f'point {loader}.dataset.data_prefix.seg_map_path at the '
+               f'directory that holds them')
+        if not exists:
+            raise FileNotFoundError(
+                f'{type(self).__name__}: data_prefix.seg_map_path '
+                f'{directory!r} is not a directory: export the pseudo labels '
+                f'first (tools/test.py --out), or {fix}')
+        missing = [n + self.seg_map_suffix for n in names if n not in stems]
+        if missing:
+            raise FileNotFoundError(
+                f'{type(self).__name__}: {len(missing)} of the {len(names)} '
+                f'images listed in {self.ann_file!r} have no label in '
+                f'{directory!r} (e.g. {missing[:3]}). Export the missing '
+                f'pseudo labels (tools/test.py --out), or {fix}')
 
     def _tags_from_file(self, names: List[str]) -> Dict[str, List[int]]:
         tags = read_tag_file(self.cls_label_file, self.num_fg_classes)
@@ -229,12 +331,14 @@ class WSSSDataset(BaseSegDataset):
             names,
             required=not self.cls_label_file)
         sal_dir = self._optional_dir('sal_path', self.sal_suffix, names, False)
-        if self.cls_label_file:
+        if not self.with_tags:
+            tags = None
+        elif self.cls_label_file:
             tags = self._tags_from_file(names)
         else:
             tags = self._tags_from_masks(names, seg_dir)
 
-        empty = [n for n in names if not tags[n]]
+        empty = [n for n in names if tags is not None and not tags[n]]
         if empty and self.empty_tags == 'error':
             raise ValueError(
                 f'{type(self).__name__}: {len(empty)} image(s) of '
@@ -253,17 +357,21 @@ class WSSSDataset(BaseSegDataset):
             return None if directory is None else osp.join(
                 directory, name + suffix)
 
-        return [
-            dict(
-                img_path=osp.join(img_dir, n + self.img_suffix),
-                seg_map_path=path_or_none(seg_dir, n, self.seg_map_suffix),
-                sal_path=path_or_none(sal_dir, n, self.sal_suffix),
-                img_name=n,
-                img_labels=list(tags[n]),
+        def data_info(name):
+            info = dict(
+                img_path=osp.join(img_dir, name + self.img_suffix),
+                seg_map_path=path_or_none(seg_dir, name, self.seg_map_suffix),
+                sal_path=path_or_none(sal_dir, name, self.sal_suffix),
+                img_name=name)
+            if tags is not None:
+                info['img_labels'] = list(tags[name])
+            info.update(
                 label_map=self.label_map,
                 reduce_zero_label=self.reduce_zero_label,
-                seg_fields=[]) for n in names
-        ]
+                seg_fields=[])
+            return info
+
+        return [data_info(n) for n in names]
 
     def get_data_info(self, idx: int) -> dict:
         """The data info of ``idx`` with ``sample_idx`` and
@@ -274,4 +382,7 @@ class WSSSDataset(BaseSegDataset):
 
     def get_cat_ids(self, idx: int) -> List[int]:
         """The 0-based foreground tags of sample ``idx``."""
+        if not self.with_tags:
+            raise ValueError(f'{type(self).__name__}: with_tags=False '
+                             f'collects no tags; set with_tags=True')
         return list(self.get_data_info(idx)['img_labels'])

@@ -5,10 +5,10 @@ A label map is an 8-bit palette PNG of class indices, 0 = background,
 (:func:`~rca_mm.fileio.palette.voc_palette`). Stage 1 writes its pseudo
 labels with :func:`save_label_png` (``PseudoLabelMetric``,
 ``tools/test.py --out``), the dataset converters their ground truth; the
-WSSS loading transform, the pseudo-label metric (on resume) and the
-threshold sweep read them with :func:`read_label_png`. Stage 2
-(``PseudoLabelSegDataset`` with mmseg's ``LoadAnnotations``) reads the same
-indices.
+loading transform ``LoadWSSSAnnotations`` of both stages, the pseudo-label
+metric (on resume) and the threshold sweep read them with
+:func:`read_label_png`. :func:`check_label_values` is the one check of a
+map's values against the dataset's classes.
 
 Every write is atomic (:func:`~rca_mm.fileio.atomic.atomic_write`): an
 interrupted writer leaves the whole file or none.
@@ -117,6 +117,32 @@ def read_voc_label_png(path: str) -> np.ndarray:
     return out
 
 
+def check_label_values(path: str,
+                       values: np.ndarray,
+                       num_classes: int,
+                       ignore_index: int = 255) -> None:
+    """Raise if a label map holds a value that is neither a class of the
+    dataset nor ``ignore_index``.
+
+    Args:
+        path (str): the map's file, named in the error.
+        values (np.ndarray): the distinct values present in the map.
+        num_classes (int): classes including background; valid values are
+            ``0..num_classes-1`` and ``ignore_index``.
+        ignore_index (int): the ignore value. Default: 255.
+
+    Raises:
+        ValueError: the values outside the classes, with the file.
+    """
+    bad = [int(v) for v in values if v >= num_classes and v != ignore_index]
+    if bad:
+        raise ValueError(
+            f'label map {path!r} holds value(s) {bad}, which are neither '
+            f'classes of the dataset (0..{num_classes - 1}) nor ignore '
+            f'({ignore_index}): the map belongs to another dataset or the '
+            f'dataset\'s `metainfo.classes` is too short')
+
+
 def label_map_classes(path: str,
                       num_classes: int,
                       ignore_index: int = 255) -> List[int]:
@@ -137,16 +163,10 @@ def label_map_classes(path: str,
 
     Raises:
         ValueError: the map holds a value that is neither a class of the
-            dataset nor ``ignore_index`` (or any error of
-            :func:`read_label_png`).
+            dataset nor ``ignore_index`` (:func:`check_label_values`), or
+            any error of :func:`read_label_png`.
     """
     # the histogram of a P/L image counts raw indices, not palette colours
     present = np.flatnonzero(_open_label_map(path).histogram())
-    bad = [int(v) for v in present if v >= num_classes and v != ignore_index]
-    if bad:
-        raise ValueError(
-            f'label map {path!r} holds class ids {bad}, outside the '
-            f'dataset\'s {num_classes} classes (0..{num_classes - 1}, '
-            f'{ignore_index} = ignore): the mask belongs to another dataset '
-            f'or the dataset\'s `metainfo.classes` is too short')
+    check_label_values(path, present, num_classes, ignore_index)
     return [int(v) - 1 for v in present if 0 < v < num_classes]

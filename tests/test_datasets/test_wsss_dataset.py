@@ -179,7 +179,7 @@ def test_missing_masks_or_saliency(tmp_path):
 
 def test_mask_with_unknown_class_id(tmp_path):
     root = _layout(tmp_path, a=box_mask(8, 8, [(21, 0, 4, 0, 4)]))
-    with pytest.raises(ValueError, match=r"a\.png.*class ids \[21\]"):
+    with pytest.raises(ValueError, match=r"a\.png.*value\(s\) \[21\]"):
         _build(root)
 
 

@@ -9,7 +9,7 @@ from PIL import Image
 
 import rca_mm.datasets.transforms.loading as loading
 import rca_mm.evaluation.metrics.pseudo_label_metric as plm
-from rca_mm.datasets import PseudoLabelSegDataset
+from rca_mm.datasets import WSSSVOCDataset
 from rca_mm.fileio import (label_map_classes, read_label_png,
                            read_voc_label_png, save_label_png, voc_palette)
 
@@ -61,7 +61,8 @@ def test_pseudo_label_png_round_trip(tmp_path):
         int(c) - 1 for c in np.unique(label) if 0 < c < 255)
 
     init_default_scope('rca_mm')
-    dataset = PseudoLabelSegDataset(
+    dataset = WSSSVOCDataset(
+        with_tags=False,
         data_root=str(tmp_path),
         ann_file='train.txt',
         data_prefix=dict(
@@ -69,7 +70,7 @@ def test_pseudo_label_png_round_trip(tmp_path):
             seg_map_path=str(tmp_path / 'pseudo_labels')),
         pipeline=[
             dict(type='LoadImageFromFile'),
-            dict(type='LoadAnnotations'),
+            dict(type='LoadWSSSAnnotations'),
             dict(type='PackSegInputs')
         ])
     gt = dataset[0]['data_samples'].gt_sem_seg.data[0].numpy()

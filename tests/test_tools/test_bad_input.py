@@ -16,7 +16,7 @@ work dir or ``--out`` dir in use            tests/test_utils/test_workdir_lock, 
 pretrained weights path does not exist      here (safe_checkpoint loader)
 checkpoint of another model in test.py      here (config_checks.check_checkpoint_fits)
 checkpoint with a pickled callable          here + tests/test_utils, test_train_test
-pseudo-label directory with missing files   tests/test_datasets/test_pseudo_label_dataset
+pseudo-label directory with missing files   tests/test_datasets/test_wsss_dataset_stage2
 images that failed in a ``--out`` export    tests/test_tools/test_export_failures
 saliency missing for the saliency recipe    tests/test_evaluation/.../test_pseudo_label_metric
 saliency file missing for LoadSaliencyMap   tests/test_datasets/test_transforms/test_loading

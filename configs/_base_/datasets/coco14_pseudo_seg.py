@@ -6,15 +6,18 @@
 #   data/coco2014/ImageSets/{train,val}.txt
 # The pseudo-label directory, absolute or relative to data_root:
 #   --cfg-options train_dataloader.dataset.data_prefix.seg_map_path=DIR
+# The dataset is stage 1's with with_tags=False (label maps, no image tags);
+# LoadWSSSAnnotations checks each label's size and values against the image
+# and the classes.
 # Augmentation: deeplab-pytorch's COCO-Stuff recipe
 # (configs/cocostuff164k.yaml): random scale 0.5-1.5 (COCO images have a
 # 640-pixel long side), crop 321, horizontal flip.
-dataset_type = 'PseudoLabelSegDataset'
+dataset_type = 'WSSSCOCODataset'
 data_root = 'data/coco2014'
 crop_size = (321, 321)
 train_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
+    dict(type='LoadWSSSAnnotations'),
     dict(
         type='RandomResize',
         scale=(640, 640),
@@ -26,7 +29,7 @@ train_pipeline = [
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
+    dict(type='LoadWSSSAnnotations'),
     dict(type='PackSegInputs')
 ]
 train_dataloader = dict(
@@ -39,7 +42,7 @@ train_dataloader = dict(
     sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=dict(
         type=dataset_type,
-        classes='coco',
+        with_tags=False,
         data_root=data_root,
         data_prefix=dict(
             img_path='images/train2014', seg_map_path='pseudo_labels'),
@@ -54,7 +57,7 @@ val_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type=dataset_type,
-        classes='coco',
+        with_tags=False,
         data_root=data_root,
         data_prefix=dict(
             img_path='images/val2014',

@@ -3,13 +3,16 @@
 # train_aug, validate and test on the real labels of val.
 # The pseudo-label directory, absolute or relative to data_root:
 #   --cfg-options train_dataloader.dataset.data_prefix.seg_map_path=DIR
+# The dataset is stage 1's with with_tags=False (label maps, no image tags);
+# LoadWSSSAnnotations checks each label's size and values against the image
+# and the classes.
 # Classes: SYNTHVOC_CLASSES, or <data_root>/classes.txt when it exists.
-dataset_type = 'PseudoLabelSegDataset'
+dataset_type = 'SynthVOCDataset'
 data_root = 'data/synthvoc'
 crop_size = (112, 112)
 train_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
+    dict(type='LoadWSSSAnnotations'),
     dict(
         type='RandomResize',
         scale=(128, 128),
@@ -21,7 +24,7 @@ train_pipeline = [
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
+    dict(type='LoadWSSSAnnotations'),
     dict(type='PackSegInputs')
 ]
 train_dataloader = dict(
@@ -34,7 +37,7 @@ train_dataloader = dict(
     sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=dict(
         type=dataset_type,
-        classes='synthvoc',
+        with_tags=False,
         data_root=data_root,
         data_prefix=dict(img_path='JPEGImages', seg_map_path='pseudo_labels'),
         ann_file='ImageSets/Segmentation/train_aug.txt',
@@ -46,7 +49,7 @@ val_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type=dataset_type,
-        classes='synthvoc',
+        with_tags=False,
         data_root=data_root,
         data_prefix=dict(
             img_path='JPEGImages', seg_map_path='SegmentationClassAug'),

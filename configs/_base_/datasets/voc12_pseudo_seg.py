@@ -3,16 +3,19 @@
 # The pseudo-label directory (one PNG per image, 255 = ignore), absolute or
 # relative to data_root:
 #   --cfg-options train_dataloader.dataset.data_prefix.seg_map_path=DIR
+# The dataset is stage 1's with with_tags=False (label maps, no image tags);
+# LoadWSSSAnnotations checks each label's size and values against the image
+# and the classes.
 # Augmentation: deeplab-pytorch's VOC recipe (configs/voc12.yaml): random
 # scale 0.5-1.5 of the image (VOC images have a 500-pixel long side, hence
 # scale=(500, 500)), crop 321 (padded with ignore by the data preprocessor),
 # horizontal flip.
-dataset_type = 'PseudoLabelSegDataset'
+dataset_type = 'WSSSVOCDataset'
 data_root = 'data/VOCdevkit/VOC2012'
 crop_size = (321, 321)
 train_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
+    dict(type='LoadWSSSAnnotations'),
     dict(
         type='RandomResize',
         scale=(500, 500),
@@ -24,7 +27,7 @@ train_pipeline = [
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
+    dict(type='LoadWSSSAnnotations'),
     dict(type='PackSegInputs')
 ]
 train_dataloader = dict(
@@ -37,7 +40,7 @@ train_dataloader = dict(
     sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=dict(
         type=dataset_type,
-        classes='voc',
+        with_tags=False,
         data_root=data_root,
         data_prefix=dict(img_path='JPEGImages', seg_map_path='pseudo_labels'),
         ann_file='ImageSets/Segmentation/train_aug.txt',
@@ -51,7 +54,7 @@ val_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type=dataset_type,
-        classes='voc',
+        with_tags=False,
         data_root=data_root,
         data_prefix=dict(
             img_path='JPEGImages', seg_map_path='SegmentationClassAug'),

@@ -8,6 +8,7 @@ from mmcv.transforms import BaseTransform
 from mmengine.logging import print_log
 
 from rca_mm.fileio import read_image, read_label_png, read_saliency_map
+from rca_mm.fileio.label_png import check_label_values
 from rca_mm.registry import TRANSFORMS
 
 _NOTED_CONVERSIONS = set()
@@ -25,9 +26,9 @@ def _check_aligned(results: dict, array: np.ndarray, path: str,
             f'...): move its loading transform up in the pipeline')
     if tuple(array.shape[:2]) != ori_shape:
         raise ValueError(
-            f'{what} {path!r} is {array.shape[0]}x{array.shape[1]} (HxW) but '
+            f'{what} {path!r} is {array.shape[1]}x{array.shape[0]} (WxH) but '
             f'its image {results["img_path"]!r} is '
-            f'{ori_shape[0]}x{ori_shape[1]}: they must have the same size')
+            f'{ori_shape[1]}x{ori_shape[0]}: they must have the same size')
 
 
 @TRANSFORMS.register_module()
@@ -87,7 +88,10 @@ class LoadWSSSAnnotations(BaseTransform):
     values are classes of the dataset (``0..num_fg_classes``) or
     ``ignore_index``; otherwise an error names the file. A sample without a
     label map (``seg_map_path`` None: tags from a tag file, no masks) passes
-    through unchanged, so one pipeline serves both.
+    through unchanged, so one pipeline serves both. Stage 2 reads its pseudo
+    labels with it too (after mmcv's ``LoadImageFromFile``): the array is
+    the one mmseg's ``LoadAnnotations`` gives (uint8 indices,
+    ``reduce_zero_label=False``), with these checks added.
 
     Required keys: ``seg_map_path``, ``seg_fields``, ``img``, ``ori_shape``;
     ``num_fg_classes`` (set by :class:`WSSSDataset`) for the value check.
@@ -118,14 +122,7 @@ class LoadWSSSAnnotations(BaseTransform):
         num_fg = results.get('num_fg_classes')
         if num_fg is not None:
             values = np.flatnonzero(np.bincount(seg.ravel(), minlength=256))
-            bad = [
-                int(v) for v in values if v > num_fg and v != self.ignore_index
-            ]
-            if bad:
-                raise ValueError(
-                    f'label map {path!r} holds class ids {bad}, outside the '
-                    f'dataset\'s classes 0..{num_fg} ({self.ignore_index} = '
-                    f'ignore)')
+            check_label_values(path, values, num_fg + 1, self.ignore_index)
         results['gt_seg_map'] = seg
         results.setdefault('seg_fields', []).append('gt_seg_map')
         return results

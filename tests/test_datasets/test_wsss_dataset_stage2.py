@@ -1,6 +1,9 @@
-"""PseudoLabelSegDataset: images of a VOC layout with a pseudo-label dir."""
+"""The WSSS datasets in stage 2 (``with_tags=False``): images of a VOC
+layout with a pseudo-label directory, the class names, and the label
+reader's arrays against mmseg's ``LoadAnnotations``."""
 import os
 import os.path as osp
+import random
 import shutil
 
 import numpy as np
@@ -8,14 +11,14 @@ import pytest
 from mmengine.registry import init_default_scope
 from PIL import Image
 
-from rca_mm.datasets import PseudoLabelSegDataset
+from rca_mm.datasets import (SynthVOCDataset, WSSSCOCODataset, WSSSDataset,
+                             WSSSVOCDataset)
 from rca_mm.datasets.metainfo import SYNTHVOC_CLASSES, VOC_CLASSES
-from rca_mm.datasets.pseudo_label_dataset import resolve_classes
 from rca_mm.fileio import save_label_png
 
 PIPELINE = [
     dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
+    dict(type='LoadWSSSAnnotations'),
     dict(type='PackSegInputs')
 ]
 
@@ -39,10 +42,11 @@ def pseudo_dir(voc_root, tmp_path):
 
 def build(voc_root, seg_dir, **kwargs):
     init_default_scope('rca_mm')
-    return PseudoLabelSegDataset(
+    kwargs.setdefault('pipeline', PIPELINE)
+    return WSSSVOCDataset(
+        with_tags=False,
         data_root=voc_root,
         data_prefix=dict(img_path='JPEGImages', seg_map_path=seg_dir),
-        pipeline=PIPELINE,
         **kwargs)
 
 
@@ -133,17 +137,25 @@ def test_missing_directory_or_list_fails_at_init(voc_root, tmp_path):
 
 
 def test_class_sets(tmp_path):
-    assert resolve_classes('voc') == VOC_CLASSES
-    assert resolve_classes('synthvoc', str(tmp_path)) == SYNTHVOC_CLASSES
+    assert WSSSVOCDataset.resolve_classes() == VOC_CLASSES
+    assert SynthVOCDataset.resolve_classes(
+        data_root=str(tmp_path)) == SYNTHVOC_CLASSES
     (tmp_path / 'classes.txt').write_text('background\nblob\nstar\n')
-    assert resolve_classes('synthvoc',
-                           str(tmp_path)) == ('background', 'blob', 'star')
-    assert resolve_classes(['bg', 'x']) == ('bg', 'x')
-    assert len(resolve_classes('coco')) == 81
-    with pytest.raises(ValueError, match='expected one of'):
-        resolve_classes('cityscapes')
+    assert SynthVOCDataset.resolve_classes(
+        data_root=str(tmp_path)) == ('background', 'blob', 'star')
+    # only SynthVOC has a classes file
+    assert WSSSVOCDataset.resolve_classes(
+        data_root=str(tmp_path)) == VOC_CLASSES
+    assert SynthVOCDataset.resolve_classes(
+        data_root=str(tmp_path),
+        metainfo=dict(classes=['bg', 'x'])) == ('bg', 'x')
+    assert len(WSSSCOCODataset.resolve_classes()) == 81
+    assert WSSSDataset.resolve_classes() is None
     with pytest.raises(ValueError, match='distinct'):
-        resolve_classes(['bg', 'bg'])
+        WSSSVOCDataset.resolve_classes(metainfo=dict(classes=['bg', 'bg']))
+    (tmp_path / 'classes.txt').write_text('background\nblob\nblob\n')
+    with pytest.raises(ValueError, match='classes.txt.*distinct'):
+        SynthVOCDataset.resolve_classes(data_root=str(tmp_path))
 
 
 def test_cfg_options_key_redirects_the_label_dir(voc_root, pseudo_dir):
@@ -163,9 +175,77 @@ def test_cfg_options_key_redirects_the_label_dir(voc_root, pseudo_dir):
     init_default_scope('rca_mm')
     from rca_mm.registry import DATASETS
     dataset = DATASETS.build(cfg.train_dataloader.dataset)
+    assert isinstance(dataset, WSSSVOCDataset) and not dataset.with_tags
+    assert 'img_labels' not in dataset.get_data_info(0)
     assert dataset.data_prefix['seg_map_path'] == pseudo_dir[0]
     assert dataset.data_prefix['img_path'] == osp.join(voc_root, 'JPEGImages')
     assert len(dataset) == 16
     shutil.rmtree(pseudo_dir[0])
     with pytest.raises(FileNotFoundError, match='seg_map_path'):
         DATASETS.build(cfg.train_dataloader.dataset)
+
+
+def test_images_without_foreground_are_kept(voc_root, pseudo_dir):
+    """Stage 2 trains on every listed image: an all-background pseudo label
+    is a label like any other (stage 1 would skip the image)."""
+    seg_dir, names = pseudo_dir
+    save_label_png(
+        np.zeros((64, 64), np.uint8), osp.join(seg_dir, names[0] + '.png'))
+    dataset = build(voc_root, seg_dir)
+    assert len(dataset) == 16
+    assert dataset.get_data_info(0)['img_name'] == names[0]
+    assert dataset[0]['data_samples'].gt_sem_seg.data.sum() == 0
+    with pytest.raises(ValueError, match='with_tags'):
+        dataset.get_cat_ids(0)
+    with pytest.raises(ValueError, match='cls_label_file=None'):
+        build(voc_root, seg_dir, cls_label_file='tags.txt')
+    with pytest.raises(ValueError, match='seg_map_path'):
+        build(voc_root, None)
+
+
+def test_label_reader_gives_mmseg_load_annotations_arrays(
+        voc_root, pseudo_dir):
+    """LoadWSSSAnnotations, stage 2's label reader, returns the array of
+    mmseg's LoadAnnotations (reduce_zero_label=False): same dtype, values
+    and shape, for palette and grey PNGs, through the whole training
+    pipeline of the VOC config."""
+    from mmengine.config import Config
+
+    from rca_mm.registry import TRANSFORMS
+    from tests.conftest import REPO
+    seg_dir, names = pseudo_dir
+    grey = np.array(Image.open(osp.join(seg_dir, names[7] + '.png')))
+    Image.fromarray(grey, mode='L').save(osp.join(seg_dir, names[7] + '.png'))
+    cfg = Config.fromfile(
+        osp.join(REPO, 'configs/_base_/datasets/voc12_pseudo_seg.py'))
+    ours = build(voc_root, seg_dir, pipeline=cfg.train_pipeline)
+    mmseg_pipeline = [
+        dict(t, type='LoadAnnotations', reduce_zero_label=False)
+        if t['type'] == 'LoadWSSSAnnotations' else t
+        for t in cfg.train_pipeline
+    ]
+    theirs = build(voc_root, seg_dir, pipeline=mmseg_pipeline)
+    for i in range(len(ours)):
+        samples = []
+        for dataset in (ours, theirs):
+            random.seed(i)
+            np.random.seed(i)
+            samples.append(dataset[i])
+        a, b = (s['data_samples'].gt_sem_seg.data for s in samples)
+        assert a.dtype == b.dtype and a.equal(b)
+        assert samples[0]['inputs'].equal(samples[1]['inputs'])
+    load = TRANSFORMS.build(dict(type='LoadImageFromFile'))
+    for name in names:
+        outs = []
+        for t in ('LoadWSSSAnnotations', 'LoadAnnotations'):
+            results = load(
+                dict(
+                    img_path=osp.join(voc_root, 'JPEGImages', name + '.jpg'),
+                    seg_map_path=osp.join(seg_dir, name + '.png'),
+                    reduce_zero_label=False,
+                    seg_fields=[]))
+            outs.append(TRANSFORMS.build(dict(type=t))(results))
+        a, b = (o['gt_seg_map'] for o in outs)
+        assert a.dtype == b.dtype == np.uint8
+        np.testing.assert_array_equal(a, b)
+        assert outs[0]['seg_fields'] == outs[1]['seg_fields'] == ['gt_seg_map']
