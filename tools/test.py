@@ -6,19 +6,10 @@
 # not fit the model refused, one export per --out dir (a lock), exit status
 # 1 when some images could not be written (docs/reliability.md).
 import argparse
-import contextlib
-import logging
 import sys
 
-from mmengine.config import Config
-from mmengine.dist import is_main_process
-from mmengine.logging import print_log
-
-from rca_mm.engine.runner_builder import (add_runner_args, build_runner,
-                                          load_config, parse_runner_args)
-from rca_mm.fileio import write_json_atomic
-from rca_mm.utils.dist_utils import finish_distributed
-from rca_mm.utils.workdir_lock import lock_dir
+from rca_mm.apis import num_failed, run_test
+from rca_mm.engine.runner_builder import add_runner_args, parse_runner_args
 
 
 def parse_args() -> argparse.Namespace:
@@ -56,82 +47,22 @@ def parse_args() -> argparse.Namespace:
     return parse_runner_args(parser)
 
 
-def trigger_visualization_hook(cfg: Config,
-                               args: argparse.Namespace) -> Config:
-    """Make the config's visualization hook draw (and show or save)."""
-    visualization_hook = cfg.default_hooks.get('visualization')
-    if visualization_hook is None:
-        raise KeyError(
-            '--show/--show-dir need default_hooks.visualization in the '
-            "config, e.g. dict(type='SegVisualizationHook') as in "
-            'configs/_base_/default_runtime.py')
-    visualization_hook['draw'] = True
-    if args.show:
-        visualization_hook['show'] = True
-        visualization_hook['wait_time'] = args.wait_time
-    if args.show_dir:
-        cfg.visualizer.save_dir = args.show_dir
-    return cfg
-
-
-def num_failed(metrics: dict) -> int:
-    """The images an evaluator could not write (``num_failed``, any
-    prefix)."""
-    return int(
-        sum(v for k, v in metrics.items() if k.split('/')[-1] == 'num_failed'))
-
-
 def main() -> None:
     args = parse_args()
-
-    # load config: Config.fromfile, --cfg-options (checked), launcher;
-    # work_dir is determined in this priority: CLI > config > file name
-    cfg = load_config(args.config, args.cfg_options, args.work_dir,
-                      args.launcher)
-
-    cfg.load_from = args.checkpoint
-
-    if args.show or args.show_dir:
-        cfg = trigger_visualization_hook(cfg, args)
-
-    if args.tta:
-        for key in ('tta_model', 'tta_pipeline'):
-            if cfg.get(key) is None:
-                raise KeyError(f'--tta needs `{key}` in the config (see '
-                               'configs/_base_/datasets/voc12_aug_seg.py)')
-        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
-        cfg.tta_model.module = cfg.model
-        cfg.model = cfg.tta_model
-
-    # enable automatic-mixed-precision test: mmengine's TestLoop runs each
-    # test step under autocast (CUDA when available, else CPU)
-    if args.amp:
-        test_cfg = cfg.get('test_cfg') or dict(type='TestLoop')
-        test_cfg['fp16'] = True
-        cfg.test_cfg = test_cfg
-
-    # add output_dir in metric
-    if args.out is not None:
-        cfg.test_evaluator['output_dir'] = args.out
-        cfg.test_evaluator['keep_results'] = True
-
-    # one export per --out dir
-    with (lock_dir(args.out, cfg.launcher, what='output dir (--out)')
-          if args.out is not None else contextlib.nullcontext()):
-        runner = build_runner(cfg, check_load_from=True)
-        metrics = runner.test()
-        if args.metrics_json and is_main_process():
-            write_json_atomic(args.metrics_json, metrics)
-        failed = num_failed(metrics)
-        if failed and is_main_process():
-            print_log(
-                f'{failed} images failed (named above) and have no output; '
-                'everything else is written. Fix the cause and run the same '
-                'command again: the images already written are skipped.',
-                logger='current',
-                level=logging.ERROR)
-        finish_distributed()
-    if failed:
+    metrics = run_test(
+        args.config,
+        args.checkpoint,
+        work_dir=args.work_dir,
+        out=args.out,
+        metrics_json=args.metrics_json,
+        show=args.show,
+        show_dir=args.show_dir,
+        wait_time=args.wait_time,
+        tta=args.tta,
+        amp=args.amp,
+        cfg_options=args.cfg_options,
+        launcher=args.launcher)
+    if num_failed(metrics):
         sys.exit(1)
 
 
