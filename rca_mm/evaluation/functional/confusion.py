@@ -53,6 +53,10 @@ def confusion_matrix(pred: np.ndarray,
     if pred.shape != gt.shape:
         raise ValueError(f'confusion_matrix: prediction of shape {pred.shape} '
                          f'but ground truth of shape {gt.shape}')
+    # Kept although LoadWSSSAnnotations checks every label map it loads:
+    # predictions and callers' own arrays do not pass through it, and an
+    # out-of-range value would not fail in np.bincount but be counted,
+    # silently, in another (ground truth, prediction) cell.
     for what, labels in (('prediction', pred), ('ground truth', gt)):
         bad = (labels < 0) | ((labels >= num_classes) &
                               (labels != ignore_index))
