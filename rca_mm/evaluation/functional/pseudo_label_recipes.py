@@ -42,6 +42,29 @@ def _argmax_labels(scores: np.ndarray, class_ids: np.ndarray) -> np.ndarray:
     return lookup[scores.argmax(axis=0)]
 
 
+def tagged_classes(cams: np.ndarray,
+                   tags: Optional[np.ndarray] = None) -> np.ndarray:
+    """The indices (0..L-1) of an image's tagged classes, whose CAMs a
+    recipe gets: the classes tagged in ``tags`` (> 0.5), else those with a
+    non-zero CAM (the classifier zeroes the others).
+
+    Args:
+        cams (np.ndarray): (L, H, W) CAMs of all classes.
+        tags (np.ndarray, optional): (L,) the image's tags
+            (``gt_img_labels``). Default: None.
+
+    Returns:
+        np.ndarray: the indices; their label-map ids are one more.
+    """
+    if tags is None:
+        return np.flatnonzero(cams.reshape(len(cams), -1).max(axis=1) > 0)
+    tags = np.asarray(tags).reshape(-1)
+    if tags.shape[0] != cams.shape[0]:
+        raise ValueError(f'{tags.shape[0]} image tags but {cams.shape[0]} '
+                         'CAMs')
+    return np.flatnonzero(tags > 0.5)
+
+
 def threshold_recipe(cams: np.ndarray,
                      class_ids: np.ndarray,
                      *,

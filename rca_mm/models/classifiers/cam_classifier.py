@@ -27,6 +27,7 @@ from mmseg.models.segmentors import BaseSegmentor
 from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig
 from torch import Tensor
 
+from rca_mm.evaluation.functional import tagged_classes
 from rca_mm.fileio import OAAStore, read_image
 from rca_mm.registry import MODELS, PSEUDO_LABEL_RECIPES
 from ..heads.cam_head import gap_scores
@@ -189,7 +190,8 @@ class CAMClassifier(BaseSegmentor):
         mmseg's ``SegDataPreprocessor`` stacks a test batch only when all
         its images have one size (``test_dataloader.batch_size > 1`` on a
         dataset of mixed sizes, as VOC); such a batch is predicted image by
-        image, as :class:`CRFEncoderDecoder` does.
+        image, as :class:`CRFEncoderDecoder` does, and its pseudo labels
+        made together (in the ``crf_workers``).
 
         Args:
             data (dict): a collated batch, ``inputs`` (list of (3, H, W)
@@ -203,8 +205,13 @@ class CAMClassifier(BaseSegmentor):
             {tuple(x.shape[1:])
              for x in inputs}) <= 1:
             return super().test_step(data)
-        return predict_image_by_image(data, self.data_preprocessor,
-                                      partial(self, mode='predict'))
+        recipe, self.pseudo_label = self.pseudo_label, None
+        try:
+            samples = predict_image_by_image(data, self.data_preprocessor,
+                                             partial(self, mode='predict'))
+        finally:
+            self.pseudo_label = recipe
+        return self.add_pseudo_labels(samples)
 
     def val_step(self, data: dict) -> list:
         """:meth:`test_step` at ``test_cfg.val_scales`` and ``val_flip``
@@ -366,15 +373,10 @@ class CAMClassifier(BaseSegmentor):
         arguments for one image, as numpy arrays."""
         cams_all = sample.pred_cams.data.detach().cpu().numpy().astype(
             np.float32)
+        tags = None
         if 'gt_img_labels' in sample:
-            tags = sample.gt_img_labels.detach().cpu().numpy().reshape(-1)
-            if tags.shape[0] != cams_all.shape[0]:
-                raise ValueError(f'{tags.shape[0]} image tags but '
-                                 f'{cams_all.shape[0]} CAMs')
-            tag_idx = np.flatnonzero(tags > 0.5)
-        else:  # untagged classes have all-zero CAMs
-            tag_idx = np.flatnonzero(
-                cams_all.reshape(len(cams_all), -1).max(axis=1) > 0)
+            tags = sample.gt_img_labels.detach().cpu().numpy()
+        tag_idx = tagged_classes(cams_all, tags)
         image = saliency = bg_map = None
         if self.pseudo_label.needs_image:
             image = _read_rgb(sample.metainfo['img_path'], cams_all.shape[1:])

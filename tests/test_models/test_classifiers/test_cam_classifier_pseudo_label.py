@@ -71,18 +71,19 @@ def test_threshold_recipe_as_pred_sem_seg():
 
 @pytest.mark.parametrize('workers', [0, 2])
 def test_saliency_recipe_with_crf_equals_the_function(tmp_path, workers):
-    """The image read from img_path, the CRF run in the workers: the same
-    labels as the recipe's steps called by hand."""
+    """The image read from img_path, the CRF run in the workers (also for a
+    batch of two sizes, predicted image by image): the same labels as the
+    recipe's steps called by hand."""
     model = _model(
         pseudo_label=dict(
             type='SaliencyRecipe', crf=True, crf_cfg=dict(alpha=4)),
         crf_workers=workers)
     rng = np.random.default_rng(1)
     samples, images, saliencies = [], [], []
-    for i in range(2):
-        path, rgb = _image(tmp_path, f'img{i}', seed=i)
-        saliency = rng.random((12, 16)).astype(np.float32)
-        samples.append(_sample([1, 1, 0], (12, 16), path, saliency))
+    for i, hw in enumerate([(12, 16), (10, 14)]):
+        path, rgb = _image(tmp_path, f'img{i}', seed=i, hw=hw)
+        saliency = rng.random(hw).astype(np.float32)
+        samples.append(_sample([1, 1, 0], hw, path, saliency))
         images.append(rgb)
         saliencies.append(saliency)
     inputs = [torch.from_numpy(rgb).permute(2, 0, 1).float() for rgb in images]
