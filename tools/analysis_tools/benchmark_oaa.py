@@ -41,6 +41,7 @@ from typing import Dict, List
 
 import torch
 import torch.nn as nn
+from mmengine.logging import MessageHub
 from mmseg.structures import SegDataSample
 
 from rca_mm.engine.hooks import OAAAccumulationHook
@@ -78,12 +79,12 @@ def parse_args():
 
 
 class Model(nn.Module):
-    """Stands for the classifier: only ``last_train_cams`` is read."""
-    last_train_cams = None
+    """Stands for the classifier, whose training maps the loop publishes."""
 
 
 def make_batches(args, gen: torch.Generator) -> List[dict]:
-    """One epoch of batches (``last_train_cams`` records)."""
+    """One epoch of batches: the ``'train_cams'`` that a classifier
+    publishes in each step."""
     batches = []
     extra = args.tags - 1
     for start in range(0, args.images, args.batch):
@@ -125,6 +126,7 @@ def run_epoch(hook: OAAAccumulationHook, batches: List[dict], store_dir: str,
     times."""
     runner = SimpleNamespace(
         model=Model(),
+        message_hub=MessageHub(name='benchmark_oaa'),
         work_dir=store_dir,
         epoch=0,
         max_epochs=2,
@@ -134,7 +136,8 @@ def run_epoch(hook: OAAAccumulationHook, batches: List[dict], store_dir: str,
     hook.before_train(runner)
     walls, cpus = [], []
     for batch in batches:
-        runner.model.last_train_cams = batch
+        hook.before_train_iter(runner, batch_idx=runner.iter)
+        runner.message_hub.update_info('train_cams', batch, resumed=False)
         wall, cpu = time.perf_counter(), time.process_time()
         hook.after_train_iter(runner, batch_idx=runner.iter)
         walls.append(time.perf_counter() - wall)

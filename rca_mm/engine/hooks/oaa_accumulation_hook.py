@@ -6,7 +6,9 @@ the union of the object parts the classifier attended to over training.
 
 .. code:: text
 
-    after_train_iter    gate, normalise, un-flip -> OAAMemory (max, float16)
+    before_train_iter   drop the maps of an earlier step
+    after_train_iter    the step's maps (MessageHub 'train_cams')
+                        gate, normalise, un-flip -> OAAMemory (max, float16)
                         memory over max_memory_mb -> flush
     after_train_epoch   flush, barrier              (before CheckpointHook)
     iteration ckpt due  flush, barrier              (before CheckpointHook)
@@ -30,18 +32,25 @@ from rca_mm.registry import HOOKS
 from rca_mm.utils.dist_utils import unwrap_model
 
 STORE_KEY = 'model.test_cfg.oaa_store'
+# The MessageHub runtime info that carries a training step's maps.
+TRAIN_CAMS = 'train_cams'
 
 
 @HOOKS.register_module()
 class OAAAccumulationHook(Hook):
     """Accumulate the training CAMs of every image; own their store.
 
-    The (unwrapped) model must expose, after each training step, the
-    attribute ``last_train_cams``: a dict with ``cams`` (N, L, h, w) detached
-    raw class maps at feature resolution in the training-input frame,
-    ``scores`` (N, L) image logits and ``data_samples`` (the batch's
-    ``SegDataSample`` list with ``img_name``, ``ori_shape``, ``img_shape``,
-    ``flip``, ``flip_direction`` and ``gt_img_labels``).
+    The maps come from the model through the runner's
+    :class:`~mmengine.logging.MessageHub`: in each training step the model
+    (:meth:`CAMClassifier.loss <rca_mm.models.classifiers.CAMClassifier.loss>`)
+    sets the runtime info ``'train_cams'`` (``resumed=False``, so never in a
+    checkpoint), a dict with ``cams`` (N, L, h, w) detached raw class maps
+    at feature resolution in the training-input frame, ``scores`` (N, L)
+    image logits and ``data_samples`` (the batch's ``SegDataSample`` list
+    with ``img_name``, ``ori_shape``, ``img_shape``, ``flip``,
+    ``flip_direction`` and ``gt_img_labels``). The hook removes it before
+    each step and takes it after, so it only ever reads the maps of the step
+    that just ran; a step that published none is an error.
 
     For each image and each tagged class ``c`` (OAA, Sec. 3.1; released
     ``models/vgg.py``):
@@ -184,6 +193,13 @@ class OAAAccumulationHook(Hook):
             broadcast_object_list(stored)
             self._stored = stored[0]
 
+    def before_train_iter(self,
+                          runner,
+                          batch_idx: int,
+                          data_batch=None) -> None:
+        """Drop the maps an earlier step published."""
+        runner.message_hub.pop_info(TRAIN_CAMS)
+
     def after_train_iter(self,
                          runner,
                          batch_idx: int,
@@ -191,17 +207,19 @@ class OAAAccumulationHook(Hook):
                          outputs: Optional[dict] = None) -> None:
         """Merge the batch's gated, normalised CAMs into the memory; write
         the memory when it is full or a checkpoint follows."""
+        record = runner.message_hub.pop_info(TRAIN_CAMS)
         if runner.epoch >= self.start_epoch and \
                 self.every_n_train_iters(runner, self.interval):
-            model = unwrap_model(runner.model)
-            record = getattr(model, 'last_train_cams', None)
             if record is None:
+                model = unwrap_model(runner.model)
                 raise RuntimeError(
                     f'OAAAccumulationHook: the model '
-                    f'({type(model).__name__}) did not set '
-                    '`last_train_cams` in this training step; the hook needs '
-                    'a classifier that records its detached training CAMs, '
-                    'scores and data samples there')
+                    f'({type(model).__name__}) published no training maps '
+                    f"in this step: the hook reads MessageHub's runtime "
+                    f"info '{TRAIN_CAMS}' (cams, scores, data_samples), "
+                    'which CAMClassifier.loss sets from its head; train a '
+                    'CAMClassifier, or remove OAAAccumulationHook from '
+                    'custom_hooks')
             self.accumulate(
                 record['cams'], record['scores'], record['data_samples'],
                 self.fill_last_epoch and self._is_last_epoch(runner))

@@ -2,8 +2,9 @@
 
 .. code:: text
 
-    loss():    inputs -> backbone -> F -> head.loss(F, samples) -> losses
-                                                 \\-> last_train_cams (hooks)
+    loss():    inputs -> backbone -> F -> head.loss_and_predict(F, samples)
+               -> losses
+               -> maps -> MessageHub runtime info 'train_cams' (hooks)
     predict(): for each scale s (and its flip):
                    inputs_s -> backbone -> head.predict_cams -> ReLU
                sum -> crop padding -> resize to the original image
@@ -22,6 +23,7 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 import torch.nn.functional as F
+from mmengine.logging import MessageHub
 from mmengine.structures import PixelData
 from mmseg.models.segmentors import BaseSegmentor
 from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig
@@ -156,8 +158,6 @@ class CAMClassifier(BaseSegmentor):
             raise ValueError(
                 f"model.test_cfg.tags must be 'gt' or 'pred', got "
                 f'{self.tags!r}')
-        # The last training batch's final maps, for hooks (OAA).
-        self.last_train_cams: Optional[dict] = None
 
     def extract_feat(self, inputs: Tensor) -> Tensor:
         """The backbone's (and neck's) last feature map ``F``."""
@@ -167,10 +167,29 @@ class CAMClassifier(BaseSegmentor):
         return feats[-1] if isinstance(feats, (list, tuple)) else feats
 
     def loss(self, inputs: Tensor, data_samples: list) -> dict:
-        """Named losses of a training batch (see the head)."""
-        losses, outputs = self.head.loss(
+        """Named losses of a training batch (see the head), and the batch's
+        training maps published for hooks.
+
+        The maps go to this process's :class:`~mmengine.logging.MessageHub`
+        (the current instance, the runner's), as the runtime info
+        ``'train_cams'``: ``dict(cams, scores, data_samples)``, the head's
+        final foreground maps ``(N, L, h, w)`` and image logits ``(N, L)``,
+        detached, with the batch's samples. Each step replaces them; they
+        are not saved in checkpoints (``resumed=False``).
+        :class:`~rca_mm.engine.hooks.OAAAccumulationHook` reads them in
+        ``after_train_iter``.
+
+        Args:
+            inputs (Tensor): the batch's images ``(N, 3, H, W)``.
+            data_samples (list): the batch's samples.
+
+        Returns:
+            dict: the head's loss terms.
+        """
+        losses, maps = self.head.loss_and_predict(
             self.extract_feat(inputs), data_samples)
-        self.last_train_cams = dict(outputs, data_samples=data_samples)
+        MessageHub.get_current_instance().update_info(
+            'train_cams', dict(maps, data_samples=data_samples), resumed=False)
         return losses
 
     def encode_decode(self, inputs: Tensor,

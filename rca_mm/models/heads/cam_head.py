@@ -177,14 +177,31 @@ class CAMHead(BaseModule):
                 cams, saliency, labels)
         return losses
 
-    def loss(
-            self, feats: Tensor,
-            data_samples: list) -> Tuple[Dict[str, Tensor], Dict[str, Tensor]]:
-        """Losses of a training batch.
+    def loss(self, feats: Tensor, data_samples: list) -> Dict[str, Tensor]:
+        """Named losses of a training batch (see :meth:`loss_and_predict`).
+
+        Args:
+            feats (Tensor): the backbone's feature map ``(N, C, h, w)``.
+            data_samples (list): the batch's samples, with ``gt_img_labels``.
 
         Returns:
-            tuple: the loss dict, and ``dict(cams, scores)`` of the final
-            classifier (detached) for hooks such as OAA accumulation.
+            dict: the loss terms.
+        """
+        return self.loss_and_predict(feats, data_samples)[0]
+
+    def loss_and_predict(
+            self, feats: Tensor,
+            data_samples: list) -> Tuple[Dict[str, Tensor], Dict[str, Tensor]]:
+        """Losses of a training batch and the maps they were computed from.
+
+        Args:
+            feats (Tensor): the backbone's feature map ``(N, C, h, w)``.
+            data_samples (list): the batch's samples, with ``gt_img_labels``.
+
+        Returns:
+            tuple: the loss dict (``loss_cls``, and ``loss_sal`` with a
+            saliency loss), and ``dict(cams, scores)`` of the final
+            classifier, detached (:meth:`train_outputs`).
         """
         labels = stack_img_labels(data_samples).to(feats.device)
         cams = self.forward(feats)
@@ -193,7 +210,9 @@ class CAMHead(BaseModule):
         return losses, self.train_outputs(cams)
 
     def train_outputs(self, cams: Tensor) -> Dict[str, Tensor]:
-        """The final classifier's maps and scores, detached, for hooks."""
+        """The final classifier's training maps, detached: ``cams``, the L
+        foreground maps ``(N, L, h, w)``, and ``scores``, their image logits
+        ``(N, L)``."""
         cams = cams.detach()
         return dict(
             cams=cams[:, :self.num_classes],

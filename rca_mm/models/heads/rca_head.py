@@ -238,15 +238,23 @@ class RCAHead(CAMHead):
         x = self.features(feats)
         return self.classify_o(x) if self.use_rsa else self.classify(x)
 
-    def loss(
+    def loss_and_predict(
             self, feats: Tensor,
             data_samples: list) -> Tuple[Dict[str, Tensor], Dict[str, Tensor]]:
-        """Eq. 11's terms, and the bank update of Eq. 3.
+        """Eq. 11's terms, the bank update of Eq. 3, and the final maps.
+
+        :meth:`loss` returns the first item only.
+
+        Args:
+            feats (Tensor): the backbone's feature map ``(N, C, h, w)``.
+            data_samples (list): the batch's samples, with ``gt_img_labels``
+                and metainfo ``sample_idx``.
 
         Returns:
-            tuple: ``loss_cls_p``, ``loss_rsc`` (and ``loss_cls_o``,
-            ``loss_sal_p``, ``loss_sal_o`` where configured), and the final
-            maps and scores for hooks.
+            tuple: the loss dict, ``loss_cls_p``, ``loss_rsc`` (and
+            ``loss_cls_o``, ``loss_sal_p``, ``loss_sal_o`` where
+            configured), and ``dict(cams, scores)`` of the final classifier
+            (O, or P without RSA), detached.
         """
         labels = stack_img_labels(data_samples).to(feats.device)
         feats = self.features(feats)  # F

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
+from mmengine.logging import MessageHub
 from mmseg.structures import SegDataSample
 
 from rca_mm.engine.hooks import OAAAccumulationHook
@@ -32,21 +33,30 @@ def _sample(name,
 
 
 class FakeModel(nn.Module):
-    last_train_cams = None
+    pass
 
 
 def _runner(tmp_path, epoch=0, max_epochs=3, it=0):
     return SimpleNamespace(
         model=FakeModel(),
+        message_hub=MessageHub(name='oaa_accumulation_hook_test'),
         work_dir=str(tmp_path),
         epoch=epoch,
         max_epochs=max_epochs,
         iter=it)
 
 
+def _publish(runner, cams, scores, samples):
+    """What CAMClassifier.loss does in a training step."""
+    runner.message_hub.update_info(
+        'train_cams',
+        dict(cams=cams, scores=scores, data_samples=samples),
+        resumed=False)
+
+
 def _step(hook, runner, cams, scores, samples):
-    runner.model.last_train_cams = dict(
-        cams=cams, scores=scores, data_samples=samples)
+    hook.before_train_iter(runner, batch_idx=runner.iter)
+    _publish(runner, cams, scores, samples)
     hook.after_train_iter(runner, batch_idx=runner.iter)
     runner.iter += 1
 
@@ -181,9 +191,32 @@ def test_crop_and_missing_record_are_clear(tmp_path):
     _step(hook, runner, torch.rand(1, 1, 2, 2), torch.ones(1, 1), [resized])
     hook.after_train_epoch(runner)
     assert 'r' in OAAStore(str(tmp_path))
-    runner.model.last_train_cams = None
-    with pytest.raises(RuntimeError, match='last_train_cams'):
-        hook.after_train_iter(runner, batch_idx=0)
+    hook.before_train_iter(runner, batch_idx=runner.iter)
+    with pytest.raises(
+            RuntimeError,
+            match=r"FakeModel\) published no training maps.*"
+            "'train_cams'.*CAMClassifier"):
+        hook.after_train_iter(runner, batch_idx=runner.iter)
+
+
+def test_only_the_maps_of_the_step_that_ran_are_read(tmp_path):
+    hook = OAAAccumulationHook(store_dir=str(tmp_path), interval=2)
+    runner = _runner(tmp_path)
+    hook.before_train(runner)
+    # Step 0 is not accumulated (interval 2): its maps are dropped unread.
+    _step(hook, runner, torch.ones(1, 1, 2, 2), torch.ones(1, 1),
+          [_sample('a', [0], 1)])
+    assert runner.message_hub.get_info('train_cams') is None
+    assert len(hook.memory) == 0
+    # Maps published outside a step (an earlier step, a manual forward)
+    # are dropped before the next step: a step that publishes nothing is
+    # an error, not a second read of them.
+    _publish(runner, torch.ones(1, 1, 2, 2), torch.ones(1, 1),
+             [_sample('b', [0], 1)])
+    hook.before_train_iter(runner, batch_idx=runner.iter)
+    with pytest.raises(RuntimeError, match='published no training maps'):
+        hook.after_train_iter(runner, batch_idx=runner.iter)
+    assert len(hook.memory) == 0
 
 
 def _old_accumulate(hook, store, cams, scores, samples, fill_missing):

@@ -36,7 +36,7 @@ def test_losses_follow_eq11_and_gate_writes_bank(device):
     head, tags = _head(device, gate_threshold=0.0)
     feats = torch.randn(3, 4, 6, 6).to(device)
     samples = _samples(tags.float().tolist(), device=device)
-    losses, outputs = head.loss(feats, samples)
+    losses, outputs = head.loss_and_predict(feats, samples)
     y = tags.float().to(device)
     cams_p = head.classifier(feats)
     p = cams_p.mean(dim=(2, 3))
@@ -58,8 +58,28 @@ def test_losses_follow_eq11_and_gate_writes_bank(device):
     for f in region_feats:
         assert (bank_feats - f).abs().sum(1).min() < 1e-5
     # A second step contrasts against the bank.
-    losses, _ = head.loss(feats, samples)
+    losses = head.loss(feats, samples)
     assert losses['loss_rsc'] > 0
+
+
+def test_loss_is_the_dict_of_loss_and_predict(device):
+    torch.manual_seed(0)
+    head, tags = _head(device, gate_threshold=0.0)
+    twin = copy.deepcopy(head)
+    feats = torch.randn(3, 4, 6, 6).to(device)
+    samples = _samples(tags.float().tolist(), device=device)
+    losses = head.loss(feats, samples)
+    expected, maps = twin.loss_and_predict(feats, samples)
+    assert isinstance(losses, dict)
+    assert set(losses) == {'loss_cls_p', 'loss_rsc', 'loss_cls_o'}
+    torch.testing.assert_close(losses, expected)
+    # Both wrote the same bank (Eq. 3).
+    torch.testing.assert_close(head.memory_bank.written_entries(),
+                               twin.memory_bank.written_entries())
+    o = twin.classify_o(feats)
+    torch.testing.assert_close(maps['cams'], o)
+    torch.testing.assert_close(maps['scores'], o.mean(dim=(2, 3)))
+    assert not maps['cams'].requires_grad
 
 
 def test_gate_keeps_low_scoring_regions_out(device):
@@ -76,15 +96,14 @@ def test_warmup_and_ablations(device):
     samples = _samples(tags.float().tolist(), device=device)
     head.loss(feats, samples)  # fill the bank
     head.set_contrast(False)
-    losses, _ = head.loss(feats, samples)
+    losses = head.loss(feats, samples)
     assert losses['loss_rsc'] == 0
     rsc_only, _ = _head(device, use_rsa=False, loss_weight=1.0)
-    losses, outputs = rsc_only.loss(feats, samples)
+    losses, outputs = rsc_only.loss_and_predict(feats, samples)
     assert set(losses) == {'loss_cls_p', 'loss_rsc'}
     assert torch.allclose(outputs['cams'], rsc_only.classifier(feats))
     rsa_only, _ = _head(device, use_rsc=False)
-    assert set(rsa_only.loss(feats,
-                             samples)[0]) == {'loss_cls_p', 'loss_cls_o'}
+    assert set(rsa_only.loss(feats, samples)) == {'loss_cls_p', 'loss_cls_o'}
     with pytest.raises(ValueError, match='use_rsc and use_rsa'):
         _head(use_rsc=False, use_rsa=False)
 
@@ -111,7 +130,7 @@ def test_rca_on_eps_has_saliency_losses_on_p_and_o(device):
         device,
         with_background=True,
         saliency_loss=dict(type='EPSSaliencyLoss'))
-    losses, outputs = head.loss(
+    losses, outputs = head.loss_and_predict(
         torch.randn(3, 4, 6, 6).to(device),
         _samples(tags.float().tolist(), with_saliency=True, device=device))
     assert {
@@ -151,9 +170,9 @@ def test_bank_write_waits_for_the_backward_pass(device):
         lambda *args, defer: write_now(*args)
     x = (feats + 0.5 * torch.randn_like(feats)).requires_grad_()
     torch.manual_seed(1)
-    losses, _ = head.loss(x, samples)
+    losses = head.loss(x, samples)
     torch.manual_seed(1)
-    ref_losses, _ = reference.loss(x.detach(), samples)
+    ref_losses = reference.loss(x.detach(), samples)
     assert torch.equal(bank.feats, before) and int(bank.step) == 6
     sum(losses.values()).backward()  # would fail had the buffer changed
     assert x.grad is not None and torch.isfinite(x.grad).all()

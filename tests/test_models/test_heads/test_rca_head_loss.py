@@ -64,7 +64,7 @@ def test_loss_rsc_is_alpha1_times_region_contrast_on_the_same_draws(device):
     assert head.memory_bank.feats.shape[0] == int(TAGS.sum())
     feats = torch.randn(3, D, 5, 5).to(device)
     torch.manual_seed(7)
-    losses, _ = head.loss(feats, samples)
+    losses = head.loss(feats, samples)
     region_feats, classes, images = _regions_by_hand(feats,
                                                      head.classifier(feats))
     reference = MODELS.build(
@@ -178,7 +178,7 @@ def test_eps_saliency_losses_on_p_and_o_by_hand():
     # the other tagged classes mostly the background map.
     saliency = (cams_p[:, :1].sigmoid() + 0.2 * torch.rand(3, 1, 6, 6)).clamp(
         0, 1)
-    losses, _ = head.loss(feats, _samples(saliency))
+    losses = head.loss(feats, _samples(saliency))
     # F' = S Q by hand (Eq. 7-8), then O on [F, F'] (Eq. 9-10).
     pixels = feats.flatten(2).transpose(1, 2)
     flat_q = protos.reshape(-1, D)
