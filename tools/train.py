@@ -3,14 +3,9 @@
 # before merging, one run per work dir (a lock), a CPU-only distributed
 # start-up and an orderly distributed teardown (docs/reliability.md).
 import argparse
-import logging
 
-from mmengine.logging import print_log
-
-from rca_mm.engine.runner_builder import (add_runner_args, build_runner,
-                                          load_config, parse_runner_args)
-from rca_mm.utils.dist_utils import finish_distributed
-from rca_mm.utils.workdir_lock import lock_dir
+from rca_mm.apis import run_train
+from rca_mm.engine.runner_builder import add_runner_args, parse_runner_args
 
 
 def parse_args() -> argparse.Namespace:
@@ -46,42 +41,14 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-
-    # load config: Config.fromfile, --cfg-options (checked), launcher;
-    # work_dir is determined in this priority: CLI > config > file name;
-    # the total batch is the config's on any number of processes, or the
-    # learning rate is scaled to it (--auto-scale-lr)
-    cfg = load_config(
+    run_train(
         args.config,
-        args.cfg_options,
-        args.work_dir,
-        args.launcher,
-        training=True,
-        auto_scale_lr=args.auto_scale_lr)
-
-    # enable automatic-mixed-precision training
-    if args.amp:
-        optim_wrapper = cfg.optim_wrapper.type
-        if optim_wrapper == 'AmpOptimWrapper':
-            print_log(
-                'AMP training is already enabled in your config.',
-                logger='current',
-                level=logging.WARNING)
-        else:
-            assert optim_wrapper == 'OptimWrapper', (
-                '`--amp` is only supported when the optimizer wrapper type is '
-                f'`OptimWrapper` but got {optim_wrapper}.')
-            cfg.optim_wrapper.type = 'AmpOptimWrapper'
-            cfg.optim_wrapper.loss_scale = 'dynamic'
-
-    # resume training
-    cfg.resume = args.resume
-
-    # one run per work dir: a second one would overwrite its checkpoints
-    with lock_dir(cfg.work_dir, cfg.launcher, what='work dir (--work-dir)'):
-        runner = build_runner(cfg)
-        runner.train()
-        finish_distributed()
+        work_dir=args.work_dir,
+        resume=args.resume,
+        amp=args.amp,
+        auto_scale_lr=args.auto_scale_lr,
+        cfg_options=args.cfg_options,
+        launcher=args.launcher)
 
 
 if __name__ == '__main__':
