@@ -1,7 +1,7 @@
 # Test a model and export its predictions, in the shape of mmsegmentation
 # 1.x's tools/test.py:
-#   python tools/test.py CONFIG CHECKPOINT [--out DIR] [--show-dir DIR] [--tta]
-#                        [--amp]
+#   python tools/test.py CONFIG CHECKPOINT [--out DIR [--save-cams]]
+#                        [--show-dir DIR] [--tta] [--amp]
 # rca_mm adds: --cfg-options checked before merging, a checkpoint that does
 # not fit the model refused, one export per --out dir (a lock), exit status
 # 1 when some images could not be written (docs/reliability.md).
@@ -25,7 +25,13 @@ def parse_args() -> argparse.Namespace:
         help='directory where the test evaluator writes its outputs '
         '(predictions, pseudo labels); held by this run alone. Exits 1 when '
         'some images could not be written; running the same command again '
-        'writes only those')
+        'writes every image again')
+    parser.add_argument(
+        '--save-cams',
+        action='store_true',
+        help='with --out and a stage-1 config: also write each image\'s '
+        'CAMs to DIR/cams/<name>.npz (for '
+        'tools/analysis_tools/sweep_bg_threshold.py)')
     parser.add_argument(
         '--metrics-json',
         help='also write the returned metrics to this JSON file (atomic)')
@@ -54,6 +60,7 @@ def main() -> None:
         args.checkpoint,
         work_dir=args.work_dir,
         out=args.out,
+        save_cams=args.save_cams,
         metrics_json=args.metrics_json,
         show=args.show,
         show_dir=args.show_dir,

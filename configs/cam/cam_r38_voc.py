@@ -8,13 +8,14 @@ _base_ = [
     '../_base_/cls_runtime.py', '../_base_/schedules/schedule_cls_30e.py'
 ]
 crop_size = {{_base_.crop_size}}
-model = dict(data_preprocessor=dict(size=crop_size))
+model = dict(
+    data_preprocessor=dict(size=crop_size),
+    # Threshold 0.2 on the normalised CAMs (halbielee/EPS infer.py --thr 0.20).
+    test_cfg=dict(pseudo_label=dict(type='ThresholdRecipe', bg_threshold=0.2)))
 # Batch 8 in total, the RCA paper's (auto_scale_lr.base_batch_size of the
 # schedule): 4 processes x 2 images (tools/dist_train.sh CONFIG 4); on
 # another number of GPUs tools/train.py sets the per-process batch to keep 8.
 train_dataloader = dict(batch_size=2)
-# Threshold 0.2 on the normalised CAMs (halbielee/EPS infer.py --thr 0.20).
+# Pseudo labels of train_aug (model.test_cfg.pseudo_label), scored on train.
 test_evaluator = dict(
-    type='PseudoLabelMetric',
-    recipe=dict(type='ThresholdRecipe', bg_threshold=0.2),
-    score_list='ImageSets/Segmentation/train.txt')
+    type='PseudoLabelMetric', score_list='ImageSets/Segmentation/train.txt')

@@ -18,7 +18,14 @@ max_epochs = 15
 model = dict(
     data_preprocessor=dict(size=crop_size),
     # CAM export as EPS infer.py: a softmax over the L+1 maps per scale.
-    test_cfg=dict(activation='softmax'),
+    # Pseudo labels as EPS infer.py: the foreground maps summed and
+    # max-normalised, background = the constant 0.2 (--thr 0.20). The
+    # classifier's own background map instead:
+    # --cfg-options model.test_cfg.pseudo_label._delete_=True
+    #     model.test_cfg.pseudo_label.type=BackgroundMapRecipe
+    test_cfg=dict(
+        activation='softmax',
+        pseudo_label=dict(type='ThresholdRecipe', bg_threshold=0.2)),
     head=dict(
         dropout_ratio=0.0,
         with_background=True,
@@ -61,9 +68,3 @@ param_scheduler = [
         convert_to_iter_based=True)
 ]
 train_cfg = dict(max_epochs=max_epochs, val_interval=5)
-# Pseudo labels as EPS infer.py (softmax CAMs, model.test_cfg above): the
-# foreground maps summed and max-normalised, background = the constant
-# 0.2 (--thr 0.20). The classifier's own background map instead:
-# --cfg-options test_evaluator.recipe._delete_=True
-#     test_evaluator.recipe.type=BackgroundMapRecipe
-test_evaluator = dict(recipe=dict(type='ThresholdRecipe', bg_threshold=0.2))

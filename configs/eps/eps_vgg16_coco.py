@@ -18,8 +18,12 @@ crop_size = {{_base_.crop_size}}
 max_epochs = 50
 model = dict(
     data_preprocessor=dict(size=crop_size),
-    # CAM export as EPS infer.py: a softmax over the L+1 maps per scale.
-    test_cfg=dict(activation='softmax'),
+    # CAM export as EPS infer.py: a softmax over the L+1 maps per scale;
+    # pseudo labels as EPS infer.py: background = the constant 0.2 against
+    # the softmax CAMs (--thr 0.20).
+    test_cfg=dict(
+        activation='softmax',
+        pseudo_label=dict(type='ThresholdRecipe', bg_threshold=0.2)),
     head=dict(
         num_classes=80,
         with_background=True,
@@ -64,9 +68,5 @@ param_scheduler = [
         convert_to_iter_based=True)
 ]
 train_cfg = dict(max_epochs=max_epochs, val_interval=10)
-# Pseudo labels as EPS infer.py (--thr 0.20), scored on every listed
-# train2014 image with a label map.
-# EPS infer.py: background = the constant 0.2 against the softmax CAMs.
-test_evaluator = dict(
-    type='PseudoLabelMetric',
-    recipe=dict(type='ThresholdRecipe', bg_threshold=0.2))
+# Pseudo labels scored on every listed train2014 image with a label map.
+test_evaluator = dict(type='PseudoLabelMetric')

@@ -8,7 +8,14 @@
 #       --cfg-options model.test_cfg.oaa_store=WORK_DIR/oaa_store
 _base_ = ['../cam/cam_r38_voc.py']
 crop_size = (256, 256)
-model = dict(data_preprocessor=dict(size=crop_size))
+model = dict(
+    data_preprocessor=dict(size=crop_size),
+    test_cfg=dict(
+        pseudo_label=dict(
+            _delete_=True,
+            type='SaliencyRecipe',
+            crf=True,
+            crf_cfg=dict(alpha=4))))
 train_pipeline = [
     dict(type='LoadWSSSImageFromFile'),
     dict(type='Resize', scale=crop_size, keep_ratio=False),
@@ -22,8 +29,3 @@ train_pipeline = [
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 custom_hooks = [dict(type='OAAAccumulationHook', start_epoch=1)]
-test_evaluator = dict(
-    _delete_=True,
-    type='PseudoLabelMetric',
-    recipe=dict(type='SaliencyRecipe', crf=True, crf_cfg=dict(alpha=4)),
-    score_list='ImageSets/Segmentation/train.txt')

@@ -14,7 +14,12 @@ _base_ = [
     '../_base_/schedules/schedule_cls_30e.py'
 ]
 crop_size = (256, 256)
-model = dict(data_preprocessor=dict(size=crop_size), head=dict(num_classes=80))
+model = dict(
+    data_preprocessor=dict(size=crop_size),
+    head=dict(num_classes=80),
+    test_cfg=dict(
+        pseudo_label=dict(
+            type='SaliencyRecipe', crf=True, crf_cfg=dict(alpha=4))))
 train_pipeline = [
     dict(type='LoadWSSSImageFromFile'),
     dict(type='Resize', scale=crop_size, keep_ratio=False),
@@ -30,6 +35,4 @@ train_pipeline = [
 # schedule): 4 processes x 2 images.
 train_dataloader = dict(batch_size=2, dataset=dict(pipeline=train_pipeline))
 custom_hooks = [dict(type='OAAAccumulationHook', start_epoch=1)]
-test_evaluator = dict(
-    type='PseudoLabelMetric',
-    recipe=dict(type='SaliencyRecipe', crf=True, crf_cfg=dict(alpha=4)))
+test_evaluator = dict(type='PseudoLabelMetric')

@@ -17,7 +17,20 @@
 # with an error naming the option (never the network's own CAMs).
 _base_ = ['../cam/cam_vgg16_voc.py']
 crop_size = (256, 256)
-model = dict(data_preprocessor=dict(size=crop_size))
+model = dict(
+    data_preprocessor=dict(size=crop_size),
+    # Pseudo labels as the RCA label script (maeve07/RCA gen_labels.py): PSA's
+    # dense CRF (alpha 4) on the accumulated maps, then the saliency recipe
+    # (background 1 - saliency, conflict 0.9, background below saliency
+    # 32/255, images under 1% foreground ignored). OAA's own gen_gt.py also
+    # drops CAM values below 0.3:
+    # --cfg-options model.test_cfg.pseudo_label.cam_floor=0.3.
+    test_cfg=dict(
+        pseudo_label=dict(
+            _delete_=True,
+            type='SaliencyRecipe',
+            crf=True,
+            crf_cfg=dict(alpha=4))))
 train_pipeline = [
     dict(type='LoadWSSSImageFromFile'),
     dict(type='Resize', scale=crop_size, keep_ratio=False),
@@ -31,13 +44,3 @@ train_pipeline = [
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 custom_hooks = [dict(type='OAAAccumulationHook', start_epoch=1)]
-# Pseudo labels as the RCA label script (maeve07/RCA gen_labels.py): PSA's
-# dense CRF (alpha 4) on the accumulated maps, then the saliency recipe
-# (background 1 - saliency, conflict 0.9, background below saliency 32/255,
-# images under 1% foreground ignored). OAA's own gen_gt.py also drops CAM
-# values below 0.3: --cfg-options test_evaluator.recipe.cam_floor=0.3.
-test_evaluator = dict(
-    _delete_=True,
-    type='PseudoLabelMetric',
-    recipe=dict(type='SaliencyRecipe', crf=True, crf_cfg=dict(alpha=4)),
-    score_list='ImageSets/Segmentation/train.txt')

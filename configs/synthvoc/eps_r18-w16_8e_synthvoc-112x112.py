@@ -4,5 +4,6 @@
 _base_ = ['./cam_r18-w16_8e_synthvoc-112x112.py']
 model = dict(
     head=dict(
-        with_background=True, saliency_loss=dict(type='EPSSaliencyLoss')))
-test_evaluator = dict(recipe=dict(_delete_=True, type='BackgroundMapRecipe'))
+        with_background=True, saliency_loss=dict(type='EPSSaliencyLoss')),
+    test_cfg=dict(
+        pseudo_label=dict(_delete_=True, type='BackgroundMapRecipe')))

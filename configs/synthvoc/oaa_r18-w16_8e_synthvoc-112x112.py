@@ -6,7 +6,9 @@
 #       --cfg-options model.test_cfg.oaa_store=WORK_DIR/oaa_store
 _base_ = ['./cam_r18-w16_8e_synthvoc-112x112.py']
 crop_size = (128, 128)
-model = dict(data_preprocessor=dict(size=crop_size))
+model = dict(
+    data_preprocessor=dict(size=crop_size),
+    test_cfg=dict(pseudo_label=dict(_delete_=True, type='SaliencyRecipe')))
 train_pipeline = [
     dict(type='LoadWSSSImageFromFile'),
     dict(type='Resize', scale=crop_size, keep_ratio=False),
@@ -21,4 +23,3 @@ train_pipeline = [
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 custom_hooks = [dict(type='OAAAccumulationHook', start_epoch=1)]
-test_evaluator = dict(recipe=dict(_delete_=True, type='SaliencyRecipe'))

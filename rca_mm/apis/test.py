@@ -46,6 +46,41 @@ def trigger_visualization_hook(cfg: Config,
     return cfg
 
 
+def add_output_dir(cfg: Config, out: str, *, save_cams: bool = False) -> None:
+    """Point the test evaluator at ``out`` (``--out``), in place.
+
+    Every metric gets ``output_dir=out`` and ``keep_results=True`` (mmseg's
+    convention: ``IoUMetric`` writes its predictions there,
+    ``PseudoLabelMetric`` its confusion matrix). A model that makes pseudo
+    labels (``model.test_cfg.pseudo_label``) also gets
+    ``PseudoLabelWriter`` appended to the evaluator, as mmpretrain's
+    ``--out`` appends its dump metric: it writes ``out/pseudo_labels/`` and,
+    with ``save_cams``, ``out/cams/``.
+
+    Args:
+        cfg (Config): the config, changed in place.
+        out (str): the output directory.
+        save_cams (bool): also write the CAMs (``--save-cams``). Default:
+            False.
+    """
+    evaluator = cfg.test_evaluator
+    metrics = list(evaluator) if isinstance(evaluator, (list, tuple)) \
+        else [evaluator]
+    for metric in metrics:
+        metric['output_dir'] = out
+        metric['keep_results'] = True
+    model = cfg.model.get('module', cfg.model)  # the TTA model's own
+    if (model.get('test_cfg') or {}).get('pseudo_label') is not None:
+        metrics.append(
+            dict(
+                type='PseudoLabelWriter', output_dir=out, save_cams=save_cams))
+        cfg.test_evaluator = metrics
+    elif save_cams:
+        raise ValueError('--save-cams writes the CAMs beside the pseudo '
+                         'labels: it needs model.test_cfg.pseudo_label (a '
+                         'stage-1 config)')
+
+
 def num_failed(metrics: dict) -> int:
     """The images an evaluator could not write (``num_failed``, any
     prefix)."""
@@ -58,6 +93,7 @@ def run_test(config: str,
              *,
              work_dir: Optional[str] = None,
              out: Optional[str] = None,
+             save_cams: bool = False,
              metrics_json: Optional[str] = None,
              show: bool = False,
              show_dir: Optional[str] = None,
@@ -77,6 +113,9 @@ def run_test(config: str,
         out (str, optional): the directory where the test evaluator writes
             its outputs (predictions, pseudo labels), held by this run
             alone. Default: None.
+        save_cams (bool): with ``out`` and pseudo labels, also write each
+            image's CAMs to ``out/cams/<name>.npz`` (for
+            ``tools/analysis_tools/sweep_bg_threshold.py``). Default: False.
         metrics_json (str, optional): also write the returned metrics to
             this JSON file (atomic). Default: None.
         show (bool): show the predictions. Default: False.
@@ -125,10 +164,11 @@ def run_test(config: str,
         test_cfg['fp16'] = True
         cfg.test_cfg = test_cfg
 
-    # add output_dir in metric
+    # add output_dir in metric; the pseudo labels' writer
     if out is not None:
-        cfg.test_evaluator['output_dir'] = out
-        cfg.test_evaluator['keep_results'] = True
+        add_output_dir(cfg, out, save_cams=save_cams)
+    elif save_cams:
+        raise ValueError('--save-cams needs --out DIR')
 
     # one export per --out dir
     with (lock_dir(out, cfg.launcher, what='output dir (--out)')
@@ -142,7 +182,7 @@ def run_test(config: str,
             print_log(
                 f'{failed} images failed (named above) and have no output; '
                 'everything else is written. Fix the cause and run the same '
-                'command again: the images already written are skipped.',
+                'command again (it writes every image again).',
                 logger='current',
                 level=logging.ERROR)
         finish_distributed()

@@ -105,17 +105,17 @@ def test_settings(rel):
         'ImageSets/train.txt'
         if coco else 'ImageSets/Segmentation/train_aug.txt')
     assert cfg.model.test_cfg.get('oaa_store') is None
+    assert set(evaluator) <= {'type', 'score_list'}
+    recipe = cfg.model.test_cfg.pseudo_label
     if 'oaa' in rel:
         # Whole images for the accumulation; saliency + PSA CRF labels.
         assert 'RandomCrop' not in pipeline
         assert hook_types(cfg)[0] == 'OAAAccumulationHook'
-        assert evaluator.recipe.type == 'SaliencyRecipe'
-        assert evaluator.recipe.crf
-        assert evaluator.recipe.crf_cfg == dict(alpha=4)
+        assert recipe == dict(
+            type='SaliencyRecipe', crf=True, crf_cfg=dict(alpha=4))
     else:
         assert 'OAAAccumulationHook' not in hook_types(cfg)
-        assert evaluator.recipe.type == 'ThresholdRecipe'
-        assert evaluator.recipe.bg_threshold == 0.2
+        assert recipe == dict(type='ThresholdRecipe', bg_threshold=0.2)
     if 'eps' in rel:
         assert head.with_background
         assert head.saliency_loss.type == 'EPSSaliencyLoss'

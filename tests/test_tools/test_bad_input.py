@@ -18,10 +18,10 @@ checkpoint of another model in test.py      here (config_checks.check_checkpoint
 checkpoint with a pickled callable          here + tests/test_utils, test_train_test
 pseudo-label directory with missing files   tests/test_datasets/test_wsss_dataset_stage2
 images that failed in a ``--out`` export    tests/test_tools/test_export_failures
-saliency missing for the saliency recipe    tests/test_evaluation/.../test_pseudo_label_metric
+saliency missing for the saliency recipe    tests/test_models/.../test_cam_classifier_pseudo_label
 saliency file missing for LoadSaliencyMap   tests/test_datasets/test_transforms/test_loading
-output directory without write permission   here (PseudoLabelMetric)
-disk full while writing pseudo labels       here (PseudoLabelMetric)
+output directory without write permission   here (PseudoLabelWriter)
+disk full while writing pseudo labels       here (PseudoLabelWriter)
 NaN in the loss                             tests/test_engine/test_hooks/test_nan_guard_hook
 ==========================================  ===================================
 """
@@ -42,8 +42,8 @@ from rca_mm.registry import MODELS
 from rca_mm.utils import register_all_modules
 from rca_mm.utils.safe_checkpoint import UnsafeCheckpointError
 from ..conftest import run_tool
-from ..test_evaluation.test_metrics.test_pseudo_label_metric import (  # noqa: F401,E501
-    dataset, log_messages, run_metric)
+from ..test_evaluation.test_metrics.test_pseudo_label_writer import (  # noqa: F401,E501
+    log_messages, run, samples)
 from ..test_utils.test_safe_checkpoint import _CreatesFile
 
 CONFIG = 'configs/synthvoc/rca_r18-w16_8e_synthvoc-112x112.py'
@@ -162,10 +162,9 @@ def test_test_tool_refuses_a_checkpoint_with_a_pickled_callable(tmp_path):
     assert not marker.exists()
 
 
-def test_output_dir_without_write_permission(dataset, monkeypatch,
+def test_output_dir_without_write_permission(tmp_path, monkeypatch,
                                              log_messages):  # noqa: F811
-    root, samples = dataset
-    out = osp.join(root, 'readonly')
+    out = str(tmp_path / 'readonly')
     real_makedirs = os.makedirs
 
     def makedirs(path, *args, **kwargs):
@@ -175,17 +174,19 @@ def test_output_dir_without_write_permission(dataset, monkeypatch,
 
     # Simulated: the tests run as root, for whom chmod does not deny.
     monkeypatch.setattr(os, 'makedirs', makedirs)
-    assert run_metric(samples, output_dir=out) == dict(num_failed=3)
+    assert run(
+        samples(), output_dir=out) == {
+            'pseudo_label_writer/num_failed': 2
+        }
     log = log_messages()
-    assert '3 images failed' in log
+    assert f'2 images could not be written under {out}' in log
     assert f"img0: PermissionError: [Errno 13] Permission denied: '{out}" \
         in log
 
 
-def test_disk_full_while_writing_pseudo_labels(dataset, monkeypatch,
+def test_disk_full_while_writing_pseudo_labels(tmp_path, monkeypatch,
                                                log_messages):  # noqa: F811
-    root, samples = dataset
-    out = osp.join(root, 'out')
+    out = str(tmp_path / 'out')
 
     def save(image, path, *args, **kwargs):  # the PNG encoder's write
         with open(path, 'wb') as f:
@@ -193,8 +194,11 @@ def test_disk_full_while_writing_pseudo_labels(dataset, monkeypatch,
         raise OSError(errno.ENOSPC, 'No space left on device', path)
 
     monkeypatch.setattr(Image.Image, 'save', save)
-    assert run_metric(samples, output_dir=out) == dict(num_failed=3)
-    assert 'img2: OSError: [Errno 28] No space left on device' in \
+    assert run(
+        samples(), output_dir=out) == {
+            'pseudo_label_writer/num_failed': 2
+        }
+    assert 'img1: OSError: [Errno 28] No space left on device' in \
         log_messages()
     assert os.listdir(osp.join(out, 'pseudo_labels')) == []
 

@@ -2,13 +2,13 @@
 --out DIR`` on an odd number of images.
 
 mmengine's DefaultSampler pads the 15 images to 16: rank 1's last image is
-image 0 again. Every pseudo label must be written exactly once (whichever
-of image 0's two visits comes second finds the other's complete PNG and
-re-reads it), no temporary file may be left, and the metrics must equal the
-1-process export's: the gathered results are cut to the dataset's length,
-so the repeat is not counted twice. The export runs twice on 2 processes:
-as the processes come, and with rank 0 held back until rank 1's padded
-repeat has written image 0, the order that a loaded machine can give.
+image 0 again. Every pseudo label must be written, image 0 twice (the same
+file, each write atomic) and the others once, no temporary file may be
+left, and the metrics must equal the 1-process export's: the gathered
+results are cut to the dataset's length, so the repeat is not counted
+twice. The export runs twice on 2 processes: as the processes come, and
+with rank 0 held back until rank 1's padded repeat has written image 0,
+the order that a loaded machine can give.
 The model is the SynthVOC CAM classifier with seeded random weights (the
 export does not depend on what the weights learnt).
 """
@@ -32,15 +32,15 @@ from ..conftest import REPO, run_dist_tool, run_tool
 BASE = f'{REPO}/configs/synthvoc/cam_r18-w16_8e_synthvoc-112x112.py'
 NUM_IMAGES = 15  # odd: the 2-process sampler pads one image
 
-# Test-only: log every pseudo label the metric writes (one line per write,
+# Test-only: log every pseudo label the writer writes (one line per write,
 # appended by each process), to count the writes of each pseudo label; with
-# HOLD_RANK0_UNTIL set, rank 0 labels nothing before that file exists.
+# HOLD_RANK0_UNTIL set, rank 0 writes nothing before that file exists.
 COUNT_WRITES = '''
 import os
 import time
-from rca_mm.evaluation.metrics import pseudo_label_metric
+from rca_mm.evaluation.metrics import pseudo_label_writer
 
-_save_label_png = pseudo_label_metric.save_label_png
+_save_label_png = pseudo_label_writer.save_label_png
 
 
 def logged_save_label_png(labels, path):
@@ -49,8 +49,8 @@ def logged_save_label_png(labels, path):
         log.write(f'{os.getpid()} {path}\\n')
 
 
-pseudo_label_metric.save_label_png = logged_save_label_png
-_process = pseudo_label_metric.PseudoLabelMetric.process
+pseudo_label_writer.save_label_png = logged_save_label_png
+_process = pseudo_label_writer.PseudoLabelWriter.process
 
 
 def held_process(self, *args, **kwargs):
@@ -62,7 +62,7 @@ def held_process(self, *args, **kwargs):
     return _process(self, *args, **kwargs)
 
 
-pseudo_label_metric.PseudoLabelMetric.process = held_process
+pseudo_label_writer.PseudoLabelWriter.process = held_process
 '''
 
 
@@ -135,7 +135,7 @@ def one_process(setup):
 
 
 @pytest.mark.parametrize('held', [False, True], ids=['free', 'held'])
-def test_two_process_export_writes_each_label_once_and_scores_alike(
+def test_two_process_export_writes_every_label_and_scores_alike(
         setup, one_process, held):
     tmp, cfg, ckpt, root = setup
     order = (root / 'ImageSets/Segmentation/train_aug.txt').read_text().split()
@@ -151,14 +151,16 @@ def test_two_process_export_writes_each_label_once_and_scores_alike(
         hold_rank0_until=order[0] if held else None)
     assert 'Distributed training: True' in log, log[-3000:]
 
-    # Every image written exactly once, by two processes, nothing else
-    # left under --out (no temporary .part files).
+    # Every image written, by two processes, image 0 by both (rank 1's
+    # padded repeat), nothing else left under --out (no temporary .part
+    # files).
     counts = collections.Counter(path for _, path in two_writes)
     assert sorted(counts) == [
         str(two_out / 'pseudo_labels' / f'{n}.png') for n in names
     ]
-    assert set(counts.values()) == {1}
-    assert len({pid for pid, _ in two_writes}) == 2
+    first = str(two_out / 'pseudo_labels' / f'{order[0]}.png')
+    assert counts.pop(first) == 2 and set(counts.values()) == {1}
+    assert len({pid for pid, path in two_writes if path == first}) == 2
     assert sorted(path for _, path in one_writes) == [
         str(one_out / 'pseudo_labels' / f'{n}.png') for n in names
     ]
@@ -169,11 +171,11 @@ def test_two_process_export_writes_each_label_once_and_scores_alike(
         assert files == ['confusion_matrix.json'
                          ] + [f'pseudo_labels/{n}.png' for n in names]
     assert not (tmp / 'collect').exists()  # mmengine removed its parts
-    if held:  # rank 1 (it labels image 1) wrote image 0: its padded repeat
+    if held:  # rank 1 (it labels image 1) wrote image 0 first: its repeat
+        first_writer = next(pid for pid, path in two_writes if path == first)
         writer = {osp.basename(path): pid for pid, path in two_writes}
-        assert writer[f'{order[0]}.png'] == writer[f'{order[1]}.png']
-    # The padded repeat is cut off before the summary, not counted twice,
-    # and the image it wrote counts as labelled in this export.
+        assert first_writer == writer[f'{order[1]}.png']
+    # The padded repeat is cut off before the summary, not counted twice.
     assert f'PseudoLabelMetric: {NUM_IMAGES} images, {NUM_IMAGES} ' \
         'labelled' in log
     assert 'PseudoLabelMetric: 7 images scored' in log

@@ -2,7 +2,7 @@
 
 A CAM export whose first pseudo-label writes fail (a full disk, injected)
 writes every other image, exits non-zero and says how to finish; the same
-command run again writes only the missing images and exits 0. A second
+command run again writes every image and exits 0. A second
 export into an ``--out`` dir held by another run is refused at once.
 """
 import os
@@ -17,9 +17,9 @@ from .test_dist_export import setup  # noqa: F401
 FAIL_WRITES = '''
 import errno
 import os
-from rca_mm.evaluation.metrics import pseudo_label_metric
+from rca_mm.evaluation.metrics import pseudo_label_writer
 
-_save = pseudo_label_metric.save_label_png
+_save = pseudo_label_writer.save_label_png
 _calls = []
 
 
@@ -30,7 +30,7 @@ def failing_save(labels, path):
     _save(labels, path)
 
 
-pseudo_label_metric.save_label_png = failing_save
+pseudo_label_writer.save_label_png = failing_save
 '''
 
 
@@ -63,12 +63,15 @@ def test_failed_images_exit_non_zero_and_a_rerun_finishes(setup):  # noqa: F811
     assert '3 images failed (named above) and have no output' in log
     assert 'run the same command again' in log
     assert "No space left on device: '" in log
+    assert '3 images could not be written' in log
+    # The model labelled every image; all are scored.
+    assert 'PseudoLabelMetric: 15 images, 15 labelled, 0 failed' in log
     labels = sorted(os.listdir(out / 'pseudo_labels'))
     assert len(labels) == 15 - 3
     assert not (out / '.rca_mm.lock').exists()
 
     log = run_tool(export_args(tmp, failing_cfg, ckpt, out), env=env)
-    assert '12 skipped as already written' in log and '0 failed' in log
+    assert 'could not be written' not in log and '0 failed' in log
     assert len(os.listdir(out / 'pseudo_labels')) == 15
 
 

@@ -20,7 +20,7 @@ Here ``model.head.gate_threshold=0.5`` writes the bank from the first step:
   young predicts background everywhere, so its CRF leaves the score);
 - ``oaa``: RCA on OAA+, the same stage 1, its pseudo labels from the maps
   the OAA hook accumulated, through the saliency recipe with PSA's dense
-  CRF (``test_evaluator.recipe.crf=True``; without it the same maps
+  CRF (``model.test_cfg.pseudo_label.crf=True``; without it the same maps
   scored 13.76 / 76.95 / 29.9 full mIoU / confident mIoU / coverage,
   with it 4.47 / 57.14 / 17.33).
 
@@ -75,7 +75,7 @@ STAGE2_OPTIONS = [
 # name: stage-1 config, the last step, its own stage-1 options.
 RUNS = dict(
     eps=(RCA_EPS, 'val_crf', []),
-    oaa=(RCA_OAA, 'pseudo', ['test_evaluator.recipe.crf=True']),
+    oaa=(RCA_OAA, 'pseudo', ['model.test_cfg.pseudo_label.crf=True']),
 )
 
 # Written by the golden runs with PINNED_KERNELS (see the docstring for

@@ -100,32 +100,43 @@ def test_parse_thresholds_and_errors(cam_gt, tmp_path, monkeypatch, capsys):
 
 
 def test_sweep_agrees_with_metric(tmp_path):
-    """The CAMs the metric saves, swept at its threshold, give its mIoU."""
-    from rca_mm.registry import METRICS
-    from tests.test_evaluation.test_metrics.test_pseudo_label_metric import \
-        make_sample
+    """The CAMs the writer saves, swept at the threshold of the labels the
+    metric scores, give its mIoU."""
+    import torch
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+
+    from rca_mm.registry import METRICS, PSEUDO_LABEL_RECIPES
+    recipe = PSEUDO_LABEL_RECIPES.build(
+        dict(type='ThresholdRecipe', bg_threshold=0.25))
     rng = np.random.default_rng(1)
     samples, names = [], []
     gt_dir = tmp_path / 'gt'
     gt_dir.mkdir()
     for i in range(3):
         # Multiples of 1/64: exact in the float16 CAM files.
-        cams = rng.integers(0, 65, (4, 5, 6)) / 64
+        cams = (rng.integers(0, 65, (4, 5, 6)) / 64).astype(np.float32)
         tags = rng.random(4) < 0.5
         tags[i] = True
         cams[~tags] = 0
         gt = rng.integers(0, 5, (5, 6))
         save_label_png(gt, str(gt_dir / f's{i}.png'))
-        samples.append(make_sample(str(tmp_path), f's{i}', cams, tags, gt))
+        sample = SegDataSample(
+            metainfo=dict(img_path=f's{i}.jpg', img_name=f's{i}'))
+        sample.pred_cams = PixelData(data=torch.from_numpy(cams))
+        sample.gt_img_labels = torch.from_numpy(tags.astype(np.float32))
+        sample.gt_sem_seg = PixelData(data=torch.from_numpy(gt)[None])
+        idx = np.flatnonzero(tags)
+        sample.pred_sem_seg = PixelData(
+            data=torch.from_numpy(recipe(cams[idx], idx + 1))[None])
+        samples.append(sample.to_dict())
         names.append(f's{i}')
     out = tmp_path / 'out'
-    metric = METRICS.build(
-        dict(
-            type='PseudoLabelMetric',
-            bg_threshold=0.25,
-            save_cams=True,
-            output_dir=str(out)))
-    metric.process({}, [s.to_dict() for s in samples])
+    writer = METRICS.build(
+        dict(type='PseudoLabelWriter', save_cams=True, output_dir=str(out)))
+    writer.process({}, samples)
+    metric = METRICS.build(dict(type='PseudoLabelMetric'))
+    metric.process({}, samples)
     metrics = metric.compute_metrics(metric.results)
     rows = load_tool().sweep(
         str(out / 'cams'), str(gt_dir), names, [0.25], num_classes=5)

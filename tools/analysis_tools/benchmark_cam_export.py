@@ -5,10 +5,12 @@ classifier, run by hand so that each part is timed on its own:
 
 .. code:: text
 
-    data    next(test dataloader)                   reading + pipeline
-    model   model.test_step(batch)                  preprocessor, predict:
-                                                    multi-scale + flip CAMs
-    metric  PseudoLabelMetric.process(batch, out)   to_dict, recipe, PNG write
+    data    next(test dataloader)            reading + pipeline
+    model   model.test_step(batch)           preprocessor, predict:
+                                             multi-scale + flip CAMs, the
+                                             recipe (pred_sem_seg)
+    metric  PseudoLabelMetric.process,       to_dict, score,
+            PseudoLabelWriter.process        PNG write
 
 The weights are random (timing does not depend on them). The data is a
 SynthVOC generated into a temporary folder (``--image-size``,
@@ -20,7 +22,8 @@ e.g. ``configs/cam/cam_vgg16_voc.py``: VGG16-LargeFOV with the three
 
 A breakdown of ``predict`` follows: the scale-1 forward that ``predict``
 runs for the image scores (``head.scores``), against the multi-scale
-forward (``multiscale_cams``), and the per-image post-processing.
+forward (``multiscale_cams``), and the per-image post-processing (with
+the recipe).
 
 Examples::
 
@@ -51,14 +54,15 @@ DEFAULT_CONFIG = 'configs/synthvoc/cam_r18-w16_8e_synthvoc-112x112.py'
 
 
 def build_cfg(args: argparse.Namespace) -> Config:
-    """The config's data and metric with the model of ``--model-config``
-    (random weights; the data's preprocessor and classes), at the
-    benchmark's sizes."""
+    """The config's data, metric and pseudo-label recipe with the model of
+    ``--model-config`` (random weights; the data's preprocessor and
+    classes), at the benchmark's sizes."""
     cfg = random_weights_config(args.config)
     if args.model_config:
         model = random_weights_config(args.model_config).model
         model.data_preprocessor = cfg.model.data_preprocessor
         model.head.num_classes = cfg.model.head.num_classes
+        model.test_cfg.pseudo_label = cfg.model.test_cfg.get('pseudo_label')
         cfg.model = model
     loader = cfg.test_dataloader
     loader.num_workers = args.workers
@@ -85,6 +89,8 @@ def export_pass(model, loader, metric_cfg: dict, meta: dict,
     with tempfile.TemporaryDirectory() as out:
         metric = METRICS.build(dict(metric_cfg, output_dir=out))
         metric.dataset_meta = meta
+        writer = METRICS.build(dict(type='PseudoLabelWriter', output_dir=out))
+
         iterator = iter(loader)
         while True:
             wall, cpu, batch = measure(lambda: next(iterator, None), device)
@@ -95,14 +101,18 @@ def export_pass(model, loader, metric_cfg: dict, meta: dict,
                 wall, cpu, outputs = measure(lambda: model.test_step(batch),
                                              device)
             add('model', wall, cpu)
-            wall, cpu, _ = measure(
-                lambda: metric.process(batch, [o.to_dict() for o in outputs]),
-                device)
+
+            def process():
+                samples = [o.to_dict() for o in outputs]
+                metric.process(batch, samples)
+                writer.process(batch, samples)
+
+            wall, cpu, _ = measure(process, device)
             add('metric', wall, cpu)
             times['images'] += len(outputs)
         if len(os.listdir(osp.join(out, 'pseudo_labels'))) != \
                 times['images']:
-            raise RuntimeError('the metric did not write one pseudo label '
+            raise RuntimeError('the writer did not write one pseudo label '
                                'per image')
     return times
 

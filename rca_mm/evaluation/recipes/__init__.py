@@ -1,6 +1,6 @@
 """Registered pseudo-label recipes: how CAMs become a label map.
 
-Built from ``PseudoLabelMetric(recipe=dict(type=...))`` and by
+Built from ``model.test_cfg.pseudo_label`` by ``CAMClassifier`` and by
 ``tools/analysis_tools/sweep_bg_threshold.py`` through
 ``rca_mm.registry.PSEUDO_LABEL_RECIPES``; each runs a function of
 :mod:`rca_mm.evaluation.functional.pseudo_label_recipes`.

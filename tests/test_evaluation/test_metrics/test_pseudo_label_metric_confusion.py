@@ -19,7 +19,8 @@ H, W = 6, 8
 
 
 def samples(root):
-    """Three tagged images with CAMs and ground truth (255 pixels too)."""
+    """Three images with pseudo labels (the threshold recipe on random
+    CAMs) and ground truth (255 pixels too)."""
     rng = np.random.default_rng(3)
     out = []
     for i, tags in enumerate([(1, 0, 0), (0, 1, 1), (0, 0, 1)]):
@@ -32,9 +33,9 @@ def samples(root):
         gt[0, :3] = 255
         sample = SegDataSample(
             metainfo=dict(img_path=img_path, img_name=f'img{i}'))
-        sample.pred_cams = PixelData(data=torch.from_numpy(cams))
-        sample.set_field(
-            torch.tensor(tags, dtype=torch.float32), 'gt_img_labels')
+        idx = np.flatnonzero(tags)
+        labels = threshold_recipe(cams[idx], idx + 1, bg_threshold=0.2)
+        sample.pred_sem_seg = PixelData(data=torch.from_numpy(labels)[None])
         sample.gt_sem_seg = PixelData(data=torch.from_numpy(gt)[None])
         out.append(sample)
     return out
@@ -43,10 +44,7 @@ def samples(root):
 def expected_matrix(samples_):
     total = 0
     for s in samples_:
-        idx = np.flatnonzero(s.gt_img_labels.numpy())
-        labels = threshold_recipe(
-            s.pred_cams.data.numpy()[idx], idx + 1, bg_threshold=0.2)
-        total = total + confusion_matrix(labels,
+        total = total + confusion_matrix(s.pred_sem_seg.data.numpy()[0],
                                          s.gt_sem_seg.data.numpy()[0],
                                          len(CLASSES))
     return total
@@ -74,8 +72,7 @@ def test_the_saved_matrix_is_the_scored_one(tmp_path):
     scores = summarize_confusion(matrix)
     assert metrics['mIoU_full'] == round(100 * scores['mIoU_full'], 2)
     # Written atomically: no temporary file is left beside it.
-    assert sorted(
-        os.listdir(out)) == ['confusion_matrix.json', 'pseudo_labels']
+    assert os.listdir(out) == ['confusion_matrix.json']
 
 
 def test_no_file_without_output_dir_or_scores(tmp_path):
@@ -93,6 +90,8 @@ def test_class_ids_name_the_rows_without_dataset_classes(tmp_path):
     data = samples(str(tmp_path))
     out = str(tmp_path / 'out')
     metric = METRICS.build(dict(type='PseudoLabelMetric', output_dir=out))
+    for s in data:
+        s.pred_cams = PixelData(data=torch.zeros(3, H, W))  # 3 classes + bg
     metric.process({}, [s.to_dict() for s in data])
     metric.evaluate(len(data))
     matrix, classes = load_confusion_matrix(
