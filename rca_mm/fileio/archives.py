@@ -5,7 +5,7 @@ Two stages store one archive per image in the same layout, ``class_ids``
 
 .. code:: text
 
-    OUT/cams/<img_name>.npz        PseudoLabelMetric(save_cams=True)
+    OUT/cams/<img_name>.npz        PseudoLabelWriter(save_cams=True)
         class_ids  (K,) int64      label-map ids of the tagged classes
         cams       (K, H, W) float16 in [0, 1], compressed
     STORE/<img_name>.npz           OAAStore (rca_mm.fileio.oaa_store)
