@@ -38,7 +38,8 @@ from ..functional import PROTOCOLS, confusion_matrix, summarize_confusion
 # of summarize_confusion.
 TABLE_COLUMNS = (('Precision', 'precision'), ('Recall', 'recall_full'),
                  ('Coverage', 'coverage'))
-# Settings that belong to the model (the recipe) or the writer now.
+# Settings of the model's recipe and of tools/test.py's outputs: refused
+# with the key to use.
 RECIPE_KEYS = ('recipe', 'bg_threshold', 'bg_source', 'conflict_threshold',
                'saliency_bg_threshold', 'cam_confident_threshold', 'cam_floor',
                'min_fg_ratio', 'crf', 'crf_cfg', 'crf_workers')

@@ -58,6 +58,6 @@ class SaliencyRecipe(BasePseudoLabelRecipe):
               bg_map: Optional[np.ndarray]) -> np.ndarray:
         if saliency is None:
             raise ValueError(
-                "recipe='saliency' needs `gt_saliency` in the sample; load "
+                "SaliencyRecipe needs `gt_saliency` in the sample; load "
                 'the saliency map in the test pipeline')
         return saliency_recipe(cams, class_ids, saliency, **self.rule_cfg)

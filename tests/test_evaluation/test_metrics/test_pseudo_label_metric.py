@@ -121,7 +121,7 @@ def test_three_protocols_by_hand(tmp_path, log_messages):
         'no_sal',
         None,
         GT_S,
-        error="ValueError: recipe='saliency' needs `gt_saliency`")
+        error="ValueError: SaliencyRecipe needs `gt_saliency`")
     metric = METRICS.build(
         dict(type='PseudoLabelMetric', protocols=('full', 'confident', 'irn')))
     metric.dataset_meta = dict(classes=CLASSES_S)
@@ -140,7 +140,7 @@ def test_three_protocols_by_hand(tmp_path, log_messages):
     log = log_messages()
     assert 'IoU_irn' in log
     assert '2 images, 1 labelled, 1 failed' in log
-    assert "no_sal: ValueError: recipe='saliency' needs `gt_saliency`" in log
+    assert "no_sal: ValueError: SaliencyRecipe needs `gt_saliency`" in log
     default = METRICS.build(dict(type='PseudoLabelMetric'))
     default.dataset_meta = dict(classes=CLASSES_S)
     default.process({}, [good.to_dict()])
