@@ -47,6 +47,12 @@ from rca_mm.registry import HOOKS
 class KillGroupAtIterHook(Hook):
     priority = 'VERY_HIGH'
 
+    def before_train(self, runner):
+        # Taken while torchrun runs: once the other rank has killed it,
+        # this process's parent is another process.
+        self.launcher_group = os.getpgid(os.getppid())
+        assert self.launcher_group != os.getpgid(0)
+
     def after_train_iter(self, runner, batch_idx, data_batch=None,
                          outputs=None):
         kill_at = int(os.environ.get('KILL_AT_ITER', 0))
@@ -55,7 +61,7 @@ class KillGroupAtIterHook(Hook):
         print(f'rank {get_rank()} (pid {os.getpid()}): killing the '
               f'launcher and myself at iteration {kill_at}', flush=True)
         try:
-            os.killpg(os.getpgid(os.getppid()), signal.SIGKILL)
+            os.killpg(self.launcher_group, signal.SIGKILL)
         except ProcessLookupError:  # the other rank was first
             pass
         os.killpg(os.getpgid(0), signal.SIGKILL)
