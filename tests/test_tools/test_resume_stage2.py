@@ -35,6 +35,7 @@ MAX_ITERS, INTERVAL, KILL_AT = 6, 3, 5
 # dir and, with KILL_AT_ITER set, SIGKILLs the process group at the end of
 # that iteration (1-based).
 WRAPPER = '''
+import hashlib
 import json
 import os
 import runpy
