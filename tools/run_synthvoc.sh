@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's main job: the paper's flagship combination, RCA on EPS, through
 # the whole WSSS pipeline on SynthVOC, beside its EPS baseline on the same
-# seed, with tools/run_pipeline.py:
+# seed, with tools/run_pipeline.py (the runs rca-eps and eps of
+# configs/synthvoc/experiments.yaml, which names their configs):
 #   SynthVOC and SynthNet generated into data/ when empty; the backbone
 #   pretrained on SynthNet once (data/pretrained/, reused by later runs);
 #   RCA+EPS classifier -> pseudo labels of train_aug (scored on train) ->
@@ -22,12 +23,7 @@ DATA="${DATA:-$ROOT/data/synthvoc}"
 SEED="${SEED:-0}"
 WORK_DIR="${WORK_DIR:-$ROOT/work_dirs/synthvoc_rca-eps_seed$SEED}"
 BASELINE_UNTIL="${BASELINE_UNTIL:-pseudo}"
-PRETRAIN=configs/pretrain/resnet18-w16-d8_6e_synthnet-96x96.py
-STAGE1=configs/synthvoc/rca-eps_r18-w16_8e_synthvoc-112x112.py
-BASELINE=configs/synthvoc/eps_r18-w16_8e_synthvoc-112x112.py
-STAGE2=configs/synthvoc/deeplabv2_r18-w16-d8_1k_synthvoc-112x112.py
 
-"$PYTHON" tools/run_pipeline.py "$STAGE1" "$STAGE2" \
+"$PYTHON" tools/run_pipeline.py --experiment rca-eps --baseline eps \
   --work-dir "$WORK_DIR" --data-root "$DATA" --seed "$SEED" \
-  --pretrain "$PRETRAIN" --baseline "$BASELINE" \
   --baseline-until "$BASELINE_UNTIL"

@@ -87,10 +87,10 @@ def test_release_run_publishes_checkpoints_logs_and_summary(
 def test_pipeline_release_takes_the_finished_trainings(rca_eps_ckpt, tmp_path):
     """Pipeline.release publishes the last checkpoint of each finished
     training step (stage 2 not run: only stage 1)."""
-    from rca_mm.engine.pipeline import Pipeline
+    from rca_mm.apis.pipeline import Pipeline
     _, ckpt = rca_eps_ckpt
     work = tmp_path / 'work'
-    pipe = Pipeline(str(work), 'python', 1, str(tmp_path))
+    pipe = Pipeline(str(work))
     (work / 'stage1').mkdir()
     shutil.copy(ckpt, work / 'stage1' / 'epoch_8.pth')
     (work / 'stage1' / 'last_checkpoint').write_text(

@@ -3,7 +3,13 @@ import json
 import os
 import os.path as osp
 
+import pytest
+
+from rca_mm.apis.pipeline import StepFailed, load_experiments
 from tests.conftest import REPO
+
+PRETRAIN = 'configs/pretrain/resnet18-w16-d8_6e_synthnet-96x96.py'
+STAGE2 = 'configs/synthvoc/deeplabv2_r18-w16-d8_1k_synthvoc-112x112.py'
 
 
 def _module():
@@ -53,14 +59,14 @@ def test_a_run_short_of_until_is_resumed_and_missing_columns_dashed(
     _write_runs(tmp_path, 'eps', [partial, partial])
     calls = []
 
-    def fake_run(cmd, cwd, check):
-        calls.append(cmd)
-        work = cmd[cmd.index('--work-dir') + 1]
+    def fake_run(stage1, stage2, **kwargs):
+        calls.append(dict(kwargs, stage1=stage1, stage2=stage2))
+        work = kwargs['work_dir']
         done = dict(partial, seg_val_miou=60.0)
         with open(osp.join(work, 'summary.json'), 'w') as f:
             json.dump(done, f)
 
-    monkeypatch.setattr(mod.subprocess, 'run', fake_run)
+    monkeypatch.setattr(mod, 'run_pipeline', fake_run)
     argv = [
         'synthvoc_table.py', '--work-dir',
         str(tmp_path), '--methods', 'eps', '--seeds', '0', '1'
@@ -77,8 +83,8 @@ def test_a_run_short_of_until_is_resumed_and_missing_columns_dashed(
     monkeypatch.setattr('sys.argv', argv + ['--until', 'val'])
     mod.main()
     assert len(calls) == 2
-    assert calls[0][calls[0].index('--until') + 1] == 'val'
-    assert calls[0][calls[0].index('--seed') + 1] == '0'
+    assert calls[0]['until'] == 'val'
+    assert calls[0]['seed'] == 0
     text = (tmp_path / 'main.md').read_text()
     assert '| 60.00 ± 0.00 | — |' in text
     # A column that only some seeds reached says how many.
@@ -114,14 +120,14 @@ def test_tables_pick_rows_configs_and_the_pretrained_start(
     mod = _module()
     calls = []
 
-    def fake_run(cmd, cwd, check):
-        calls.append(cmd)
-        work = cmd[cmd.index('--work-dir') + 1]
+    def fake_run(stage1, stage2, **kwargs):
+        calls.append(dict(kwargs, stage1=stage1, stage2=stage2))
+        work = kwargs['work_dir']
         os.makedirs(work, exist_ok=True)
         with open(osp.join(work, 'summary.json'), 'w') as f:
             json.dump(_summary(60.0), f)
 
-    monkeypatch.setattr(mod.subprocess, 'run', fake_run)
+    monkeypatch.setattr(mod, 'run_pipeline', fake_run)
     monkeypatch.setattr('sys.argv', [
         'synthvoc_table.py', '--work-dir',
         str(tmp_path), '--table', 'gamma', '--seeds', '0'
@@ -130,13 +136,19 @@ def test_tables_pick_rows_configs_and_the_pretrained_start(
     # Five rows, each one run to its pseudo labels from the pretrained
     # start, the ablations from their own configs.
     assert len(calls) == 5
-    assert all(c[c.index('--until') + 1] == 'pseudo' for c in calls)
-    assert all(c[c.index('--pretrain') + 1] == mod.PRETRAIN for c in calls)
-    configs = [c[2] for c in calls]
-    assert configs[3] == mod.STAGE1.format('rca-oaa')
-    assert configs[0] == ('configs/synthvoc/ablations/'
-                          'rca-oaa_r18-w16_8e_synthvoc-112x112_gamma0.py')
-    assert all(osp.isfile(osp.join(REPO, c)) for c in configs)
+    assert all(c['until'] == 'pseudo' for c in calls)
+    assert all(c['pretrain_config'] == PRETRAIN for c in calls)
+    assert all(c['stage2'] == STAGE2 for c in calls)
+    configs = [c['stage1'] for c in calls]
+    assert configs == [
+        'configs/synthvoc/ablations/'
+        f'rca-oaa_r18-w16_8e_synthvoc-112x112_{name}.py'
+        for name in ('gamma0', 'gamma0.5', 'gamma0.9')
+    ] + [
+        'configs/synthvoc/rca-oaa_r18-w16_8e_synthvoc-112x112.py',
+        'configs/synthvoc/ablations/'
+        'rca-oaa_r18-w16_8e_synthvoc-112x112_gamma0.999.py'
+    ]
     text = (tmp_path / 'gamma.md').read_text()
     assert '| rca-oaa-gamma0 − rca-oaa |' in text
     # --scratch: both stages from random weights, no pretraining.
@@ -147,13 +159,56 @@ def test_tables_pick_rows_configs_and_the_pretrained_start(
         '--scratch'
     ])
     mod.main()
-    (cmd, ) = calls
-    assert '--pretrain' not in cmd
-    assert cmd[cmd.index('--work-dir') + 1] == str(tmp_path / 'scratch' /
-                                                   'cam_scratch_seed0')
-    for flag in ('--stage1-cfg-options', '--stage2-cfg-options'):
-        assert cmd[cmd.index(flag) + 1] == 'model.backbone.init_cfg=None'
-    # Every row of every table has a config.
-    for rows, _, pairs in mod.TABLES.values():
-        for row in rows + tuple(pairs) + tuple(pairs.values()):
-            assert osp.isfile(osp.join(REPO, mod.stage1_config(row))), row
+    (call, ) = calls
+    assert call['pretrain_config'] is None
+    assert call['work_dir'] == str(tmp_path / 'scratch' / 'cam_scratch_seed0')
+    assert call['stage1_cfg_options'] == ['model.backbone.init_cfg=None']
+    assert call['stage2_cfg_options'] == ['model.backbone.init_cfg=None']
+
+
+def test_a_failing_step_stops_the_table_with_its_message(
+        tmp_path, monkeypatch, capsys):
+    mod = _module()
+
+    def failing_run(stage1, stage2, **kwargs):
+        raise StepFailed('step "stage1" failed (KeyError)')
+
+    monkeypatch.setattr(mod, 'run_pipeline', failing_run)
+    monkeypatch.setattr('sys.argv', [
+        'synthvoc_table.py', '--work-dir',
+        str(tmp_path), '--methods', 'cam', '--seeds', '0'
+    ])
+    with pytest.raises(SystemExit) as exit_:
+        mod.main()
+    assert exit_.value.code == 1
+    assert '[table] stopped: step "stage1" failed (KeyError)' in \
+        capsys.readouterr().err
+
+
+def test_the_experiments_file_names_every_row_and_config():
+    """Every row of every table is a run of the file, with a config."""
+    experiments = load_experiments()
+    assert experiments['pretrain'] == PRETRAIN
+    assert experiments['stage2'] == STAGE2
+    assert list(experiments['tables']) == [
+        'main', 'table1', 'mixup', 'gamma', 'k', 'memory'
+    ]
+    assert experiments['tables']['main']['rows'] == [
+        'cam', 'oaa', 'eps', 'rca-rsc', 'rca-rsa', 'rca', 'rca-oaa', 'rca-eps'
+    ]
+    for config in experiments['runs'].values():
+        assert osp.isfile(osp.join(REPO, config)), config
+
+
+def test_an_experiments_file_naming_an_unknown_run_is_refused(tmp_path):
+    bad = tmp_path / 'experiments.yaml'
+    bad.write_text(f"""
+pretrain: {PRETRAIN}
+stage2: {STAGE2}
+runs: {{cam: configs/synthvoc/cam_r18-w16_8e_synthvoc-112x112.py}}
+tables: {{main: {{rows: [cam, rca], until: pseudo, pairs: {{}}}}}}
+""")
+    with pytest.raises(
+            ValueError, match=r"runs that `runs` does not have: "
+            r"\['rca'\]"):
+        load_experiments(str(bad))

@@ -1,6 +1,6 @@
 # The SynthVOC version of the paper's tables: every method through the whole
-# pipeline (tools/run_pipeline.py) with several seeds, reported as mean ± std
-# and as differences paired by seed.
+# pipeline (rca_mm.apis.run_pipeline, in this process) with several seeds,
+# reported as mean ± std and as differences paired by seed.
 #
 #   python tools/analysis_tools/synthvoc_table.py --work-dir work_dirs/table \
 #       [--table main|table1|mixup|gamma|k|memory] [--methods ...] \
@@ -10,7 +10,8 @@
 # --table picks the rows, the last step of every run and the paired
 # comparisons: `main` (CAM, OAA+, EPS, RCA on each, RSC-only and RSA-only on
 # CAM), `table1` (the paper's Table 1 on OAA+), `mixup`, `gamma`, `k` and
-# `memory` (Sec. 4.2, on RCA + OAA+, pseudo labels only). Every stage starts
+# `memory` (Sec. 4.2, on RCA + OAA+, pseudo labels only); the runs and
+# tables are those of configs/synthvoc/experiments.yaml. Every stage starts
 # from the SynthNet-pretrained backbone (made once, docs/synthnet.md);
 # --scratch trains both stages from random weights instead (its runs are
 # <row>_scratch_seed<seed>, so the two starts never share a run).
@@ -24,79 +25,19 @@
 import argparse
 import json
 import os.path as osp
-import subprocess
 import sys
 
 import numpy as np
 
+from rca_mm.apis.pipeline import StepFailed, load_experiments, run_pipeline
 from rca_mm.fileio import atomic_open
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-STAGE1 = 'configs/synthvoc/{}_r18-w16_8e_synthvoc-112x112.py'
-ABLATION = ('configs/synthvoc/ablations/'
-            'rca-oaa_r18-w16_8e_synthvoc-112x112_{}.py')
-STAGE2 = 'configs/synthvoc/deeplabv2_r18-w16-d8_1k_synthvoc-112x112.py'
-PRETRAIN = 'configs/pretrain/resnet18-w16-d8_6e_synthnet-96x96.py'
-METHODS = ('cam', 'oaa', 'eps', 'rca-rsc', 'rca-rsa', 'rca', 'rca-oaa',
-           'rca-eps')
-ABLATIONS = ('rsc-only', 'rsa-only', 'no-mixup', 'gamma0', 'gamma0.5',
-             'gamma0.9', 'gamma0.999', 'k1', 'k50', 'kall', 'mem50')
 COLUMNS = (('pseudo_label_miou_full', 'pseudo mIoU (full)'),
            ('pseudo_label_miou_confident',
             'pseudo mIoU (confident)'), ('pseudo_label_coverage', 'coverage'),
            ('seg_val_miou', 'seg val mIoU'), ('seg_val_miou_crf',
                                               'seg val mIoU + CRF'))
 PAIRED_COLUMNS = (COLUMNS[0], COLUMNS[1], COLUMNS[3], COLUMNS[4])
-
-
-def _ablation(name: str) -> str:
-    return f'rca-oaa-{name}'
-
-
-# Each table: its rows, the last step of its runs, and each row that is
-# compared with another (the paired comparison), by seed. The default
-# settings of RCA + OAA+ (gamma 0.99, K 10, every entry kept) are the
-# `rca-oaa` row.
-TABLES = {
-    'main': (METHODS, 'val_crf', {
-        'rca-rsc': 'cam',
-        'rca-rsa': 'cam',
-        'rca': 'cam',
-        'rca-oaa': 'oaa',
-        'rca-eps': 'eps'
-    }),
-    'table1': (('oaa', _ablation('rsc-only'), _ablation('rsa-only'),
-                'rca-oaa'), 'val_crf', {
-                    _ablation('rsc-only'): 'oaa',
-                    _ablation('rsa-only'): 'oaa',
-                    'rca-oaa': 'oaa'
-                }),
-    'mixup': ((_ablation('no-mixup'), 'rca-oaa'), 'pseudo', {
-        'rca-oaa': _ablation('no-mixup')
-    }),
-    'gamma': (tuple(_ablation(f'gamma{g}') for g in ('0', '0.5', '0.9')) +
-              ('rca-oaa', _ablation('gamma0.999')), 'pseudo', {
-                  _ablation(f'gamma{g}'): 'rca-oaa'
-                  for g in ('0', '0.5', '0.9', '0.999')
-              }),
-    'k': ((_ablation('k1'), 'rca-oaa', _ablation('k50'), _ablation('kall')),
-          'pseudo', {
-              _ablation(k): 'rca-oaa'
-              for k in ('k1', 'k50', 'kall')
-          }),
-    'memory': ((_ablation('mem50'), 'rca-oaa'), 'pseudo', {
-        _ablation('mem50'): 'rca-oaa'
-    }),
-}
-
-
-def stage1_config(method: str) -> str:
-    """The stage-1 config of a table row."""
-    if method in METHODS:
-        return STAGE1.format(method)
-    return ABLATION.format(method[len('rca-oaa-'):])
-
 
 # The summary value that shows a run has reached each --until step.
 REACHED = dict(
@@ -105,7 +46,7 @@ REACHED = dict(
     val_crf='seg_val_miou_crf')
 
 
-def run_one(method: str, seed: int, args) -> dict:
+def run_one(method: str, seed: int, args, experiments: dict) -> dict:
     """The summary of one pipeline run (running it if needed)."""
     # A run from random weights never stands for a pretrained one.
     start = '_scratch' if args.scratch else ''
@@ -113,25 +54,23 @@ def run_one(method: str, seed: int, args) -> dict:
     summary = osp.join(work, 'summary.json')
     if not osp.exists(summary) or _load(summary).get(
             REACHED[args.until]) is None:
-        cmd = [
-            sys.executable, 'tools/run_pipeline.py',
-            stage1_config(method), STAGE2, '--work-dir', work, '--seed',
-            str(seed), '--until', args.until
-        ]
         stage1, stage2 = args.stage1_cfg_options, args.stage2_cfg_options
+        pretrain = experiments['pretrain']
         if args.scratch:
             scratch = ['model.backbone.init_cfg=None']
             stage1, stage2 = scratch + stage1, scratch + stage2
-        else:
-            cmd += ['--pretrain', PRETRAIN]
-        if args.data_root:
-            cmd += ['--data-root', args.data_root]
-        if stage1:
-            cmd += ['--stage1-cfg-options'] + stage1
-        if stage2:
-            cmd += ['--stage2-cfg-options'] + stage2
+            pretrain = None
         print(f'[table] {method} seed {seed}', flush=True)
-        subprocess.run(cmd, cwd=REPO, check=True)
+        run_pipeline(
+            experiments['runs'][method],
+            experiments['stage2'],
+            work_dir=work,
+            data_root=args.data_root,
+            seed=seed,
+            until=args.until,
+            pretrain_config=pretrain,
+            stage1_cfg_options=stage1,
+            stage2_cfg_options=stage2)
     return _load(summary)
 
 
@@ -230,17 +169,19 @@ def plot(results: dict, path: str) -> None:
 
 
 def main():
+    experiments = load_experiments()
+    tables = experiments['tables']
     parser = argparse.ArgumentParser(description='SynthVOC method table')
     parser.add_argument('--work-dir', required=True)
     parser.add_argument(
         '--table',
-        choices=tuple(TABLES),
+        choices=tuple(tables),
         default='main',
         help='the rows, last step and comparisons')
     parser.add_argument(
         '--methods',
         nargs='+',
-        choices=METHODS + tuple(map(_ablation, ABLATIONS)),
+        choices=tuple(experiments['runs']),
         help='rows to run instead of the table\'s')
     parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
     parser.add_argument('--data-root')
@@ -257,14 +198,18 @@ def main():
     parser.add_argument('--stage1-cfg-options', nargs='+', default=[])
     parser.add_argument('--stage2-cfg-options', nargs='+', default=[])
     args = parser.parse_args()
-    rows, until, pairs = TABLES[args.table]
-    args.until = args.until or until
-    results = {
-        m: [run_one(m, s, args) for s in args.seeds]
-        for m in (args.methods or rows)
-    }
+    chosen = tables[args.table]
+    args.until = args.until or chosen['until']
+    try:
+        results = {
+            m: [run_one(m, s, args, experiments) for s in args.seeds]
+            for m in (args.methods or chosen['rows'])
+        }
+    except StepFailed as err:
+        print(f'[table] stopped: {err}', file=sys.stderr)
+        sys.exit(1)
     text = (f'Command: `python {" ".join(sys.argv)}`\n\n' +
-            table(results, args.seeds) + paired(results, pairs))
+            table(results, args.seeds) + paired(results, chosen['pairs']))
     with atomic_open(osp.join(args.work_dir, f'{args.table}.md'), 'w') as f:
         f.write(text)
     plot(results, osp.join(args.work_dir, f'{args.table}.png'))

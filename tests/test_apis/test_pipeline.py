@@ -1,5 +1,5 @@
-"""rca_mm.engine.pipeline: the steps of a resumable chain of tool
-commands, their records, logs and progress lines.
+"""rca_mm.apis.pipeline: the steps of the resumable pipeline, their
+records, logs and progress lines.
 
 (tests/test_tools/test_run_pipeline.py runs the whole chain.)"""
 import json
@@ -9,8 +9,8 @@ import sys
 import pytest
 import torch
 
-from rca_mm.engine.pipeline import (Pipeline, StepFailed, check_total_batches,
-                                    condense, last_checkpoint, machine_info)
+from rca_mm.apis.pipeline import (Pipeline, StepFailed, check_total_batches,
+                                  condense, last_checkpoint, machine_info)
 from rca_mm.utils.benchmark import cpu_model
 
 
@@ -46,22 +46,18 @@ def test_condense_keeps_the_loop_eta_loss_and_results():
 
 def test_a_step_runs_once_records_itself_and_a_failure_names_its_log(
         tmp_path, capsys):
-    pipe = Pipeline(str(tmp_path / 'work'), sys.executable, 1, str(tmp_path))
-    (tmp_path / 'count.txt').write_text('')
-    cmd = [
-        sys.executable, '-c',
-        'open("count.txt", "a").write("x"); print("hello")'
-    ]
+    pipe = Pipeline(str(tmp_path / 'work'))
+    count = tmp_path / 'count.txt'
+    count.write_text('')
+    cmd = [sys.executable, '-c', f'open("{count}", "a").write("x")']
     first = pipe.run('a', cmd, record=dict(note=1))
     assert first['note'] == 1 and first['command'] == cmd
     assert first['machine'] == machine_info()  # where the step ran
     assert pipe.done('a') == first  # the marker, read back
-    # Run in `repo`, output in the step's log.
-    assert (tmp_path / 'count.txt').read_text() == 'x'
-    assert 'hello' in (tmp_path / 'work' / 'logs' / 'a.log').read_text()
+    assert count.read_text() == 'x'
     # A finished step is skipped.
     assert pipe.run('a', cmd) == first
-    assert (tmp_path / 'count.txt').read_text() == 'x'
+    assert count.read_text() == 'x'
     assert 'a: done before, skipped' in capsys.readouterr().out
     assert set(pipe.step_seconds(('a', 'b'))) == {'a'}
     # A failing step: its name, exit code and the end of its log; no marker.
@@ -72,6 +68,47 @@ def test_a_step_runs_once_records_itself_and_a_failure_names_its_log(
             'b',
             [sys.executable, '-c', 'print("last words"); raise SystemExit(3)'])
     assert pipe.done('b') is None
+
+
+def test_a_step_in_this_process_logs_its_output_and_condenses_progress(
+        tmp_path, capsys):
+    """A step run in this process: its prints and warnings in its log, the
+    logger's result lines on the terminal, the command it stands for in its
+    record; an exception fails the step with its traceback in the log."""
+    pipe = Pipeline(str(tmp_path / 'work'))
+    result = ('12/01 22:08:46 - mmengine - INFO - Epoch(val) [1][16/16]    '
+              'accuracy/top1: 19.5000')
+
+    def step():
+        print('hello')
+        print(result)
+        print('a warning', file=sys.stderr)
+        print('no newline at the end', end='')
+
+    record = pipe.run('a', ['python', 'tools/a.py'], step)
+    assert record['command'] == ['python', 'tools/a.py']
+    log = (tmp_path / 'work' / 'logs' / 'a.log').read_text()
+    assert log == ('hello\n' + result + '\na warning\n'
+                   'no newline at the end\n')
+    out = capsys.readouterr().out
+    assert '[pipeline] a: python tools/a.py' in out
+    assert '[pipeline]   a | Epoch(val) [1][16/16] accuracy/top1: 19.5000' \
+        in out
+    assert 'hello' not in out
+    assert sys.stdout is not None and 'a.log' not in repr(sys.stdout)
+
+    def fails():
+        print('last words')
+        raise KeyError('model.head.gate_treshold')
+
+    with pytest.raises(
+            StepFailed,
+            match=r'step "b" failed \(KeyError\)'
+            r'(.|\n)*last words(.|\n)*gate_treshold'):
+        pipe.run('b', ['python', 'tools/b.py'], fails)
+    assert pipe.done('b') is None
+    print('after the steps')
+    assert 'after the steps' in capsys.readouterr().out
 
 
 def test_machine_info_names_what_the_numbers_depend_on():
