@@ -59,7 +59,8 @@ auto_scale_lr = dict(base_batch_size=64)
 # Top-1/top-5 of the single label on val.
 val_evaluator = dict(type='mmpretrain.Accuracy', topk=(1, 5))
 test_evaluator = val_evaluator
-default_hooks = dict(logger=dict(interval=25))
+# mmpretrain's visualizer, which mmseg's visualization hook cannot drive.
+default_hooks = dict(logger=dict(interval=25), visualization=None)
 visualizer = dict(
     type='mmpretrain.UniversalVisualizer',
     _delete_=True,

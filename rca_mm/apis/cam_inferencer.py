@@ -7,16 +7,18 @@
       inputs -> list (file, array, folder)  -> per image: read (grey / RGBA
                 converted with a warning), the config's test transforms,
                 PackWSSSInputs(num_classes=L); tags given -> gt_img_labels,
-                none -> removed, so predict keeps score > score_thr
+                none -> removed, so predict keeps score > score_thr;
+                saliency given -> gt_saliency
       per batch:
         model.test_step                     -> O (final CAMs, Eq. 10 for
-                                               RCA), scores, pred_bg (EPS)
+                                               RCA), scores, pred_bg (EPS),
+                                               pred_sem_seg: the pseudo
+                                               label by the recipe of
+                                               model.test_cfg.pseudo_label
         RCA: test_step with P as the maps   -> P (Eq. 1), same tags, from
                                                the first pass's backbone
-                                               features (shared_features)
-        recipe(cams of the tags, image, saliency, pred_bg)
-                                            -> pseudo label (the config's
-                                               test_evaluator recipe)
+                                               features (shared_features),
+                                               no pseudo label
         out_dir/pseudo_labels/<name>.png    label PNG (255 kept)
         out_dir/cams/<name>.npz             class_ids, cams (+ cams_p, bg,
                                                scores), float16
@@ -27,7 +29,10 @@ flip and activation, resized to the image and max-normalised per class. The
 tags are the user's (class names) or the classes whose score passes
 ``model.test_cfg.score_thr`` (default 0.5: sigmoid(0), the decision
 boundary of the multi-label soft-margin loss the classifier is trained
-with, Eq. 11). OAA+ takes its training CAMs from the maps accumulated
+with, Eq. 11). The pseudo label is ``predict``'s ``pred_sem_seg``, made by
+the recipe of the config's ``model.test_cfg.pseudo_label``, as under
+``tools/test.py``; a config without one gives CAMs and tags, no label.
+OAA+ takes its training CAMs from the maps accumulated
 during training; those exist only for the training images, so any other
 image gets the network's own CAMs here (a warning says so).
 """
@@ -68,32 +73,6 @@ _REPLACED = ('LoadWSSSImageFromFile', 'LoadImageFromFile',
              'PackWSSSInputs', 'PackSegInputs')
 
 
-def recipe_config(cfg: Config) -> dict:
-    """The pseudo-label recipe of the config's ``PseudoLabelMetric``
-    (``test_evaluator``), as a recipe config; ``ThresholdRecipe`` when the
-    config has none."""
-    from rca_mm.evaluation.recipes import recipe_from_flat_form
-    evaluators = cfg.get('test_evaluator') or []
-    if isinstance(evaluators, dict):
-        evaluators = [evaluators]
-    for metric in evaluators:
-        if metric.get('type') != 'PseudoLabelMetric':
-            continue
-        recipe = metric.get('recipe')
-        if isinstance(recipe, dict):
-            return dict(recipe)
-        flat = {
-            k: v
-            for k, v in metric.items()
-            if k not in ('type', 'recipe', 'protocols', 'save_cams',
-                         'score_list', 'output_dir', 'keep_results',
-                         'show_dir', 'ignore_index', 'collect_device',
-                         'collect_dir', 'prefix')
-        }
-        return recipe_from_flat_form(recipe or 'threshold', flat)[0]
-    return dict(type='ThresholdRecipe')
-
-
 @contextmanager
 def coarse_maps(head) -> Iterator[None]:
     """Within the block, ``head.predict_cams`` gives RCA's P (Eq. 1)
@@ -103,6 +82,17 @@ def coarse_maps(head) -> Iterator[None]:
         yield
     finally:
         del head.predict_cams
+
+
+@contextmanager
+def no_pseudo_labels(model) -> Iterator[None]:
+    """Within the block, ``predict`` sets no ``pred_sem_seg`` (RCA's P pass:
+    its label would be dropped, and a CRF costs seconds per image)."""
+    recipe, model.pseudo_label = model.pseudo_label, None
+    try:
+        yield
+    finally:
+        model.pseudo_label = recipe
 
 
 @contextmanager
@@ -228,7 +218,9 @@ class CAMInferencer(BaseInferencer):
         self.with_coarse = coarse_cams and getattr(classifier.head, 'use_rsa',
                                                    False)
         self._oaa_note(cfg)
-        self.recipe = PSEUDO_LABEL_RECIPES.build(recipe_config(cfg))
+        #: The pseudo-label recipe of ``model.test_cfg.pseudo_label`` (None:
+        #: no pseudo labels).
+        self.recipe = classifier.pseudo_label
         self.visualizer.set_dataset_meta(
             classes=list(self.classes),
             palette=classifier.dataset_meta.get('palette'))
@@ -264,7 +256,6 @@ class CAMInferencer(BaseInferencer):
             name=f'cam_inferencer-{datetime.now().timestamp()}',
             vis_backends=None,
             save_dir=None)
-        vis_cfg.pop('recipe', None)
         return VISUALIZERS.build(vis_cfg)
 
     def _oaa_note(self, cfg: Config) -> None:
@@ -353,7 +344,8 @@ class CAMInferencer(BaseInferencer):
         return value
 
     def _read(self, name: str, source: InputType, tags, saliency) -> dict:
-        """One image through the pipeline, with what the recipe needs."""
+        """One image through the pipeline; its saliency map, when given, as
+        the sample's ``gt_saliency`` (the saliency recipe reads it)."""
         if isinstance(source, str):
             img, note = read_image(source)
             results = dict(img_path=source)
@@ -381,6 +373,7 @@ class CAMInferencer(BaseInferencer):
                     f'saliency map {saliency!r} is {sal.shape[0]}x'
                     f'{sal.shape[1]} (HxW) but its image {name!r} is '
                     f'{img.shape[0]}x{img.shape[1]}')
+            sample.gt_saliency = PixelData(data=torch.from_numpy(sal)[None])
         return dict(packed, name=name, rgb=img[..., ::-1], saliency=sal)
 
     def preprocess(self,
@@ -397,9 +390,15 @@ class CAMInferencer(BaseInferencer):
                       PSEUDO_LABEL_RECIPES.get('SaliencyRecipe')) and any(
                           s is None for s in saliency):
             raise ValueError(
-                'the config\'s pseudo-label recipe (SaliencyRecipe) needs a '
-                'saliency map of every image: pass saliency= (demo: '
-                '--saliency)')
+                'the config\'s pseudo-label recipe (SaliencyRecipe, '
+                'model.test_cfg.pseudo_label) needs a saliency map of every '
+                'image: pass saliency= (demo: --saliency)')
+        if self.recipe is not None and self.recipe.needs_image and any(
+                not isinstance(source, str) for _, source in inputs):
+            raise ValueError(
+                'the config\'s pseudo-label recipe (model.test_cfg.'
+                'pseudo_label) has a CRF, which reads each image from its '
+                'file: pass image files, not arrays')
         batch = []
         for (name, source), tag, sal in zip(inputs, tags, saliency):
             batch.append(self._read(name, source, tag, sal))
@@ -432,8 +431,9 @@ class CAMInferencer(BaseInferencer):
             sample.gt_img_labels = self._keep(pred).float()
         # The same multi-scale predict with P as the maps, on the features
         # of the first pass (the backbone runs once).
-        with coarse_maps(self.model.head), shared_features(
-                self.model, cache, replay=True):
+        with coarse_maps(self.model.head), no_pseudo_labels(
+                self.model), shared_features(
+                    self.model, cache, replay=True):
             coarse = self.model.test_step(
                 dict(inputs=data['inputs'], data_samples=second))
         for pred, p in zip(preds, coarse):
@@ -449,7 +449,13 @@ class CAMInferencer(BaseInferencer):
 
     # ------------------------------------------------------------ outputs
     def label(self, pred, extra: dict) -> Dict[str, np.ndarray]:
-        """The numbers of one image and its pseudo label (by the recipe)."""
+        """The numbers of one image and its pseudo label (``predict``'s
+        ``pred_sem_seg``).
+
+        Raises:
+            ValueError: the recipe could not label the image (the reason
+                ``predict`` gives).
+        """
         keep = self._keep(pred).cpu().numpy()
         tag_idx = np.flatnonzero(keep)
         cams = pred.pred_cams.data.float().cpu().numpy()[tag_idx]
@@ -469,34 +475,24 @@ class CAMInferencer(BaseInferencer):
         rgb = np.ascontiguousarray(extra['rgb'])
         if rgb.shape[:2] != cams.shape[1:]:
             rgb = cv2.resize(rgb, cams.shape[1:][::-1])
-        out['pseudo_label'] = self.recipe(
-            cams,
-            tag_idx + 1,
-            image=rgb,
-            saliency=extra['saliency'],
-            bg_map=out['bg']).astype(np.uint8)
+        if 'pseudo_label_error' in pred:
+            raise ValueError(f'image {extra["name"]!r}: no pseudo label: '
+                             f'{pred.pseudo_label_error}')
+        out['pseudo_label'] = None
+        if 'pred_sem_seg' in pred:
+            out['pseudo_label'] = pred.pred_sem_seg.data[0].cpu().numpy(
+            ).astype(np.uint8)
         out['rgb'] = rgb
         return out
 
-    def visualize(self, result: dict) -> np.ndarray:
-        """The panels of one image: the image, the final CAM of each tag
-        (with its score), the background map, the pseudo label and the
-        saliency map; for RCA a second row with P of each tag."""
+    def visualize(self, result: dict, pred) -> np.ndarray:
+        """The panels of one image: the visualizer's row of a classifier's
+        sample (the image, the final CAM of each tag with its score, the
+        background map, the pseudo label, the saliency map); for RCA a
+        second row with P of each tag."""
         vis = self.visualizer
         rgb = result['rgb']
-        row = [('image', rgb)]
-        for k, cls in enumerate(result['tags']):
-            score = result['scores'][result['class_ids'][k] - 1]
-            row.append((f'CAM {cls} {score:.2f}',
-                        vis.draw_heatmap(result['cams'][k], rgb)))
-        if result['bg'] is not None:
-            row.append(('background', vis.draw_heatmap(result['bg'], rgb)))
-        row.append(
-            ('pseudo label', vis.draw_label_map(rgb, result['pseudo_label'])))
-        if result.get('saliency') is not None:
-            grey = np.clip(result['saliency'] * 255, 0, 255).astype(np.uint8)
-            row.append(('saliency', np.repeat(grey[..., None], 3, -1)))
-        rows = [row]
+        rows = [[('image', rgb)] + vis.cam_panels(rgb, pred)]
         if 'cams_p' in result and len(result['tags']):
             rows.append([('P (Eq. 1)', rgb)] +
                         [(f'P {cls}',
@@ -507,8 +503,9 @@ class CAMInferencer(BaseInferencer):
     def save(self, result: dict, out_dir: str) -> None:
         """Write the label PNG, the ``.npz`` of the maps and the panels."""
         name = result['name']
-        save_label_png(result['pseudo_label'],
-                       osp.join(out_dir, 'pseudo_labels', name + '.png'))
+        if result['pseudo_label'] is not None:
+            save_label_png(result['pseudo_label'],
+                           osp.join(out_dir, 'pseudo_labels', name + '.png'))
         arrays = dict(
             class_ids=np.asarray(result['class_ids'], np.int64),
             cams=result['cams'].astype(np.float16),
@@ -561,13 +558,14 @@ class CAMInferencer(BaseInferencer):
                 or a folder of ``<image name>.png``. Default: None.
             batch_size (int): images per forward pass (images of different
                 sizes in a batch run one by one). Default: 1.
-            out_dir (str): write ``pseudo_labels/<name>.png``,
-                ``cams/<name>.npz`` and ``vis/<name>.png`` here. Default: ''
-                (write nothing).
+            out_dir (str): write ``pseudo_labels/<name>.png`` (with a
+                recipe), ``cams/<name>.npz`` and ``vis/<name>.png`` here.
+                Default: '' (write nothing).
             draw (bool): draw the panels (``visualization``). Default: True.
             return_datasamples (bool): return ``SegDataSample`` predictions
                 (``pred_cams``, ``pred_score``, ``pred_sem_seg`` = the
-                pseudo label, ...) instead of dicts. Default: False.
+                pseudo label, ``gt_saliency``, ...) instead of dicts.
+                Default: False.
 
         Returns:
             dict: ``predictions``: per image a dict with ``name``, ``tags``
@@ -575,9 +573,10 @@ class CAMInferencer(BaseInferencer):
             ``tags_given``, ``scores`` ((L,) sigmoid scores), ``cams``
             ((K, H, W) final CAMs of the tags, O for RCA), ``cams_p`` (RCA's
             P), ``bg`` (EPS background map or None), ``pseudo_label`` ((H,
-            W) uint8, 255 ignore); ``visualization``: the panels (H', W', 3)
-            RGB per image. A single file or array gives the entries
-            themselves, not lists.
+            W) uint8, 255 ignore; None when the config sets no
+            ``model.test_cfg.pseudo_label``); ``visualization``: the
+            panels (H', W', 3) RGB per image. A single file or array gives
+            the entries themselves, not lists.
         """
         single = isinstance(inputs, np.ndarray) or (isinstance(inputs, str)
                                                     and not osp.isdir(inputs))
@@ -591,17 +590,11 @@ class CAMInferencer(BaseInferencer):
                 result = self.label(pred, extra)
                 result['saliency'] = extra['saliency']
                 if draw:
-                    result['visualization'] = self.visualize(result)
+                    result['visualization'] = self.visualize(result, pred)
                     visualization.append(result['visualization'])
                 if out_dir:
                     self.save(result, out_dir)
                 if return_datasamples:
-                    pred.pred_sem_seg = PixelData(
-                        data=torch.from_numpy(result['pseudo_label'].astype(
-                            np.int64))[None])
-                    if extra['saliency'] is not None:
-                        pred.gt_saliency = PixelData(
-                            data=torch.from_numpy(extra['saliency'])[None])
                     predictions.append(pred)
                 else:
                     for key in ('rgb', 'visualization', 'saliency'):
@@ -626,6 +619,6 @@ class CAMInferencer(BaseInferencer):
 
 
 __all__ = [
-    'CAMInferencer', 'recipe_config', 'coarse_maps', 'shared_features',
+    'CAMInferencer', 'coarse_maps', 'no_pseudo_labels', 'shared_features',
     'IMAGE_SUFFIXES'
 ]

@@ -6,15 +6,14 @@
       |- 'pred_cams' in data_sample (a stage-1 classifier's output):
       |     one row of titled panels
       |     CAM <class> (per tag, jet on the image) | background (EPS pred_bg)
-      |     | pseudo label (with `recipe`) | saliency | GT
+      |     | pseudo label (pred_sem_seg) | saliency | GT
       '- otherwise (stage 2): SegLocalVisualizer.add_datasample, unchanged
 
-The pseudo label is made by a pseudo-label recipe
-(:mod:`rca_mm.evaluation.recipes`): the visualizer's own ``recipe`` config,
-or, under ``tools/test.py --show-dir``, the recipe of the test evaluator's
-``PseudoLabelMetric``, handed over by ``WSSSVisualizationHook``. Label maps
-(pseudo label, GT) are drawn with mmseg's ``_draw_sem_seg`` and the
-dataset's palette; their ignore pixels (255) get ``ignore_color``.
+The pseudo label is the model's: ``CAMClassifier.predict`` sets
+``pred_sem_seg`` by the recipe of ``model.test_cfg.pseudo_label``
+(:mod:`rca_mm.evaluation.recipes`). Label maps (pseudo label, GT) are drawn
+with mmseg's ``_draw_sem_seg`` and the dataset's palette; their ignore
+pixels (255) get ``ignore_color``.
 """
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -25,11 +24,11 @@ import torch
 import torch.nn.functional as F
 from mmengine.dist import master_only
 from mmengine.structures import PixelData
-from mmseg.utils import OptConfigType
 from mmseg.visualization import SegLocalVisualizer
 
+from rca_mm.evaluation.functional import tagged_classes
 from rca_mm.fileio import VOC_IGNORE_COLOUR
-from rca_mm.registry import PSEUDO_LABEL_RECIPES, VISUALIZERS
+from rca_mm.registry import VISUALIZERS
 
 # A titled panel: (title, (H, W, 3) uint8 RGB image).
 Panel = Tuple[str, np.ndarray]
@@ -41,9 +40,11 @@ class WSSSLocalVisualizer(SegLocalVisualizer):
 
     For a sample with ``pred_cams`` (``CAMClassifier.predict``) it draws one
     row of panels of the image's size, each with its title above: the CAM
-    of every tagged class (jet, min-max normalised, on the image), the
-    background map (``pred_bg``, EPS heads), the pseudo label (when a recipe
-    is set), the saliency map (``gt_saliency``, grey) and the ground truth
+    of every tagged class (jet, min-max normalised, on the image; its
+    ``pred_score`` in the title), the
+    background map (``pred_bg``, EPS heads), the pseudo label
+    (``pred_sem_seg``, when the model's ``test_cfg.pseudo_label`` sets a
+    recipe), the saliency map (``gt_saliency``, grey) and the ground truth
     (``gt_sem_seg``). Any other sample (a segmentor's ``pred_sem_seg``) is
     drawn by ``SegLocalVisualizer``.
 
@@ -59,11 +60,6 @@ class WSSSLocalVisualizer(SegLocalVisualizer):
         dataset_name (str, optional): see ``SegLocalVisualizer``. Default:
             None.
         alpha (float): opacity of the label colours. Default: 0.8.
-        recipe (dict, optional): the pseudo-label recipe config, e.g.
-            ``dict(type='ThresholdRecipe', bg_threshold=0.2)``, built from
-            ``PSEUDO_LABEL_RECIPES``. Default: None (the test evaluator's,
-            set by ``WSSSVisualizationHook``; without one, no pseudo-label
-            panel).
         heatmap_alpha (float): opacity of the CAM heatmaps over the image.
             Default: 0.5.
         ignore_color (Sequence[int]): RGB colour of the ignore pixels (255)
@@ -73,6 +69,10 @@ class WSSSLocalVisualizer(SegLocalVisualizer):
             its title. Default: 14.
         **kwargs: other arguments of mmengine's ``Visualizer``
             (``fig_save_cfg``, ``fig_show_cfg``).
+
+    Raises:
+        ValueError: a ``recipe`` argument: the panel draws the model's
+            pseudo label, whose recipe is ``model.test_cfg.pseudo_label``.
     """
 
     # `name` stays positional: mmengine's ManagerMeta requires it among the
@@ -87,11 +87,17 @@ class WSSSLocalVisualizer(SegLocalVisualizer):
                  palette: Optional[List] = None,
                  dataset_name: Optional[str] = None,
                  alpha: float = 0.8,
-                 recipe: OptConfigType = None,
                  heatmap_alpha: float = 0.5,
                  ignore_color: Sequence[int] = VOC_IGNORE_COLOUR,
                  title_height: int = 14,
                  **kwargs) -> None:
+        if 'recipe' in kwargs:
+            raise ValueError(
+                'visualizer.recipe: WSSSLocalVisualizer draws the pseudo '
+                'label the model predicts (pred_sem_seg); set the recipe as '
+                'model.test_cfg.pseudo_label, e.g. '
+                "dict(type='ThresholdRecipe', bg_threshold=0.2), and remove "
+                'visualizer.recipe')
         super().__init__(
             name=name,
             image=image,
@@ -105,8 +111,6 @@ class WSSSLocalVisualizer(SegLocalVisualizer):
         if len(ignore_color) != 3:
             raise ValueError('visualizer.ignore_color must be an RGB triple, '
                              f'got {ignore_color!r}')
-        self.recipe = (
-            PSEUDO_LABEL_RECIPES.build(recipe) if recipe is not None else None)
         self.heatmap_alpha = heatmap_alpha
         self.ignore_color = np.asarray(ignore_color, dtype=np.uint8)
         self.title_height = title_height
@@ -236,8 +240,8 @@ class WSSSLocalVisualizer(SegLocalVisualizer):
             image (np.ndarray): (H, W, 3) uint8 RGB image, at the size of the
                 sample's maps.
             data_sample (SegDataSample): with ``pred_cams`` (L, H, W) and
-                optionally ``gt_img_labels``, ``pred_bg``, ``gt_saliency``,
-                ``gt_sem_seg``.
+                optionally ``gt_img_labels``, ``pred_bg``, ``pred_sem_seg``
+                (the pseudo label), ``gt_saliency``, ``gt_sem_seg``.
             draw_gt (bool): include the saliency and GT panels. Default:
                 True.
             draw_pred (bool): include the CAM, background and pseudo-label
@@ -254,7 +258,10 @@ class WSSSLocalVisualizer(SegLocalVisualizer):
             raise ValueError(
                 f'pred_cams are {cams.shape[1:]} but the image is '
                 f'{image.shape[:2]}; draw on the image at its original size')
-        tag_idx = _tag_indices(data_sample, cams)
+        tags = (
+            _numpy(data_sample.gt_img_labels)
+            if 'gt_img_labels' in data_sample else None)
+        tag_idx = tagged_classes(cams, tags)
         if classes is not None and len(classes) != len(cams) + 1:
             raise ValueError(
                 f'the visualizer has {len(classes)} classes (background '
@@ -267,17 +274,16 @@ class WSSSLocalVisualizer(SegLocalVisualizer):
             saliency = _numpy(data_sample.gt_saliency.data)[0]
         panels = []
         if draw_pred:
-            panels += [(f'CAM {_name(classes, j + 1)}',
-                        self.draw_heatmap(cams[j], image)) for j in tag_idx]
+            scores = (
+                _numpy(data_sample.pred_score)
+                if 'pred_score' in data_sample else None)
+            panels += [(_cam_title(classes, j,
+                                   scores), self.draw_heatmap(cams[j], image))
+                       for j in tag_idx]
             if bg_map is not None:
                 panels.append(('background', self.draw_heatmap(bg_map, image)))
-            if self.recipe is not None:
-                labels = self.recipe(
-                    cams[tag_idx],
-                    tag_idx + 1,
-                    image=image,
-                    saliency=saliency,
-                    bg_map=bg_map)
+            if 'pred_sem_seg' in data_sample:
+                labels = _numpy(data_sample.pred_sem_seg.data)[0]
                 panels.append(('pseudo label',
                                self.draw_label_map(image, labels,
                                                    with_labels)))
@@ -338,18 +344,15 @@ def _numpy(data) -> np.ndarray:
     return np.asarray(data)
 
 
-def _tag_indices(data_sample, cams: np.ndarray) -> np.ndarray:
-    """The tagged classes (0-based): ``gt_img_labels``, else the classes
-    with a non-zero CAM (``predict`` zeroes the others), as
-    ``PseudoLabelMetric``."""
-    if 'gt_img_labels' in data_sample:
-        tags = _numpy(data_sample.gt_img_labels).reshape(-1)
-        return np.flatnonzero(tags > 0.5)
-    return np.flatnonzero(cams.reshape(len(cams), -1).max(axis=1) > 0)
-
-
 def _name(classes: Optional[Sequence[str]], label: int) -> str:
     return str(classes[label]) if classes is not None else str(label)
+
+
+def _cam_title(classes: Optional[Sequence[str]], index: int,
+               scores: Optional[np.ndarray]) -> str:
+    """``CAM <class>``, with the class's score when the sample has one."""
+    title = f'CAM {_name(classes, index + 1)}'
+    return title if scores is None else f'{title} {scores[index]:.2f}'
 
 
 __all__ = ['WSSSLocalVisualizer']

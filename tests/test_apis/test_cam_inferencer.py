@@ -1,5 +1,6 @@
-"""CAMInferencer: the model's own CAMs, tags by score, the config's recipe,
-the files it writes, and its errors on bad input."""
+"""CAMInferencer: the model's own CAMs, tags by score and pseudo label
+(model.test_cfg.pseudo_label), the files it writes, and its errors on bad
+input."""
 import os.path as osp
 import warnings
 
@@ -66,10 +67,14 @@ def test_cams_tags_and_label_are_the_models_own(rca, images):
     assert np.allclose(result['cams'].max(axis=(1, 2)), 1)
     bg = ref.pred_bg.data.numpy()[0]
     np.testing.assert_allclose(result['bg'], bg, atol=1e-6)
-    # The pseudo label: the config's recipe (EPS: the background map).
+    # The pseudo label: predict's pred_sem_seg, by the config's recipe
+    # (EPS: the background map).
+    assert inferencer.recipe is inferencer.model.pseudo_label
     assert isinstance(inferencer.recipe, BackgroundMapRecipe)
     expected = BackgroundMapRecipe()(cams[kept], kept + 1, bg_map=bg)
     np.testing.assert_array_equal(result['pseudo_label'], expected)
+    np.testing.assert_array_equal(result['pseudo_label'],
+                                  ref.pred_sem_seg.data[0].numpy())
     assert set(np.unique(expected)) <= set(kept + 1) | {0}
 
 
@@ -157,10 +162,10 @@ def test_ignore_pixels_are_kept_in_the_png(cam_ckpt, images, tmp_path):
     sal_path = str(tmp_path / 'img0.png')
     Image.fromarray(sal).save(sal_path)
     options = dict(
-        NO_PRETRAIN,
-        test_evaluator=dict(
-            recipe=dict(
-                _delete_=True, type='SaliencyRecipe', min_fg_ratio=0.0)))
+        NO_PRETRAIN, **{
+            'model.test_cfg.pseudo_label':
+            dict(_delete_=True, type='SaliencyRecipe', min_fg_ratio=0.0)
+        })
     inferencer = CAMInferencer(
         CAM, ckpt, device='cpu', cfg_options=options, show_progress=False)
     with pytest.raises(ValueError, match='saliency map of every image'):
@@ -189,6 +194,61 @@ def test_cam_baseline_uses_the_threshold_recipe(cam_ckpt, images):
     np.testing.assert_array_equal(
         pred['pseudo_label'],
         ThresholdRecipe(bg_threshold=0.2)(cams, kept + 1))
+
+
+def test_without_a_recipe_there_is_no_label(cam_ckpt, images, tmp_path):
+    """A config without model.test_cfg.pseudo_label: CAMs and tags, no
+    label, no label PNG, no label panel."""
+    _, ckpt = cam_ckpt
+    inferencer = CAMInferencer(
+        CAM,
+        ckpt,
+        device='cpu',
+        cfg_options=dict(NO_PRETRAIN, **{'model.test_cfg.pseudo_label': None}),
+        show_progress=False)
+    assert inferencer.recipe is None
+    out = str(tmp_path / 'out')
+    result = inferencer(images[2], out_dir=out)
+    pred = result['predictions']
+    assert pred['pseudo_label'] is None
+    assert not osp.exists(osp.join(out, 'pseudo_labels'))
+    assert osp.isfile(osp.join(out, 'cams', 'img2.npz'))
+    # image | CAM per tag (no background map, no label, no saliency)
+    k = len(pred['class_ids'])
+    assert result['visualization'].shape == (14 + 40, (k + 1) * 48, 3)
+
+
+def test_the_coarse_pass_makes_no_label(rca, images, monkeypatch):
+    """RCA's P pass runs predict again; only the first pass labels."""
+    _, inferencer = rca
+    recipe = inferencer.model.pseudo_label
+    calls = []
+
+    class Counted:
+        needs_image = recipe.needs_image
+
+        def __call__(self, *args, **kwargs):
+            calls.append(1)
+            return recipe(*args, **kwargs)
+
+    monkeypatch.setattr(inferencer.model, 'pseudo_label', Counted())
+    pred = inferencer(images[0], draw=False)['predictions']
+    assert len(calls) == 1 and 'cams_p' in pred
+    assert inferencer.model.pseudo_label.__class__ is Counted
+
+
+def test_a_crf_recipe_needs_image_files(cam_ckpt, images):
+    _, ckpt = cam_ckpt
+    options = dict(
+        NO_PRETRAIN, **{
+            'model.test_cfg.pseudo_label':
+            dict(_delete_=True, type='ThresholdRecipe', crf=True)
+        })
+    inferencer = CAMInferencer(
+        CAM, ckpt, device='cpu', cfg_options=options, show_progress=False)
+    bgr = np.asarray(Image.open(images[0]))[..., ::-1].copy()
+    with pytest.raises(ValueError, match='CRF.*pass image files'):
+        inferencer(bgr, draw=False)
 
 
 def test_array_input_equals_file_input(rca, images):

@@ -1,6 +1,6 @@
 """tools/test.py --show-dir on a stage-1 classifier: one drawing per image
-with the CAM of each tag, the background map, the pseudo label of the test
-evaluator's recipe, the saliency map and the GT."""
+with the CAM of each tag, the background map, the model's pseudo label
+(model.test_cfg.pseudo_label), the saliency map and the GT."""
 import os.path as osp
 
 import mmcv
@@ -73,8 +73,9 @@ def test_show_dir_draws_the_classifier_panels(rca_checkpoint, voc_root,
         panels = 1 + len(image_tags(voc_root, name)) + 4
         assert img.shape == (BAND + h, panels * w, 3)
         np.testing.assert_array_equal(img[BAND:, :w], image)
-        # The pseudo label is the one the metric wrote (BackgroundMapRecipe),
-        # drawn in the dataset's palette; the GT panel checks the drawing.
+        # The pseudo label is the one --out wrote (the model's
+        # BackgroundMapRecipe), drawn in the dataset's palette; the GT panel
+        # checks the drawing.
         label = np.asarray(
             Image.open(tmp_path / 'out' / 'pseudo_labels' / f'{name}.png'))
         gt = np.asarray(

@@ -1,7 +1,6 @@
 """WSSSLocalVisualizer: the panels of a CAM classifier's sample, and
 mmseg's drawing of a segmentor's sample kept."""
 import os.path as osp
-from types import SimpleNamespace
 
 import cv2
 import mmcv
@@ -11,13 +10,9 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmengine.structures import PixelData
-from mmengine.visualization import Visualizer
 from mmseg.structures import SegDataSample
 from mmseg.visualization import SegLocalVisualizer
 
-from rca_mm.engine.hooks import WSSSVisualizationHook
-from rca_mm.evaluation.recipes import ThresholdRecipe
-from rca_mm.models.classifiers import CAMClassifier
 from rca_mm.registry import VISUALIZERS
 from rca_mm.visualization import WSSSLocalVisualizer
 from tests.conftest import REPO
@@ -42,9 +37,11 @@ def visualizer(name, **kwargs):
     return vis
 
 
-def cam_sample(with_saliency=True, with_bg=False):
+def cam_sample(with_saliency=True, with_bg=False, with_label=True):
     """Tag 'cat' (label 1): its CAM is 1 on rows 2-7 x cols 3-9, 0 elsewhere;
-    'dog' is untagged. GT: cat on the same box, a 255 border row above."""
+    'dog' is untagged. GT: cat on the same box, a 255 border row above. The
+    pseudo label (pred_sem_seg): cat on the box, 255 on its lower row,
+    background elsewhere."""
     cams = torch.zeros(2, H, W)
     cams[0, 2:8, 3:10] = 1.0
     sample = SegDataSample(metainfo=dict(img_path='x.jpg'))
@@ -60,6 +57,11 @@ def cam_sample(with_saliency=True, with_bg=False):
         sample.gt_saliency = PixelData(data=sal)
     if with_bg:
         sample.pred_bg = PixelData(data=1 - cams[:1])
+    if with_label:
+        label = torch.zeros(1, H, W, dtype=torch.long)
+        label[0, 2:8, 3:10] = 1
+        label[0, 7, 3:10] = 255
+        sample.pred_sem_seg = PixelData(data=label)
     return sample
 
 
@@ -80,8 +82,7 @@ def draw(vis, sample, **kwargs):
 
 
 def test_cam_panels_heatmap_label_255_saliency_gt():
-    vis = visualizer(
-        'wsss_vis_all', recipe=dict(type='ThresholdRecipe', bg_threshold=0.2))
+    vis = visualizer('wsss_vis_all')
     drawn = draw(vis, cam_sample())
     # image | CAM cat | pseudo label | saliency | GT, each under its title.
     assert drawn.shape == (BAND + H, 5 * W, 3)
@@ -90,19 +91,21 @@ def test_cam_panels_heatmap_label_255_saliency_gt():
     cam = panel(drawn, 1)
     np.testing.assert_allclose(cam[4, 5], (GREY + jet(255)) / 2, atol=1)
     np.testing.assert_allclose(cam[12, 15], (GREY + jet(0)) / 2, atol=1)
-    # Pseudo label (threshold 0.2): cat's colour in the box, background's
-    # outside, at the visualizer's alpha.
+    # Pseudo label (the sample's pred_sem_seg): cat's colour in the box,
+    # background's outside, its 255 row in the ignore colour, at the
+    # visualizer's alpha.
     a = vis.alpha
+    ignore = GREY * (1 - a) + np.array([224, 224, 192]) * a
     label = panel(drawn, 2)
     np.testing.assert_allclose(
         label[4, 5], GREY * (1 - a) + 200 * a * np.array([1, 0, 0]), atol=1)
     np.testing.assert_allclose(label[12, 15], GREY * (1 - a), atol=1)
+    np.testing.assert_allclose(label[7, 5], ignore, atol=1)
     # Saliency in grey.
     np.testing.assert_allclose(panel(drawn, 3)[4, 5], 0.8 * 255, atol=1)
     np.testing.assert_allclose(panel(drawn, 3)[12, 15], 0, atol=1)
     # GT: the 255 row in the ignore colour, cat below it.
     gt = panel(drawn, 4)
-    ignore = GREY * (1 - a) + np.array([224, 224, 192]) * a
     np.testing.assert_allclose(gt[1, 5], ignore, atol=1)
     np.testing.assert_allclose(gt[4, 5], label[4, 5], atol=1)
     np.testing.assert_allclose(gt[1, 15], GREY * (1 - a), atol=1)
@@ -111,16 +114,20 @@ def test_cam_panels_heatmap_label_255_saliency_gt():
 
 
 def test_optional_panels_follow_the_sample():
-    vis = visualizer('wsss_vis_opt')  # no recipe: no pseudo-label panel
-    drawn = draw(vis, cam_sample(with_saliency=False, with_bg=True))
+    vis = visualizer('wsss_vis_opt')
+    # No pred_sem_seg (a model without test_cfg.pseudo_label): no
+    # pseudo-label panel.
+    drawn = draw(
+        vis, cam_sample(with_saliency=False, with_bg=True, with_label=False))
     # image | CAM cat | background | GT
     assert drawn.shape == (BAND + H, 4 * W, 3)
     bg = panel(drawn, 2)  # the background map is 0 in the box
     np.testing.assert_allclose(bg[4, 5], (GREY + jet(0)) / 2, atol=1)
     np.testing.assert_allclose(bg[12, 15], (GREY + jet(255)) / 2, atol=1)
-    # draw_gt=False leaves out the saliency and GT; draw_pred=False the maps.
+    # draw_gt=False leaves out the saliency and GT; draw_pred=False the maps
+    # and the pseudo label.
     no_gt = draw(vis, cam_sample(), draw_gt=False)
-    assert no_gt.shape == (BAND + H, 2 * W, 3)
+    assert no_gt.shape == (BAND + H, 3 * W, 3)  # image | CAM | label
     no_pred = draw(vis, cam_sample(), draw_pred=False)
     assert no_pred.shape == (BAND + H, 3 * W, 3)  # image | saliency | GT
 
@@ -162,43 +169,12 @@ def test_bad_ignore_color_names_the_key():
         WSSSLocalVisualizer.get_instance('wsss_vis_ign', ignore_color=(1, 2))
 
 
-def _runner(model, metrics):
-    return SimpleNamespace(
-        model=model, test_evaluator=SimpleNamespace(metrics=metrics))
-
-
-def test_hook_hands_the_metric_recipe_to_the_visualizer():
-    vis = visualizer('wsss_vis_hook')
-    hook = WSSSVisualizationHook(draw=True)
-    hook._visualizer = vis
-    recipe = ThresholdRecipe(bg_threshold=0.3)
-    hook.before_test(
-        _runner(torch.nn.Identity(),
-                [SimpleNamespace(),
-                 SimpleNamespace(recipe=recipe)]))
-    assert vis.recipe is recipe
-    # A recipe of the visualizer's own config is kept.
-    own = visualizer('wsss_vis_hook_own', recipe=dict(type='ThresholdRecipe'))
-    hook._visualizer = own
-    hook.before_test(
-        _runner(torch.nn.Identity(), [SimpleNamespace(recipe=recipe)]))
-    assert own.recipe is not recipe
-
-
-def test_hook_refuses_mmseg_visualizer_for_a_classifier():
-    hook = WSSSVisualizationHook(draw=True)
-    hook._visualizer = SegLocalVisualizer.get_instance('wsss_vis_plain')
-    model = CAMClassifier.__new__(CAMClassifier)
-    with pytest.raises(TypeError, match="visualizer.type='WSSSLocalVisual"):
-        hook.before_test(_runner(model, []))
-    # A segmentor may keep mmseg's visualizer; a non-mmseg one draws nothing
-    # and is refused.
-    hook.before_test(_runner(torch.nn.Identity(), []))
-    hook._visualizer = Visualizer.get_instance('wsss_vis_base_class')
-    with pytest.raises(TypeError, match='got Visualizer'):
-        hook.before_test(_runner(torch.nn.Identity(), []))
-    # Not drawing: nothing to check.
-    WSSSVisualizationHook(draw=False).before_test(_runner(model, []))
+def test_a_recipe_of_the_visualizer_names_the_model_key():
+    """The pseudo label is the model's output: a config that still gives
+    the visualizer a recipe is told where the recipe goes."""
+    with pytest.raises(ValueError, match='model.test_cfg.pseudo_label'):
+        WSSSLocalVisualizer.get_instance(
+            'wsss_vis_recipe', recipe=dict(type='ThresholdRecipe'))
 
 
 def test_heatmap_value_range_fixes_the_colour_scale():

@@ -30,7 +30,7 @@ default_hooks = dict(
         save_last=True),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     # Draws under tools/test.py --show/--show-dir (docs/visualization.md).
-    visualization=dict(type='WSSSVisualizationHook'),
+    visualization=dict(type='SegVisualizationHook'),
     # Exact --resume and a stop at the first NaN loss (docs/reliability.md).
     rng_state=dict(type='RNGStateHook'),
     nan_guard=dict(type='NaNGuardHook'))
