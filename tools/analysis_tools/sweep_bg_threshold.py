@@ -2,7 +2,7 @@
 
 WSSS papers (PSA, IRN, EPS) pick the background threshold of their CAMs by the
 pseudo-label mIoU on the training images with ground truth. This reads the CAMs
-that ``PseudoLabelMetric(save_cams=True)`` wrote (``--out DIR`` ->
+that ``tools/test.py --out DIR --save-cams`` wrote (``PseudoLabelWriter``:
 ``DIR/cams/<name>.npz``) and the ground-truth PNGs, labels every image at every
 threshold with ``ThresholdRecipe`` objects built from ``PSEUDO_LABEL_RECIPES``
 as the model builds ``model.test_cfg.pseudo_label`` (with ``--config``, that
