@@ -38,13 +38,13 @@ from typing import Dict, Sequence, Tuple
 import numpy as np
 from PIL import Image
 
-from rca_mm.datasets.synthetic.generated import (is_complete, map_jobs,
-                                                 mark_incomplete, write_meta,
-                                                 write_text)
-from rca_mm.datasets.synthetic.synthvoc_render import (
-    BACKGROUNDS, BODY_STYLES, PART_SHAPES, ObjectLook, _hsv2rgb, background,
-    build_world, class_look, composite, draw_object, light_and_noise)
 from rca_mm.fileio import atomic_write
+from .generated import (is_complete, map_jobs, mark_incomplete, write_meta,
+                        write_text)
+from .synthvoc_render import (BACKGROUNDS, BODY_STYLES, PART_SHAPES,
+                              ObjectLook, _hsv2rgb, background, build_world,
+                              class_look, composite, draw_object,
+                              light_and_noise)
 
 # Bumped whenever a seed would render differently (synthnet.json records it).
 FORMAT_VERSION = 1

@@ -21,13 +21,10 @@ from typing import Dict, Sequence, Tuple
 import numpy as np
 from PIL import Image
 
-from rca_mm.datasets.synthetic.generated import (is_complete, map_jobs,
-                                                 mark_incomplete, write_meta,
-                                                 write_text)
-from rca_mm.datasets.synthetic.synthvoc_render import (FORMAT_VERSION,
-                                                       build_world,
-                                                       render_sample)
 from rca_mm.fileio import atomic_write, save_label_png
+from .generated import (is_complete, map_jobs, mark_incomplete, write_meta,
+                        write_text)
+from .synthvoc_render import FORMAT_VERSION, build_world, render_sample
 
 LISTS = ('train_aug', 'train', 'val')
 
