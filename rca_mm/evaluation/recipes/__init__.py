@@ -7,11 +7,10 @@ Built from ``model.test_cfg.pseudo_label`` by ``CAMClassifier`` and by
 """
 from .background_map_recipe import BackgroundMapRecipe
 from .base_recipe import BasePseudoLabelRecipe
-from .flat_form import recipe_from_flat_form
 from .saliency_recipe import SaliencyRecipe
 from .threshold_recipe import ThresholdRecipe
 
 __all__ = [
     'BasePseudoLabelRecipe', 'ThresholdRecipe', 'BackgroundMapRecipe',
-    'SaliencyRecipe', 'recipe_from_flat_form'
+    'SaliencyRecipe'
 ]
