@@ -87,7 +87,7 @@ def test_release_run_publishes_checkpoints_logs_and_summary(
 def test_pipeline_release_takes_the_finished_trainings(rca_eps_ckpt, tmp_path):
     """Pipeline.release publishes the last checkpoint of each finished
     training step (stage 2 not run: only stage 1)."""
-    from rca_mm.apis.pipeline import Pipeline
+    from rca_mm.apis.pipeline_steps import Pipeline
     _, ckpt = rca_eps_ckpt
     work = tmp_path / 'work'
     pipe = Pipeline(str(work))

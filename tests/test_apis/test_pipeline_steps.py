@@ -1,4 +1,4 @@
-"""rca_mm.apis.pipeline: the steps of the resumable pipeline, their
+"""rca_mm.apis.pipeline_steps: the steps of the resumable pipeline, their
 records, logs and progress lines.
 
 (tests/test_tools/test_run_pipeline.py runs the whole chain.)"""
@@ -9,8 +9,9 @@ import sys
 import pytest
 import torch
 
-from rca_mm.apis.pipeline import (Pipeline, StepFailed, check_total_batches,
-                                  condense, last_checkpoint, machine_info)
+from rca_mm.apis.pipeline_steps import (Pipeline, StepFailed,
+                                        check_total_batches, condense,
+                                        last_checkpoint, machine_info)
 from rca_mm.utils.benchmark import cpu_model
 
 
