@@ -10,9 +10,9 @@ named with their scope, e.g. ``type='mmpretrain.ResNet'``; mmengine imports
 so a config needs no ``custom_imports`` for rca_mm modules.
 
 One registry has no parent: ``PSEUDO_LABEL_RECIPES``, the rules that turn
-CAMs into pseudo labels (``PseudoLabelMetric(recipe=dict(type=...))`` and the
-threshold sweep build them). mmseg and mmengine have no registry of that
-kind to be a child of. ``TASK_UTILS`` was the other candidate, but in the
+CAMs into pseudo labels (``CAMClassifier``'s ``model.test_cfg.pseudo_label``
+and the threshold sweep build them). mmseg and mmengine have no registry of
+that kind to be a child of. ``TASK_UTILS`` was the other candidate, but in the
 OpenMMLab libraries it holds the models' helpers (assigners, samplers,
 coders), its ``locations`` import ``rca_mm.models``, which the sweep does not
 need, and its error messages would not say "pseudo-label recipe". A
