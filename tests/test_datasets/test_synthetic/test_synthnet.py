@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rca_mm.datasets.synthetic.synthnet import (
-    AREA_RANGE, BODY_HSV, CENTRE_RANGE, LOOKALIKES, NUM_SYNTHVOC, SIBLINGS,
-    build_synthnet_world, generate_synthnet, render_synthnet_sample)
+from rca_mm.datasets.synthetic import synthnet
+from rca_mm.datasets.synthetic.synthnet import (build_synthnet_world,
+                                                generate_synthnet,
+                                                render_synthnet_sample)
 from rca_mm.datasets.synthetic.synthvoc_render import (BACKGROUNDS,
                                                        build_world, class_look)
 
@@ -23,9 +24,9 @@ SMALL = dict(
 
 def test_synthvoc_classes_are_the_first_ten_with_their_exact_look():
     world = build_synthnet_world()
-    voc = build_world(NUM_SYNTHVOC)
-    assert world.names[:NUM_SYNTHVOC] == voc.names[1:]
-    for c in range(NUM_SYNTHVOC):
+    voc = build_world(synthnet.NUM_SYNTHVOC)
+    assert world.names[:synthnet.NUM_SYNTHVOC] == voc.names[1:]
+    for c in range(synthnet.NUM_SYNTHVOC):
         mine, theirs = world.looks[c], class_look(voc, c)
         assert mine.part_shape == theirs.part_shape
         assert mine.body_style == theirs.body_style
@@ -34,7 +35,7 @@ def test_synthvoc_classes_are_the_first_ten_with_their_exact_look():
     # The first three body colours are SynthVOC's, so a SynthVOC body drawn
     # for another class is the same body.
     np.testing.assert_array_equal(
-        np.asarray(BODY_HSV[:3], np.float32), voc.body_hsv)
+        np.asarray(synthnet.BODY_HSV[:3], np.float32), voc.body_hsv)
 
 
 def test_classes_differ_in_body_as_well_as_in_part():
@@ -42,18 +43,18 @@ def test_classes_differ_in_body_as_well_as_in_part():
     assert len(world.names) == len(set(world.names)) == 100
     pairs = set(zip(world.parts.tolist(), world.bodies.tolist()))
     assert len(pairs) == 100  # no two classes look the same
-    for c in range(NUM_SYNTHVOC):
+    for c in range(synthnet.NUM_SYNTHVOC):
         # The SynthVOC part on other bodies, as other classes ...
-        assert (world.parts == c).sum() >= 1 + LOOKALIKES
+        assert (world.parts == c).sum() >= 1 + synthnet.LOOKALIKES
         # ... and the SynthVOC body with other parts.
         body = world.bodies[c]
-        assert (world.bodies == body).sum() >= 1 + SIBLINGS
+        assert (world.bodies == body).sum() >= 1 + synthnet.SIBLINGS
         same_part = world.bodies[world.parts == c]
         assert len(set(same_part.tolist())) == len(same_part)
     # Look-alikes differ from their SynthVOC class in texture and colour.
-    for k in range(NUM_SYNTHVOC, len(world.names)):
+    for k in range(synthnet.NUM_SYNTHVOC, len(world.names)):
         p = int(world.parts[k])
-        if p < NUM_SYNTHVOC:
+        if p < synthnet.NUM_SYNTHVOC:
             assert world.looks[k].body_style != world.looks[p].body_style or \
                 not np.array_equal(world.looks[k].body_hsv,
                                    world.looks[p].body_hsv)
@@ -73,9 +74,9 @@ def test_one_large_centred_object_on_a_class_independent_background():
         fracs.append(s['mask'].mean())
         centres.append((xs.mean() / 112, ys.mean() / 112))
     # The body is drawn at the area range; the part adds a little.
-    assert AREA_RANGE[0] * 0.8 < min(fracs)
-    assert max(fracs) < AREA_RANGE[1] * 1.25
-    lo, hi = CENTRE_RANGE
+    assert synthnet.AREA_RANGE[0] * 0.8 < min(fracs)
+    assert max(fracs) < synthnet.AREA_RANGE[1] * 1.25
+    lo, hi = synthnet.CENTRE_RANGE
     assert all(lo - 0.2 < cx < hi + 0.2 and lo - 0.2 < cy < hi + 0.2
                for cx, cy in centres)
     # The background comes first from the generator and does not depend on
