@@ -9,7 +9,7 @@ import json
 import os
 import os.path as osp
 from multiprocessing import Pool
-from typing import Callable, List, Sequence
+from typing import Callable, List, Sequence, Tuple
 
 from mmengine.utils import track_parallel_progress, track_progress
 
@@ -29,6 +29,22 @@ def write_text(path: str, text: str) -> None:
 def write_meta(path: str, meta: dict) -> None:
     """Write the generator's JSON record atomically."""
     write_text(path, json.dumps(meta, indent=1))
+
+
+def checked_size(size: Sequence[int], nproc: int) -> Tuple[int, int]:
+    """The image ``size`` as a tuple ``(H, W)``, after checking it and the
+    number of worker processes ``nproc``.
+
+    Raises:
+        ValueError: ``size`` is not two sides of at least 32 pixels, or
+            ``nproc`` is below 1.
+    """
+    size = tuple(int(x) for x in size)
+    if len(size) != 2 or min(size) < 32:
+        raise ValueError(f'size must be (H, W) with H, W >= 32, got {size}')
+    if nproc < 1:
+        raise ValueError(f'nproc must be >= 1, got {nproc}')
+    return size
 
 
 def is_complete(out_dir: str, meta_path: str, args: dict,

@@ -39,8 +39,8 @@ import numpy as np
 from PIL import Image
 
 from rca_mm.fileio import atomic_write
-from .generated import (is_complete, map_jobs, mark_incomplete, write_meta,
-                        write_text)
+from .generated import (checked_size, is_complete, map_jobs, mark_incomplete,
+                        write_meta, write_text)
 from .synthvoc_render import (BACKGROUNDS, BODY_STYLES, PART_SHAPES,
                               ObjectLook, _hsv2rgb, background, build_world,
                               class_look, composite, draw_object,
@@ -205,15 +205,11 @@ def generate_synthnet(out_dir: str,
     Returns:
         dict: ``train`` and ``val`` (images) and ``num_classes``.
     """
-    size = tuple(int(x) for x in size)
-    if len(size) != 2 or min(size) < 32:
-        raise ValueError(f'size must be (H, W) with H, W >= 32, got {size}')
+    size = checked_size(size, nproc)
     if num_train_per_class < 1 or num_val_per_class < 0:
         raise ValueError('num_train_per_class must be >= 1 and '
                          'num_val_per_class >= 0, got '
                          f'{num_train_per_class} and {num_val_per_class}')
-    if nproc < 1:
-        raise ValueError(f'nproc must be >= 1, got {nproc}')
     world = build_synthnet_world(num_classes)
     args = dict(
         version=FORMAT_VERSION,

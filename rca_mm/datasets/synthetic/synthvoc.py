@@ -22,8 +22,8 @@ import numpy as np
 from PIL import Image
 
 from rca_mm.fileio import atomic_write, save_label_png
-from .generated import (is_complete, map_jobs, mark_incomplete, write_meta,
-                        write_text)
+from .generated import (checked_size, is_complete, map_jobs, mark_incomplete,
+                        write_meta, write_text)
 from .synthvoc_render import FORMAT_VERSION, build_world, render_sample
 
 LISTS = ('train_aug', 'train', 'val')
@@ -82,14 +82,10 @@ def generate_synthvoc(out_dir: str,
         dict: ``train_aug``, ``train``, ``val`` (images per list) and
         ``num_classes``.
     """
-    size = tuple(int(x) for x in size)
-    if len(size) != 2 or min(size) < 32:
-        raise ValueError(f'size must be (H, W) with H, W >= 32, got {size}')
+    size = checked_size(size, nproc)
     if num_train < 1 or num_val < 0:
         raise ValueError(f'num_train must be >= 1 and num_val >= 0, got '
                          f'{num_train} and {num_val}')
-    if nproc < 1:
-        raise ValueError(f'nproc must be >= 1, got {nproc}')
     if not 1 <= num_train_subset <= num_train:
         raise ValueError(f'num_train_subset must be in 1..num_train '
                          f'({num_train}), got {num_train_subset}')
