@@ -237,16 +237,8 @@ class OAAMemory:
                ori_shape: Optional[Sequence[int]] = None) -> None:
         """Merge ``maps`` into the memory by element-wise maximum.
 
-        Takes what :meth:`OAAStore.update` takes and checks it the same way.
-
-        Args:
-            img_name (str): the image id (file stem).
-            class_ids (Sequence[int]): 0-based foreground ids, one per map,
-                distinct.
-            maps (np.ndarray): (k, h, w) values in [0, 1]; all maps of one
-                image must have the same (h, w).
-            ori_shape (Sequence[int], optional): original (H, W); the one
-                held is kept when None.
+        Takes the arguments of :meth:`OAAStore.update` (see there) and checks
+        them the same way; with ``ori_shape=None`` the one held is kept.
         """
         class_ids, maps = _checked('OAAMemory.update', img_name, class_ids,
                                    maps)
