@@ -1,3 +1,4 @@
+import logging
 import os
 import os.path as osp
 import re
@@ -5,10 +6,13 @@ import signal
 import socket
 import subprocess
 import sys
+import uuid
 
 import pytest
 import torch
+from mmengine.logging import MMLogger
 
+from rca_mm.datasets.synthetic import generate_synthvoc
 from rca_mm.testing.voc_layout import write_voc_layout
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -58,6 +62,19 @@ def device(request) -> torch.device:
     return dev
 
 
+@pytest.fixture
+def log_messages():
+    """Messages logged through mmengine's current logger in the test:
+    a function that returns them joined by newlines."""
+    logger = MMLogger.get_instance(f'test_{uuid.uuid4().hex}')
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger.addHandler(handler)
+    yield lambda: '\n'.join(r.getMessage() for r in records)
+    logger.removeHandler(handler)
+
+
 @pytest.fixture(scope='session')
 def voc_root(tmp_path_factory):
     """A tiny VOC-layout dataset shared by the tests of one session."""
@@ -66,6 +83,19 @@ def voc_root(tmp_path_factory):
         num_train=16,
         num_val=4,
         seed=0)
+
+
+def small_synthvoc(root, **options) -> str:
+    """Write a SynthVOC for a tool run at ``root`` and return its path.
+
+    Two validation images of 64x64 and no progress bar unless ``options``
+    say otherwise; ``options`` go to :func:`generate_synthvoc` (its
+    ``num_train`` and ``num_train_subset`` at least).
+    """
+    settings = dict(num_val=2, size=(64, 64), show_progress=False)
+    settings.update(options)
+    generate_synthvoc(str(root), **settings)
+    return str(root)
 
 
 def free_port() -> int:

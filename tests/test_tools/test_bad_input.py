@@ -35,15 +35,14 @@ import torch.nn as nn
 from mmengine.config import Config
 from PIL import Image
 
-from rca_mm.datasets.synthetic import generate_synthvoc
 from rca_mm.engine.config_checks import check_checkpoint_fits
 from rca_mm.engine.runner_builder import load_config
 from rca_mm.registry import MODELS
 from rca_mm.utils import register_all_modules
 from rca_mm.utils.safe_checkpoint import UnsafeCheckpointError
-from ..conftest import run_tool
-from ..test_evaluation.test_metrics.test_pseudo_label_writer import (  # noqa: F401,E501
-    log_messages, run, samples)
+from ..conftest import run_tool, small_synthvoc
+from ..test_evaluation.test_metrics.test_pseudo_label_writer import (run,
+                                                                     samples)
 from ..test_utils.test_safe_checkpoint import _CreatesFile
 
 CONFIG = 'configs/synthvoc/rca_r18-w16_8e_synthvoc-112x112.py'
@@ -163,7 +162,7 @@ def test_test_tool_refuses_a_checkpoint_with_a_pickled_callable(tmp_path):
 
 
 def test_output_dir_without_write_permission(tmp_path, monkeypatch,
-                                             log_messages):  # noqa: F811
+                                             log_messages):
     out = str(tmp_path / 'readonly')
     real_makedirs = os.makedirs
 
@@ -185,7 +184,7 @@ def test_output_dir_without_write_permission(tmp_path, monkeypatch,
 
 
 def test_disk_full_while_writing_pseudo_labels(tmp_path, monkeypatch,
-                                               log_messages):  # noqa: F811
+                                               log_messages):
     out = str(tmp_path / 'out')
 
     def save(image, path, *args, **kwargs):  # the PNG encoder's write
@@ -211,15 +210,8 @@ def synthvoc_of_20(tmp_path_factory):
     """A SynthVOC of 20 classes (its classes.txt says so) and a checkpoint
     of the 10-class CAM config."""
     tmp = tmp_path_factory.mktemp('synthvoc_20')
-    root = str(tmp / 'synthvoc')
-    generate_synthvoc(
-        root,
-        num_train=4,
-        num_val=2,
-        num_train_subset=2,
-        size=(64, 64),
-        num_classes=20,
-        show_progress=False)
+    root = small_synthvoc(
+        tmp / 'synthvoc', num_train=4, num_train_subset=2, num_classes=20)
     register_all_modules()
     model = MODELS.build(Config.fromfile(CAM_CONFIG).model)
     ckpt = str(tmp / 'cam10.pth')

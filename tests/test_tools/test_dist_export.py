@@ -24,10 +24,9 @@ import torch
 from mmengine.config import Config
 from PIL import Image
 
-from rca_mm.datasets.synthetic import generate_synthvoc
 from rca_mm.registry import MODELS
 from rca_mm.utils import register_all_modules
-from ..conftest import REPO, run_dist_tool, run_tool
+from ..conftest import REPO, run_dist_tool, run_tool, small_synthvoc
 
 BASE = f'{REPO}/configs/synthvoc/cam_r18-w16_8e_synthvoc-112x112.py'
 NUM_IMAGES = 15  # odd: the 2-process sampler pads one image
@@ -70,13 +69,7 @@ pseudo_label_writer.PseudoLabelWriter.process = held_process
 def setup(tmp_path_factory):
     tmp = tmp_path_factory.mktemp('dist_export')
     root = tmp / 'synthvoc'
-    generate_synthvoc(
-        str(root),
-        num_train=NUM_IMAGES,
-        num_val=2,
-        num_train_subset=7,
-        size=(64, 64),
-        show_progress=False)
+    small_synthvoc(root, num_train=NUM_IMAGES, num_train_subset=7)
     (tmp / 'count_writes.py').write_text(COUNT_WRITES)
     cfg = tmp / 'export_cfg.py'
     cfg.write_text(

@@ -23,10 +23,9 @@ import numpy as np
 import pytest
 import torch
 
-from rca_mm.datasets.synthetic import generate_synthvoc
 from ..conftest import REPO, run_dist_tool, run_tool
+from .conftest import RCA_SYNTHVOC, two_process_rca_config
 
-BASE = f'{REPO}/configs/synthvoc/rca_r18-w16_8e_synthvoc-112x112.py'
 # Training only: no validation (it would score the repository's data).
 NO_VAL = '''
 val_dataloader = None
@@ -109,36 +108,9 @@ OAA_ATOL = 1e-3  # float16 storage: one ulp in [0.5, 1) is 4.9e-4
 @pytest.fixture(scope='module')
 def config(tmp_path_factory):
     tmp = tmp_path_factory.mktemp('dist')
-    root = str(tmp / 'synthvoc')
-    generate_synthvoc(
-        root,
-        num_train=16,
-        num_val=2,
-        num_train_subset=4,
-        size=(64, 64),
-        show_progress=False)
-    (tmp / 'dump_bank_hook.py').write_text(DUMP_HOOK)
     (tmp / 'gathered_order_sampler.py').write_text(GATHERED_ORDER_SAMPLER)
-    cfg = tmp / 'dist_cfg.py'
-    cfg.write_text(
-        textwrap.dedent(f'''
-        _base_ = ['{BASE}']
-        custom_imports = dict(imports=['dump_bank_hook'])
-        custom_hooks = [
-            dict(type='RCAHook'),
-            dict(type='DumpBankHook'),
-        ]
-        train_dataloader = dict(
-            batch_size=4, num_workers=0, persistent_workers=False,
-            dataset=dict(data_root='{root}'))
-        model = dict(data_preprocessor=dict(size=(64, 64)),
-                     backbone=dict(init_cfg=None),
-                     head=dict(gate_threshold=0.0,
-                               aggregation=dict(num_prototypes=4,
-                                                num_init=1)))
-        train_cfg = dict(max_epochs=2, val_interval=100)
-        auto_scale_lr = dict(base_batch_size=8)  # 2 processes x 4
-        ''') + NO_VAL)
+    cfg = two_process_rca_config(tmp, 'dist_cfg.py', 'dump_bank_hook',
+                                 DUMP_HOOK, 'DumpBankHook')
     return tmp, cfg
 
 
@@ -190,7 +162,7 @@ def fair_configs(tmp):
     two = tmp / 'fair_two.py'
     two.write_text(
         textwrap.dedent(f'''
-        _base_ = ['{BASE}']
+        _base_ = ['{RCA_SYNTHVOC}']
         custom_imports = dict(
             imports=['dump_bank_hook', 'gathered_order_sampler'])
         model = dict(

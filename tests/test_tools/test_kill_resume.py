@@ -20,22 +20,20 @@ import numpy as np
 import pytest
 import torch
 
-from rca_mm.datasets.synthetic import generate_synthvoc
-from ..conftest import REPO, run_tool
+from ..conftest import REPO, run_tool, small_synthvoc
+from .conftest import train_py_with_hook
 
 CONFIG = 'configs/synthvoc/rca-oaa_r18-w16_8e_synthvoc-112x112.py'
 ENV = dict(OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
 
 # Test-only: run tools/train.py with a hook that SIGKILLs the process at
 # the end of iteration KILL_AT_ITER (1-based, over the whole run).
-KILL_AT_ITER = '''
+KILL_AT_ITER = train_py_with_hook(
+    '''
 import os
-import runpy
 import signal
-import sys
 
 from mmengine.hooks import Hook
-from mmengine.runner import Runner
 
 
 class KillAtIter(Hook):
@@ -47,33 +45,15 @@ class KillAtIter(Hook):
             print(f'killing myself at iteration {runner.iter + 1}',
                   flush=True)
             os.kill(os.getpid(), signal.SIGKILL)
-
-
-_train = Runner.train
-
-
-def train(self):
-    self.register_hook(KillAtIter())
-    return _train(self)
-
-
-Runner.train = train
-sys.argv = sys.argv[1:]
-runpy.run_path(sys.argv[0], run_name='__main__')
-'''
+''', 'KillAtIter')
 
 
 @pytest.fixture(scope='module')
 def data_root(tmp_path_factory):
-    root = str(tmp_path_factory.mktemp('synthvoc') / 'synthvoc')
-    generate_synthvoc(
-        root,
+    return small_synthvoc(
+        tmp_path_factory.mktemp('synthvoc') / 'synthvoc',
         num_train=24,
-        num_val=2,
-        num_train_subset=4,
-        size=(64, 64),
-        show_progress=False)
-    return root
+        num_train_subset=4)
 
 
 def train_args(work_dir, root, *extra):

@@ -12,8 +12,7 @@ import sys
 
 import pytest
 
-from rca_mm.datasets.synthetic import generate_synthvoc
-from ..conftest import SERIAL_LOADERS, run_tool
+from ..conftest import SERIAL_LOADERS, run_tool, small_synthvoc
 
 CONFIG = 'configs/synthvoc/oaa_r18-w16_8e_synthvoc-112x112.py'
 ENV = dict(OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
@@ -22,14 +21,7 @@ ENV = dict(OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
 @pytest.fixture(scope='module')
 def trained(tmp_path_factory):
     tmp = tmp_path_factory.mktemp('oaa_export')
-    root = str(tmp / 'synthvoc')
-    generate_synthvoc(
-        root,
-        num_train=8,
-        num_val=2,
-        num_train_subset=4,
-        size=(64, 64),
-        show_progress=False)
+    root = small_synthvoc(tmp / 'synthvoc', num_train=8, num_train_subset=4)
     options = [
         f'{loader}.dataset.data_root={root}'
         for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')

@@ -16,18 +16,16 @@ import os
 import re
 import shutil
 import signal
-import textwrap
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import torch
 
-from rca_mm.datasets.synthetic import generate_synthvoc
 from ..conftest import REPO, run_dist_tool, run_tool
+from .conftest import two_process_rca_config
 from .test_kill_resume import assert_live_rca_state, assert_same
 
-BASE = f'{REPO}/configs/synthvoc/rca_r18-w16_8e_synthvoc-112x112.py'
 KILL_AT = 3
 
 # Test-only: with KILL_AT_ITER set, every rank at the end of that iteration
@@ -71,42 +69,16 @@ class KillGroupAtIterHook(Hook):
 @pytest.fixture(scope='module')
 def config(tmp_path_factory):
     tmp = tmp_path_factory.mktemp('resume_dist')
-    root = str(tmp / 'synthvoc')
-    generate_synthvoc(
-        root,
-        num_train=16,
-        num_val=2,
-        num_train_subset=4,
-        size=(64, 64),
-        show_progress=False)
-    (tmp / 'kill_group_hook.py').write_text(KILL_HOOK)
-    cfg = tmp / 'resume_dist_cfg.py'
-    cfg.write_text(
-        textwrap.dedent(f'''
-        _base_ = ['{BASE}']
-        custom_imports = dict(imports=['kill_group_hook'])
-        custom_hooks = [
-            dict(type='RCAHook'),
-            dict(type='KillGroupAtIterHook'),
-        ]
-        train_dataloader = dict(
-            batch_size=4, num_workers=0, persistent_workers=False,
-            dataset=dict(data_root='{root}'))
-        model = dict(data_preprocessor=dict(size=(64, 64)),
-                     backbone=dict(init_cfg=None),
-                     head=dict(gate_threshold=0.0,
-                               aggregation=dict(num_prototypes=4,
-                                                num_init=1)))
-        train_cfg = dict(max_epochs=2, val_interval=100)
-        auto_scale_lr = dict(base_batch_size=8)  # 2 processes x 4
+    cfg = two_process_rca_config(
+        tmp,
+        'resume_dist_cfg.py',
+        'kill_group_hook',
+        KILL_HOOK,
+        'KillGroupAtIterHook',
+        extra='''
         default_hooks = dict(
             logger=dict(interval=1), checkpoint=dict(max_keep_ckpts=1))
-        # Training only: no validation (it would score the repository's
-        # data).
-        val_dataloader = None
-        val_cfg = None
-        val_evaluator = None
-        '''))
+        ''')
     return tmp, cfg
 
 

@@ -22,8 +22,8 @@ import sys
 import pytest
 import torch
 
-from rca_mm.datasets.synthetic import generate_synthvoc
-from ..conftest import REPO, run_tool
+from ..conftest import REPO, run_tool, small_synthvoc
+from .conftest import train_py_with_hook
 from .test_kill_resume import assert_same
 
 CONFIG = 'configs/synthvoc/deeplabv2_r18-w16-d8_1k_synthvoc-112x112.py'
@@ -34,16 +34,14 @@ MAX_ITERS, INTERVAL, KILL_AT = 6, 3, 5
 # iteration's batch (after the augmentation) to batches.jsonl in the work
 # dir and, with KILL_AT_ITER set, SIGKILLs the process group at the end of
 # that iteration (1-based).
-WRAPPER = '''
+WRAPPER = train_py_with_hook(
+    '''
 import hashlib
 import json
 import os
-import runpy
 import signal
-import sys
 
 from mmengine.hooks import Hook
-from mmengine.runner import Runner
 
 
 class RecordAndKill(Hook):
@@ -66,33 +64,15 @@ class RecordAndKill(Hook):
             print(f'killing my process group at iteration {runner.iter + 1}',
                   flush=True)
             os.killpg(os.getpgid(0), signal.SIGKILL)
-
-
-_train = Runner.train
-
-
-def train(self):
-    self.register_hook(RecordAndKill())
-    return _train(self)
-
-
-Runner.train = train
-sys.argv = sys.argv[1:]
-runpy.run_path(sys.argv[0], run_name='__main__')
-'''
+''', 'RecordAndKill')
 
 
 @pytest.fixture(scope='module')
 def data_root(tmp_path_factory):
-    root = str(tmp_path_factory.mktemp('synthvoc') / 'synthvoc')
-    generate_synthvoc(
-        root,
+    return small_synthvoc(
+        tmp_path_factory.mktemp('synthvoc') / 'synthvoc',
         num_train=8,
-        num_val=2,
-        num_train_subset=2,
-        size=(64, 64),
-        show_progress=False)
-    return root
+        num_train_subset=2)
 
 
 def train_args(wrapper, work_dir, root, *extra):

@@ -10,8 +10,6 @@ import pytest
 from rca_mm.utils.workdir_lock import (LOCK_NAME, WorkDirLock,
                                        WorkDirLockedError, launcher_rank,
                                        lock_dir)
-from ..test_evaluation.test_metrics.test_pseudo_label_metric import \
-    log_messages  # noqa: F401
 
 
 def dead_pid() -> int:
@@ -75,7 +73,7 @@ def test_second_run_into_a_held_dir_is_refused(tmp_path):
 
 
 def test_lock_of_a_killed_run_is_taken_over_with_a_warning(
-        tmp_path, log_messages):  # noqa: F811
+        tmp_path, log_messages):
     pid = dead_pid()
     write_record(
         tmp_path,

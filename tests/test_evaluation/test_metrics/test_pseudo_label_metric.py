@@ -1,13 +1,10 @@
 """PseudoLabelMetric scores the classifier's pred_sem_seg: the three mIoU
 protocols, score_list, failures, a fixed-size state per rank, padding."""
-import logging
 import pickle
-import uuid
 
 import numpy as np
 import pytest
 import torch
-from mmengine.logging import MMLogger
 from mmengine.structures import PixelData
 from mmseg.evaluation import IoUMetric
 from mmseg.structures import SegDataSample
@@ -18,18 +15,6 @@ from rca_mm.registry import METRICS
 
 CLASSES = ('background', 'a', 'b', 'c')
 H, W = 6, 8
-
-
-@pytest.fixture
-def log_messages():
-    """Messages logged through mmengine's current logger in the test."""
-    logger = MMLogger.get_instance(f'test_plm_{uuid.uuid4().hex}')
-    records = []
-    handler = logging.Handler()
-    handler.emit = records.append
-    logger.addHandler(handler)
-    yield lambda: '\n'.join(r.getMessage() for r in records)
-    logger.removeHandler(handler)
 
 
 def make_sample(root, name, labels, gt=None, error=None):

@@ -1,14 +1,10 @@
 """PseudoLabelWriter: each labelled image's PNG (and CAMs) written
 atomically under output_dir; failed writes counted once and named."""
-import logging
 import os
 import os.path as osp
-import uuid
 
 import numpy as np
-import pytest
 import torch
-from mmengine.logging import MMLogger
 from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 from PIL import Image
@@ -17,17 +13,6 @@ from rca_mm.fileio import load_cam_npz, read_label_png
 from rca_mm.registry import METRICS
 
 H, W = 6, 8
-
-
-@pytest.fixture
-def log_messages():
-    logger = MMLogger.get_instance(f'test_writer_{uuid.uuid4().hex}')
-    records = []
-    handler = logging.Handler()
-    handler.emit = records.append
-    logger.addHandler(handler)
-    yield lambda: '\n'.join(r.getMessage() for r in records)
-    logger.removeHandler(handler)
 
 
 def samples():

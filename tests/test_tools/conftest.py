@@ -1,0 +1,76 @@
+"""Set-ups shared by the tool tests that train on SynthVOC."""
+import textwrap
+
+from ..conftest import REPO, small_synthvoc
+
+RCA_SYNTHVOC = f'{REPO}/configs/synthvoc/rca_r18-w16_8e_synthvoc-112x112.py'
+
+
+def train_py_with_hook(hook_source: str, hook_class: str) -> str:
+    """The source of a script that runs ``tools/train.py`` (its first
+    argument, the rest being the tool's) with the hook ``hook_class``,
+    defined in ``hook_source``, registered on the runner."""
+    return hook_source + textwrap.dedent(f'''
+
+        import runpy
+        import sys
+
+        from mmengine.runner import Runner
+
+        _train = Runner.train
+
+
+        def train(self):
+            self.register_hook({hook_class}())
+            return _train(self)
+
+
+        Runner.train = train
+        sys.argv = sys.argv[1:]
+        runpy.run_path(sys.argv[0], run_name='__main__')
+        ''')
+
+
+def two_process_rca_config(tmp,
+                           name: str,
+                           hook_module: str,
+                           hook_source: str,
+                           hook_class: str,
+                           extra: str = ''):
+    """Write what a 2-process RCA training on SynthVOC needs in ``tmp``.
+
+    16 images of 64x64 at ``tmp/synthvoc`` (4 per process and iteration,
+    2 epochs), ``hook_source`` as the module ``hook_module`` (``tmp`` goes
+    on ``PYTHONPATH``) and the config ``tmp/name``: the RCA SynthVOC config
+    with the hook ``hook_class`` beside RCAHook, every region written to
+    the bank, 4 prototypes, no validation, then the lines ``extra``.
+    Returns the config's path.
+    """
+    root = small_synthvoc(tmp / 'synthvoc', num_train=16, num_train_subset=4)
+    (tmp / f'{hook_module}.py').write_text(hook_source)
+    cfg = tmp / name
+    cfg.write_text(
+        textwrap.dedent(f'''
+        _base_ = ['{RCA_SYNTHVOC}']
+        custom_imports = dict(imports=['{hook_module}'])
+        custom_hooks = [
+            dict(type='RCAHook'),
+            dict(type='{hook_class}'),
+        ]
+        train_dataloader = dict(
+            batch_size=4, num_workers=0, persistent_workers=False,
+            dataset=dict(data_root='{root}'))
+        model = dict(data_preprocessor=dict(size=(64, 64)),
+                     backbone=dict(init_cfg=None),
+                     head=dict(gate_threshold=0.0,
+                               aggregation=dict(num_prototypes=4,
+                                                num_init=1)))
+        train_cfg = dict(max_epochs=2, val_interval=100)
+        auto_scale_lr = dict(base_batch_size=8)  # 2 processes x 4
+        # Training only: no validation (it would score the repository's
+        # data).
+        val_dataloader = None
+        val_cfg = None
+        val_evaluator = None
+        ''') + textwrap.dedent(extra))
+    return cfg
