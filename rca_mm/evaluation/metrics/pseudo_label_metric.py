@@ -22,8 +22,7 @@ import os.path as osp
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
-from mmengine.dist import (broadcast_object_list, collect_results, get_rank,
-                           get_world_size, is_main_process)
+from mmengine.dist import get_rank, get_world_size
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 from prettytable import PrettyTable
@@ -33,6 +32,7 @@ from rca_mm.fileio.confusion_json import (CONFUSION_MATRIX_FILE,
                                           save_confusion_matrix)
 from rca_mm.registry import METRICS
 from ..functional import PROTOCOLS, confusion_matrix, summarize_confusion
+from .gather import compute_on_main
 
 # Columns of the per-class table after the IoU of each protocol: title, key
 # of summarize_confusion.
@@ -198,20 +198,7 @@ class PseudoLabelMetric(BaseMetric):
             dict: the metrics, on every rank (see :meth:`compute_metrics`).
         """
         self._drop_padding(size)
-        states = collect_results([self._state],
-                                 get_world_size(),
-                                 self.collect_device,
-                                 tmpdir=self.collect_dir)
-        if is_main_process():
-            metrics = self.compute_metrics(states)
-            if self.prefix:
-                metrics = {f'{self.prefix}/{k}': v for k, v in metrics.items()}
-            outputs = [metrics]
-        else:
-            outputs = [None]
-        broadcast_object_list(outputs)
-        self.results.clear()
-        return outputs[0]
+        return compute_on_main(self, self._state)
 
     def _num_classes(self, sample: dict) -> int:
         """L + 1: the dataset's classes, else the CAM count + background."""

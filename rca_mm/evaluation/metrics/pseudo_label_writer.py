@@ -22,14 +22,13 @@ import os.path as osp
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
-from mmengine.dist import (broadcast_object_list, collect_results,
-                           get_world_size, is_main_process)
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 
 from rca_mm.fileio import save_cam_npz, save_label_png
 from rca_mm.registry import METRICS
 from ..functional import tagged_classes
+from .gather import compute_on_main
 
 
 @METRICS.register_module()
@@ -132,19 +131,7 @@ class PseudoLabelWriter(BaseMetric):
         Returns:
             dict: ``num_failed`` (with the prefix), on every rank.
         """
-        failures = collect_results([list(self.results)],
-                                   get_world_size(),
-                                   self.collect_device,
-                                   tmpdir=self.collect_dir)
-        if is_main_process():
-            metrics = self.compute_metrics(failures)
-            metrics = {f'{self.prefix}/{k}': v for k, v in metrics.items()}
-            outputs = [metrics]
-        else:
-            outputs = [None]
-        broadcast_object_list(outputs)
-        self.results.clear()
-        return outputs[0]
+        return compute_on_main(self, list(self.results))
 
     def compute_metrics(self, results: List[list]) -> Dict[str, int]:
         """The failed writes of all ranks, each image once.

@@ -9,6 +9,7 @@ from mmengine.structures import PixelData
 from mmseg.evaluation import IoUMetric
 from mmseg.structures import SegDataSample
 
+import rca_mm.evaluation.metrics.gather as gather
 import rca_mm.evaluation.metrics.pseudo_label_metric as plm
 from rca_mm.evaluation.functional import confusion_matrix, summarize_confusion
 from rca_mm.registry import METRICS
@@ -179,7 +180,7 @@ def test_padding_of_the_last_rank_is_left_out(tmp_path, monkeypatch,
     monkeypatch.setattr(plm, 'get_world_size', lambda: 2)
     monkeypatch.setattr(plm, 'get_rank', lambda: 1)
     monkeypatch.setattr(
-        plm,
+        gather,
         'collect_results',
         lambda results, size, device, tmpdir=None: results)
     metric = METRICS.build(dict(type='PseudoLabelMetric'))
