@@ -59,8 +59,11 @@ auto_scale_lr = dict(base_batch_size=64)
 # Top-1/top-5 of the single label on val.
 val_evaluator = dict(type='mmpretrain.Accuracy', topk=(1, 5))
 test_evaluator = val_evaluator
-# mmpretrain's visualizer, which mmseg's visualization hook cannot drive.
-default_hooks = dict(logger=dict(interval=25), visualization=None)
+# mmpretrain's visualizer and its visualization hook (mmseg's hook drives
+# only mmseg's visualizer).
+default_hooks = dict(
+    logger=dict(interval=25),
+    visualization=dict(type='mmpretrain.VisualizationHook', _delete_=True))
 visualizer = dict(
     type='mmpretrain.UniversalVisualizer',
     _delete_=True,
