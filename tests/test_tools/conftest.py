@@ -1,7 +1,11 @@
 """Set-ups shared by the tool tests that train on SynthVOC."""
 import textwrap
 
+import pytest
+import torch
+
 from ..conftest import REPO, small_synthvoc
+from .test_draw_rca_figures import RCA, random_checkpoint
 
 RCA_SYNTHVOC = f'{REPO}/configs/synthvoc/rca_r18-w16_8e_synthvoc-112x112.py'
 
@@ -74,3 +78,15 @@ def two_process_rca_config(tmp,
         val_evaluator = None
         ''') + textwrap.dedent(extra))
     return cfg
+
+
+@pytest.fixture(scope='module')
+def rca_checkpoint(tmp_path_factory):
+    """A checkpoint of the RCA config of ``test_draw_rca_figures`` with its
+    random initial weights and 2 random prototypes a class (seeded)."""
+    protos = torch.randn(
+        10, 2, 128, generator=torch.Generator().manual_seed(0))
+    valid = torch.ones(10, 2, dtype=torch.bool)
+    return random_checkpoint(RCA,
+                             tmp_path_factory.mktemp('ckpt') / 'rca.pth',
+                             (protos, valid))

@@ -5,8 +5,6 @@ import os.path as osp
 
 import mmcv
 import numpy as np
-import pytest
-import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from PIL import Image
@@ -14,7 +12,7 @@ from PIL import Image
 from rca_mm.registry import DATASETS
 from rca_mm.visualization import WSSSLocalVisualizer
 from tests.conftest import run_tool
-from .test_draw_rca_figures import RCA, image_tags, random_checkpoint
+from .test_draw_rca_figures import RCA, image_tags
 
 BAND = 14
 
@@ -29,16 +27,6 @@ def dataset_meta(voc_root) -> dict:
     return dict(
         classes=dataset.metainfo['classes'],
         palette=dataset.metainfo['palette'])
-
-
-@pytest.fixture(scope='module')
-def rca_checkpoint(tmp_path_factory):
-    protos = torch.randn(
-        10, 2, 128, generator=torch.Generator().manual_seed(0))
-    valid = torch.ones(10, 2, dtype=torch.bool)
-    return random_checkpoint(RCA,
-                             tmp_path_factory.mktemp('ckpt') / 'rca.pth',
-                             (protos, valid))
 
 
 def test_show_dir_draws_the_classifier_panels(rca_checkpoint, voc_root,

@@ -5,22 +5,10 @@ import json
 import os.path as osp
 
 import numpy as np
-import pytest
-import torch
 from PIL import Image
 
 from tests.conftest import run_tool
-from .test_draw_rca_figures import RCA, random_checkpoint
-
-
-@pytest.fixture(scope='module')
-def rca_checkpoint(tmp_path_factory):
-    protos = torch.randn(
-        10, 2, 128, generator=torch.Generator().manual_seed(0))
-    valid = torch.ones(10, 2, dtype=torch.bool)
-    return random_checkpoint(RCA,
-                             tmp_path_factory.mktemp('ckpt') / 'rca.pth',
-                             (protos, valid))
+from .test_draw_rca_figures import RCA
 
 
 def export(checkpoint, voc_root, out_dir, *extra):
