@@ -15,6 +15,16 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _gone(pid: int) -> bool:
+    """Whether ``pid`` is gone within 5 s (SIGKILL is delivered
+    asynchronously)."""
+    for _ in range(50):
+        if not _alive(pid):
+            break
+        time.sleep(0.1)
+    return not _alive(pid)
+
+
 def test_run_tool_kills_the_whole_process_group_on_timeout(tmp_path):
     """A launcher past its time is killed with the workers it started
     (torchrun's ranks), not alone, and the test fails with its output."""
@@ -27,11 +37,7 @@ def test_run_tool_kills_the_whole_process_group_on_timeout(tmp_path):
     assert 'ran past its 3 s and was killed' in str(err.value)
     assert 'started' in str(err.value)
     worker = int(pid_file.read_text())
-    for _ in range(50):  # SIGKILL is delivered asynchronously
-        if not _alive(worker):
-            break
-        time.sleep(0.1)
-    assert not _alive(worker)
+    assert _gone(worker)
 
 
 def test_run_tool_leaves_no_worker_of_a_finished_command(tmp_path):
@@ -42,11 +48,7 @@ def test_run_tool_leaves_no_worker_of_a_finished_command(tmp_path):
     ])
     assert out == 'done\n'
     worker = int(pid_file.read_text())
-    for _ in range(50):
-        if not _alive(worker):
-            break
-        time.sleep(0.1)
-    assert not _alive(worker)
+    assert _gone(worker)
     code, out = run_tool(['bash', '-c', 'echo no; exit 3'], check=False)
     assert (code, out) == (3, 'no\n')
 
@@ -71,8 +73,4 @@ def test_a_test_stopped_by_pytest_timeout_leaves_no_worker(tmp_path):
                          check=False)
     assert code == 1 and 'Timeout' in out, out
     worker = int(pid_file.read_text())
-    for _ in range(50):
-        if not _alive(worker):
-            break
-        time.sleep(0.1)
-    assert not _alive(worker)
+    assert _gone(worker)

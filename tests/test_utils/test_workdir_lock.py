@@ -19,9 +19,17 @@ def dead_pid() -> int:
     return proc.pid
 
 
-def write_record(directory, **record):
+def write_record(directory, pid, command='train.py', host=None):
+    """Write a lock record of ``pid`` running ``command`` on ``host``
+    (default: this host), started on 2026-01-01."""
     directory.mkdir(exist_ok=True)
-    (directory / LOCK_NAME).write_text(json.dumps(record))
+    (directory / LOCK_NAME).write_text(
+        json.dumps(
+            dict(
+                host=host or socket.gethostname(),
+                pid=pid,
+                started='2026-01-01 00:00:00 UTC',
+                command=command)))
 
 
 def test_holder_is_recorded_and_released(tmp_path):
@@ -75,12 +83,7 @@ def test_second_run_into_a_held_dir_is_refused(tmp_path):
 def test_lock_of_a_killed_run_is_taken_over_with_a_warning(
         tmp_path, log_messages):
     pid = dead_pid()
-    write_record(
-        tmp_path,
-        host=socket.gethostname(),
-        pid=pid,
-        started='2026-01-01 00:00:00 UTC',
-        command='train.py X')
+    write_record(tmp_path, pid, command='train.py X')
     with WorkDirLock(str(tmp_path)):
         assert json.loads(
             (tmp_path / LOCK_NAME).read_text())['pid'] == os.getpid()
@@ -93,24 +96,14 @@ def test_record_of_a_live_process_is_refused_without_flock(tmp_path):
     """A record naming a live process of this host (a file system where
     the flock did not exclude it) is not taken over."""
     parent = os.getppid()
-    write_record(
-        tmp_path,
-        host=socket.gethostname(),
-        pid=parent,
-        started='2026-01-01 00:00:00 UTC',
-        command='train.py')
+    write_record(tmp_path, parent)
     with pytest.raises(WorkDirLockedError, match=f'pid {parent} on host'):
         WorkDirLock(str(tmp_path)).acquire()
     assert (tmp_path / LOCK_NAME).exists()
 
 
 def test_record_from_another_host_is_refused_naming_the_file(tmp_path):
-    write_record(
-        tmp_path,
-        host='elsewhere',
-        pid=1,
-        started='2026-01-01 00:00:00 UTC',
-        command='train.py')
+    write_record(tmp_path, 1, host='elsewhere')
     with pytest.raises(WorkDirLockedError) as err:
         WorkDirLock(str(tmp_path)).acquire()
     assert "host 'elsewhere'" in str(err.value)

@@ -7,6 +7,7 @@ from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 
 from rca_mm.registry import MODELS
+from ..test_heads.test_cam_head import saliency_cam_head
 
 
 @MODELS.register_module(force=True)
@@ -176,13 +177,7 @@ def test_predict_pred_tags_and_bad_test_cfg():
 
 
 def test_saliency_missing_is_a_clear_error():
-    head = MODELS.build(
-        dict(
-            type='CAMHead',
-            in_channels=3,
-            num_classes=2,
-            with_background=True,
-            saliency_loss=dict(type='_MeanSaliencyLoss')))
+    head = saliency_cam_head('_MeanSaliencyLoss')
     with pytest.raises(KeyError, match='LoadSaliencyMap'):
         head.loss(torch.rand(1, 3, 4, 4), [_sample([1, 0], hw=(4, 4))])
     sample = _sample([1, 0], hw=(4, 4))

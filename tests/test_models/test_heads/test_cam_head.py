@@ -16,6 +16,18 @@ def _samples(tags, hw=(4, 4)):
     return out
 
 
+def saliency_cam_head(loss_type: str):
+    """A CAMHead of 2 classes on 3 channels with a background channel and
+    the saliency loss ``loss_type``."""
+    return MODELS.build(
+        dict(
+            type='CAMHead',
+            in_channels=3,
+            num_classes=2,
+            with_background=True,
+            saliency_loss=dict(type=loss_type)))
+
+
 def test_loss_is_a_dict_and_loss_and_predict_adds_the_maps():
     torch.manual_seed(0)
     head = MODELS.build(dict(type='CAMHead', in_channels=3, num_classes=2))
@@ -38,13 +50,7 @@ def test_loss_is_a_dict_and_loss_and_predict_adds_the_maps():
 
 
 def test_maps_for_hooks_are_the_foreground_ones_with_background():
-    head = MODELS.build(
-        dict(
-            type='CAMHead',
-            in_channels=3,
-            num_classes=2,
-            with_background=True,
-            saliency_loss=dict(type='EPSSaliencyLoss')))
+    head = saliency_cam_head('EPSSaliencyLoss')
     feats = torch.randn(2, 3, 4, 4)
     losses, maps = head.loss_and_predict(feats, _samples([[1, 0], [0, 1]]))
     assert set(losses) == {'loss_cls', 'loss_sal'}

@@ -34,6 +34,16 @@ def test_classifier_bias_is_zero_initialised_and_trained(device):
         assert conv.bias.grad is not None and conv.bias.grad.abs().sum() > 0
 
 
+def _dropout_head(device, dropout_in_regions, **gate):
+    """An RCA head with dropout 0.5, ``dropout_in_regions`` and the gate
+    settings ``gate``."""
+    return _head(
+        device,
+        dropout_ratio=0.5,
+        dropout_in_regions=dropout_in_regions,
+        **gate)
+
+
 def test_regions_and_gate_from_undropped_maps(device):
     torch.manual_seed(0)
     feats = (torch.rand(3, D, 6, 6) - 0.3).to(device)
@@ -42,11 +52,7 @@ def test_regions_and_gate_from_undropped_maps(device):
         device=device)
     written = {}
     for flag in (True, False):
-        head = _head(
-            device,
-            dropout_ratio=0.5,
-            dropout_in_regions=flag,
-            gate_threshold=0.5)
+        head = _dropout_head(device, flag, gate_threshold=0.5)
         head.classifier.weight.data.copy_(weight[:, :, None, None])
         torch.manual_seed(1)
         head.loss(feats, _samples(device=device))
@@ -84,12 +90,7 @@ def test_undropped_gate_of_o(device):
     feats = torch.rand(3, D, 6, 6).to(device)
     written = {}
     for flag in (True, False):
-        head = _head(
-            device,
-            dropout_ratio=0.5,
-            dropout_in_regions=flag,
-            gate_score='o',
-            gate_threshold=0.7)
+        head = _dropout_head(device, flag, gate_score='o', gate_threshold=0.7)
         head.classifier.weight.data.fill_(-1.0)  # p scores low
         head.classifier_o.weight.data.zero_()
         head.classifier_o.weight.data[:, :D] = 0.5
