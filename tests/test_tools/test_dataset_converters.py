@@ -155,37 +155,16 @@ def _write_coco(root):
     crowd[10:18, 15:28] = 1
     car_rle = mask_utils.encode(np.asfortranarray(car))
     car_rle['counts'] = car_rle['counts'].decode()
+    keys = ('id', 'image_id', 'category_id', 'iscrowd', 'area', 'segmentation')
     anns = [
-        # image 1: a big person square, a small dog inside it (polygons)
-        dict(
-            id=1,
-            image_id=1,
-            category_id=1,
-            iscrowd=0,
-            area=300.,
-            segmentation=[[0, 0, 20, 0, 20, 15, 0, 15]]),
-        dict(
-            id=2,
-            image_id=1,
-            category_id=18,
-            iscrowd=0,
-            area=16.,
-            segmentation=[[4, 4, 8, 4, 8, 8, 4, 8]]),
-        # image 2: a car (compressed RLE), a crowd of people (RLE counts)
-        dict(
-            id=3,
-            image_id=2,
-            category_id=3,
-            iscrowd=0,
-            area=54.,
-            segmentation=car_rle),
-        dict(
-            id=4,
-            image_id=2,
-            category_id=1,
-            iscrowd=1,
-            area=104.,
-            segmentation=_uncompressed_rle(crowd)),
+        dict(zip(keys, ann)) for ann in [
+            # image 1: a big person square, a small dog inside it (polygons)
+            (1, 1, 1, 0, 300., [[0, 0, 20, 0, 20, 15, 0, 15]]),
+            (2, 1, 18, 0, 16., [[4, 4, 8, 4, 8, 8, 4, 8]]),
+            # image 2: a car (compressed RLE), a crowd of people (RLE counts)
+            (3, 2, 3, 0, 54., car_rle),
+            (4, 2, 1, 1, 104., _uncompressed_rle(crowd)),
+        ]
     ]
     data = dict(
         images=[

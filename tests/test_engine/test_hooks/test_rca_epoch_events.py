@@ -157,23 +157,21 @@ def test_prototypes_are_clustered_from_epoch_1_with_the_defaults(trained):
     for epoch in (1, 2):
         seen = epochs[epoch]
         assert seen['mask'].sum(1).max() > 10  # more entries than K
-        centers, valid, _ = batched_kmeans(
-            seen['entries'],
-            seen['mask'],
-            10,
-            num_iters=50,
-            n_init=3,
-            seed=epoch)
+
+        def kmeans(n_init):
+            return batched_kmeans(
+                seen['entries'],
+                seen['mask'],
+                10,
+                num_iters=50,
+                n_init=n_init,
+                seed=epoch)
+
+        centers, valid, _ = kmeans(n_init=3)
         assert seen['prototypes'].shape[1] == 10  # K = 10
         assert torch.equal(seen['valid'], valid)
         assert torch.equal(seen['prototypes'], centers)
-        single, _, _ = batched_kmeans(
-            seen['entries'],
-            seen['mask'],
-            10,
-            num_iters=50,
-            n_init=1,
-            seed=epoch)
+        single, _, _ = kmeans(n_init=1)
         one_restart_differs |= not torch.equal(single, centers)
     assert one_restart_differs  # the 3 restarts are observed
 
