@@ -35,6 +35,30 @@ def train_py_with_hook(hook_source: str, hook_class: str) -> str:
         ''')
 
 
+def train_args_on(root, config, work_dir, *extra, options=()):
+    """The arguments of ``tools/train.py`` that train ``config`` in
+    ``work_dir`` on the SynthVOC at ``root``: the tool's ``extra``
+    arguments, then ``options`` after the data root, no validation and a
+    log line every iteration (``--cfg-options``)."""
+    return [
+        'tools/train.py',
+        config,
+        '--work-dir',
+        str(work_dir),
+        *extra,
+        '--cfg-options',
+        f'train_dataloader.dataset.data_root={root}',
+        # The val loop is built (not run) at the start of training: point it
+        # at the test's data too, not at the repository's data/.
+        f'val_dataloader.dataset.data_root={root}',
+        'val_dataloader.num_workers=0',
+        'val_dataloader.persistent_workers=False',
+        'train_cfg.val_interval=100',
+        'default_hooks.logger.interval=1',
+        *options,
+    ]
+
+
 def two_process_rca_config(tmp,
                            name: str,
                            hook_module: str,

@@ -21,7 +21,7 @@ import pytest
 import torch
 
 from ..conftest import REPO, run_tool, small_synthvoc
-from .conftest import train_py_with_hook
+from .conftest import train_args_on, train_py_with_hook
 
 CONFIG = 'configs/synthvoc/rca-oaa_r18-w16_8e_synthvoc-112x112.py'
 ENV = dict(OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
@@ -57,33 +57,24 @@ def data_root(tmp_path_factory):
 
 
 def train_args(work_dir, root, *extra):
-    return [
-        sys.executable,
-        'tools/train.py',
+    return [sys.executable] + train_args_on(
+        root,
         CONFIG,
-        '--work-dir',
-        str(work_dir),
+        work_dir,
         *extra,
-        '--cfg-options',
-        f'train_dataloader.dataset.data_root={root}',
-        # The val loop is built (not run) at the start of training: point it
-        # at the test's data too, not at the repository's data/.
-        f'val_dataloader.dataset.data_root={root}',
-        'val_dataloader.num_workers=0',
-        'val_dataloader.persistent_workers=False',
-        'train_dataloader.batch_size=8',
-        'train_dataloader.num_workers=0',
-        'train_dataloader.persistent_workers=False',
-        'train_dataloader.dataset.pipeline.1.scale=(64,64)',
-        'model.data_preprocessor.size=(64,64)',
-        'train_cfg.max_epochs=2',
-        'model.backbone.init_cfg=None',
-        # Write every region to the bank (the paper's 0.7 needs training).
-        'model.head.gate_threshold=0.0',
-        'train_cfg.val_interval=100',
-        'default_hooks.logger.interval=1',
-        'default_hooks.checkpoint.max_keep_ckpts=1'
-    ]
+        options=[
+            'train_dataloader.batch_size=8',
+            'train_dataloader.num_workers=0',
+            'train_dataloader.persistent_workers=False',
+            'train_dataloader.dataset.pipeline.1.scale=(64,64)',
+            'model.data_preprocessor.size=(64,64)',
+            'train_cfg.max_epochs=2',
+            'model.backbone.init_cfg=None',
+            # Write every region to the bank (the paper's 0.7 needs
+            # training).
+            'model.head.gate_threshold=0.0',
+            'default_hooks.checkpoint.max_keep_ckpts=1'
+        ])
 
 
 def start(args, log, env=None):

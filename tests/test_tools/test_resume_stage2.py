@@ -23,7 +23,7 @@ import pytest
 import torch
 
 from ..conftest import REPO, run_tool, small_synthvoc
-from .conftest import train_py_with_hook
+from .conftest import train_args_on, train_py_with_hook
 from .test_kill_resume import assert_same
 
 CONFIG = 'configs/synthvoc/deeplabv2_r18-w16-d8_1k_synthvoc-112x112.py'
@@ -76,31 +76,22 @@ def data_root(tmp_path_factory):
 
 
 def train_args(wrapper, work_dir, root, *extra):
-    return [
-        sys.executable,
-        str(wrapper),
-        'tools/train.py',
+    return [sys.executable, str(wrapper)] + train_args_on(
+        root,
         CONFIG,
-        '--work-dir',
-        str(work_dir),
+        work_dir,
         *extra,
-        '--cfg-options',
-        f'train_dataloader.dataset.data_root={root}',
-        'train_dataloader.dataset.data_prefix.seg_map_path='
-        'SegmentationClassAug',
-        f'val_dataloader.dataset.data_root={root}',
-        'val_dataloader.num_workers=0',
-        'val_dataloader.persistent_workers=False',
-        'train_dataloader.batch_size=2',
-        'train_dataloader.num_workers=1',
-        'train_dataloader.persistent_workers=False',
-        'model.backbone.init_cfg=None',
-        f'train_cfg.max_iters={MAX_ITERS}',
-        'train_cfg.val_interval=100',
-        'default_hooks.logger.interval=1',
-        f'default_hooks.checkpoint.interval={INTERVAL}',
-        'default_hooks.checkpoint.max_keep_ckpts=1',
-    ]
+        options=[
+            'train_dataloader.dataset.data_prefix.seg_map_path='
+            'SegmentationClassAug',
+            'train_dataloader.batch_size=2',
+            'train_dataloader.num_workers=1',
+            'train_dataloader.persistent_workers=False',
+            'model.backbone.init_cfg=None',
+            f'train_cfg.max_iters={MAX_ITERS}',
+            f'default_hooks.checkpoint.interval={INTERVAL}',
+            'default_hooks.checkpoint.max_keep_ckpts=1',
+        ])
 
 
 def batches(work_dir):
