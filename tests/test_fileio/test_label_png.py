@@ -8,7 +8,7 @@ from mmengine.registry import init_default_scope
 from PIL import Image
 
 import rca_mm.datasets.transforms.loading as loading
-import rca_mm.evaluation.metrics.pseudo_label_metric as plm
+import rca_mm.evaluation.metrics.pseudo_label_writer as writer
 from rca_mm.datasets import WSSSVOCDataset
 from rca_mm.fileio import (label_map_classes, read_label_png,
                            read_voc_label_png, save_label_png, voc_palette)
@@ -34,8 +34,8 @@ def test_read_errors_name_the_file(tmp_path):
 def test_pseudo_label_png_round_trip(tmp_path):
     """What stage 1 writes is what stage 2 reads: same indices, 255 kept,
     a VOC palette PNG."""
-    # The metric writes, and the loading transform reads, with this pair.
-    assert plm.save_label_png is save_label_png
+    # The writer writes, and the loading transform reads, with this pair.
+    assert writer.save_label_png is save_label_png
     assert loading.read_label_png is read_label_png
     rng = np.random.default_rng(0)
     h, w = 7, 11
