@@ -54,21 +54,8 @@ def parse_args() -> argparse.Namespace:
 
 
 def main() -> None:
-    args = parse_args()
-    metrics = run_test(
-        args.config,
-        args.checkpoint,
-        work_dir=args.work_dir,
-        out=args.out,
-        save_cams=args.save_cams,
-        metrics_json=args.metrics_json,
-        show=args.show,
-        show_dir=args.show_dir,
-        wait_time=args.wait_time,
-        tta=args.tta,
-        amp=args.amp,
-        cfg_options=args.cfg_options,
-        launcher=args.launcher)
+    # The options' names are run_test's keyword arguments.
+    metrics = run_test(**vars(parse_args()))
     if num_failed(metrics):
         sys.exit(1)
 

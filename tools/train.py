@@ -40,15 +40,8 @@ def parse_args() -> argparse.Namespace:
 
 
 def main() -> None:
-    args = parse_args()
-    run_train(
-        args.config,
-        work_dir=args.work_dir,
-        resume=args.resume,
-        amp=args.amp,
-        auto_scale_lr=args.auto_scale_lr,
-        cfg_options=args.cfg_options,
-        launcher=args.launcher)
+    # The options' names are run_train's keyword arguments.
+    run_train(**vars(parse_args()))
 
 
 if __name__ == '__main__':

@@ -47,10 +47,17 @@ def add_runner_args(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_runner_args(parser: argparse.ArgumentParser) -> argparse.Namespace:
-    """Parse the command line; ``LOCAL_RANK`` defaults to ``--local-rank``."""
+    """Parse the command line; ``--local-rank`` goes to ``LOCAL_RANK``.
+
+    ``LOCAL_RANK`` keeps its value when the launcher set it. The returned
+    namespace no longer holds ``local_rank``: its fields are the keyword
+    arguments of the run (:func:`rca_mm.apis.run_train`,
+    :func:`rca_mm.apis.run_test`).
+    """
     args = parser.parse_args()
+    local_rank = args.__dict__.pop('local_rank')
     if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
+        os.environ['LOCAL_RANK'] = str(local_rank)
     return args
 
 
