@@ -85,17 +85,6 @@ def coarse_maps(head) -> Iterator[None]:
 
 
 @contextmanager
-def no_pseudo_labels(model) -> Iterator[None]:
-    """Within the block, ``predict`` sets no ``pred_sem_seg`` (RCA's P pass:
-    its label would be dropped, and a CRF costs seconds per image)."""
-    recipe, model.pseudo_label = model.pseudo_label, None
-    try:
-        yield
-    finally:
-        model.pseudo_label = recipe
-
-
-@contextmanager
 def shared_features(model, cache: list, replay: bool) -> Iterator[None]:
     """Within the block, ``model.extract_feat`` records its outputs in
     ``cache`` (``replay=False``) or returns them again in the same order
@@ -365,7 +354,6 @@ class CAMInferencer(BaseInferencer):
         sample = packed['data_samples']
         if tags is None:
             del sample.gt_img_labels
-        sal = None
         if saliency is not None:
             sal = read_saliency_map(saliency)
             if sal.shape != img.shape[:2]:
@@ -374,7 +362,7 @@ class CAMInferencer(BaseInferencer):
                     f'{sal.shape[1]} (HxW) but its image {name!r} is '
                     f'{img.shape[0]}x{img.shape[1]}')
             sample.gt_saliency = PixelData(data=torch.from_numpy(sal)[None])
-        return dict(packed, name=name, rgb=img[..., ::-1], saliency=sal)
+        return dict(packed, name=name, rgb=img[..., ::-1])
 
     def preprocess(self,
                    inputs: list,
@@ -430,9 +418,10 @@ class CAMInferencer(BaseInferencer):
         for pred, sample in zip(preds, second):
             sample.gt_img_labels = self._keep(pred).float()
         # The same multi-scale predict with P as the maps, on the features
-        # of the first pass (the backbone runs once).
-        with coarse_maps(self.model.head), no_pseudo_labels(
-                self.model), shared_features(
+        # of the first pass (the backbone runs once); no pseudo label (it
+        # would be dropped, and a CRF costs seconds per image).
+        with coarse_maps(self.model.head), \
+                self.model.without_pseudo_labels(), shared_features(
                     self.model, cache, replay=True):
             coarse = self.model.test_step(
                 dict(inputs=data['inputs'], data_samples=second))
@@ -588,7 +577,6 @@ class CAMInferencer(BaseInferencer):
                 items, batch_size, tags=tags, saliency=saliency):
             for pred, extra in zip(self.forward(data), extras):
                 result = self.label(pred, extra)
-                result['saliency'] = extra['saliency']
                 if draw:
                     result['visualization'] = self.visualize(result, pred)
                     visualization.append(result['visualization'])
@@ -597,7 +585,7 @@ class CAMInferencer(BaseInferencer):
                 if return_datasamples:
                     predictions.append(pred)
                 else:
-                    for key in ('rgb', 'visualization', 'saliency'):
+                    for key in ('rgb', 'visualization'):
                         result.pop(key, None)
                     predictions.append(result)
                 self.num_visualized_imgs += 1
@@ -618,7 +606,4 @@ class CAMInferencer(BaseInferencer):
             visualization=visualization if draw else None)
 
 
-__all__ = [
-    'CAMInferencer', 'coarse_maps', 'no_pseudo_labels', 'shared_features',
-    'IMAGE_SUFFIXES'
-]
+__all__ = ['CAMInferencer', 'coarse_maps', 'shared_features', 'IMAGE_SUFFIXES']

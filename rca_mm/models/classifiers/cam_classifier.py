@@ -17,8 +17,9 @@ It runs under the MMEngine runner like an mmseg segmentor, so stage 1 trains
 with ``tools/train.py`` and exports CAMs with ``tools/test.py``.
 """
 import os.path as osp
+from contextlib import contextmanager
 from functools import partial
-from typing import List, Optional, Sequence, Tuple
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -224,25 +225,32 @@ class CAMClassifier(BaseSegmentor):
             {tuple(x.shape[1:])
              for x in inputs}) <= 1:
             return super().test_step(data)
-        recipe, self.pseudo_label = self.pseudo_label, None
-        try:
+        with self.without_pseudo_labels():
             samples = predict_image_by_image(data, self.data_preprocessor,
                                              partial(self, mode='predict'))
-        finally:
-            self.pseudo_label = recipe
         return self.add_pseudo_labels(samples)
 
     def val_step(self, data: dict) -> list:
         """:meth:`test_step` at ``test_cfg.val_scales`` and ``val_flip``
         (by default one scale, no flip) instead of the export's, and
         without pseudo labels (the validation metric reads the scores)."""
-        scales, flip, recipe = self.scales, self.flip, self.pseudo_label
+        scales, flip = self.scales, self.flip
         self.scales, self.flip = self.val_scales, self.val_flip
-        self.pseudo_label = None
         try:
-            return self.test_step(data)
+            with self.without_pseudo_labels():
+                return self.test_step(data)
         finally:
             self.scales, self.flip = scales, flip
+
+    @contextmanager
+    def without_pseudo_labels(self) -> Iterator[None]:
+        """Within the block, :meth:`predict` sets no ``pred_sem_seg``
+        (validation; a batch labelled after its images are predicted one by
+        one; RCA's P pass in :class:`~rca_mm.apis.CAMInferencer`)."""
+        recipe, self.pseudo_label = self.pseudo_label, None
+        try:
+            yield
+        finally:
             self.pseudo_label = recipe
 
     def multiscale_cams(self, inputs: Tensor) -> Tuple[Tensor, Tensor]:
