@@ -21,15 +21,9 @@ overlay in the "saliency on image" and "label" panels.
 from typing import List, Sequence
 
 import numpy as np
-import torch
 
+from rca_mm.utils.arrays import to_numpy
 from .wsss_local_visualizer import Panel, WSSSLocalVisualizer
-
-
-def _numpy(value) -> np.ndarray:
-    if isinstance(value, torch.Tensor):
-        return value.detach().cpu().numpy()
-    return np.asarray(value)
 
 
 def sample_image(item: dict) -> np.ndarray:
@@ -42,7 +36,7 @@ def sample_image(item: dict) -> np.ndarray:
     Returns:
         np.ndarray: the image, RGB.
     """
-    image = _numpy(item['inputs'])
+    image = to_numpy(item['inputs'])
     if image.ndim != 3 or image.shape[0] not in (1, 3):
         raise ValueError(f'expected inputs of shape (3, H, W) (or (1, H, W))'
                          f', got {image.shape}')
@@ -58,10 +52,10 @@ def sample_classes(data_sample, ignore_index: int = 255) -> List[int]:
     ``j`` is class ``j + 1``), else the classes of ``gt_sem_seg`` other than
     0 and ``ignore_index``."""
     if 'gt_img_labels' in data_sample:
-        tags = _numpy(data_sample.gt_img_labels).reshape(-1)
+        tags = to_numpy(data_sample.gt_img_labels).reshape(-1)
         return [int(j) + 1 for j in np.flatnonzero(tags > 0.5)]
     if 'gt_sem_seg' in data_sample:
-        values = np.unique(_numpy(data_sample.gt_sem_seg.data))
+        values = np.unique(to_numpy(data_sample.gt_sem_seg.data))
         return [int(v) for v in values if v not in (0, ignore_index)]
     return []
 
@@ -133,7 +127,7 @@ def sample_panels(visualizer: WSSSLocalVisualizer,
                class_list_panel(visualizer,
                                 sample_classes(sample, ignore_index), shape))]
     if 'gt_saliency' in sample:
-        saliency = _numpy(sample.gt_saliency.data)[0].astype(np.float32)
+        saliency = to_numpy(sample.gt_saliency.data)[0].astype(np.float32)
         _check_shape(saliency, shape, 'gt_saliency', sample)
         grey = np.clip(saliency * 255 + 0.5, 0, 255).astype(np.uint8)
         panels.append(('saliency', np.repeat(grey[..., None], 3, axis=-1)))
@@ -141,7 +135,7 @@ def sample_panels(visualizer: WSSSLocalVisualizer,
             ('saliency on image',
              visualizer.draw_heatmap(saliency, image, value_range=(0., 1.))))
     if 'gt_sem_seg' in sample:
-        labels = _numpy(sample.gt_sem_seg.data)[0]
+        labels = to_numpy(sample.gt_sem_seg.data)[0]
         _check_shape(labels, shape, 'gt_sem_seg', sample)
         panels.append(('label', visualizer.draw_label_map(image, labels)))
     return panels

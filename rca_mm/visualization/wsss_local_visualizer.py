@@ -29,6 +29,7 @@ from mmseg.visualization import SegLocalVisualizer
 from rca_mm.evaluation.functional import tagged_classes
 from rca_mm.fileio import VOC_IGNORE_COLOUR
 from rca_mm.registry import VISUALIZERS
+from rca_mm.utils.arrays import to_numpy
 
 # A titled panel: (title, (H, W, 3) uint8 RGB image).
 Panel = Tuple[str, np.ndarray]
@@ -253,13 +254,13 @@ class WSSSLocalVisualizer(SegLocalVisualizer):
             list[tuple]: ``(title, panel)`` pairs in drawing order.
         """
         classes = self.dataset_meta.get('classes')
-        cams = _numpy(data_sample.pred_cams.data).astype(np.float32)
+        cams = to_numpy(data_sample.pred_cams.data).astype(np.float32)
         if cams.shape[1:] != image.shape[:2]:
             raise ValueError(
                 f'pred_cams are {cams.shape[1:]} but the image is '
                 f'{image.shape[:2]}; draw on the image at its original size')
         tags = (
-            _numpy(data_sample.gt_img_labels)
+            to_numpy(data_sample.gt_img_labels)
             if 'gt_img_labels' in data_sample else None)
         tag_idx = tagged_classes(cams, tags)
         if classes is not None and len(classes) != len(cams) + 1:
@@ -269,13 +270,13 @@ class WSSSLocalVisualizer(SegLocalVisualizer):
                 'dataset_meta (or visualizer.classes) to the dataset\'s')
         bg_map = saliency = None
         if 'pred_bg' in data_sample:
-            bg_map = _numpy(data_sample.pred_bg.data)[0]
+            bg_map = to_numpy(data_sample.pred_bg.data)[0]
         if 'gt_saliency' in data_sample:
-            saliency = _numpy(data_sample.gt_saliency.data)[0]
+            saliency = to_numpy(data_sample.gt_saliency.data)[0]
         panels = []
         if draw_pred:
             scores = (
-                _numpy(data_sample.pred_score)
+                to_numpy(data_sample.pred_score)
                 if 'pred_score' in data_sample else None)
             panels += [(_cam_title(classes, j,
                                    scores), self.draw_heatmap(cams[j], image))
@@ -283,7 +284,7 @@ class WSSSLocalVisualizer(SegLocalVisualizer):
             if bg_map is not None:
                 panels.append(('background', self.draw_heatmap(bg_map, image)))
             if 'pred_sem_seg' in data_sample:
-                labels = _numpy(data_sample.pred_sem_seg.data)[0]
+                labels = to_numpy(data_sample.pred_sem_seg.data)[0]
                 panels.append(('pseudo label',
                                self.draw_label_map(image, labels,
                                                    with_labels)))
@@ -291,7 +292,7 @@ class WSSSLocalVisualizer(SegLocalVisualizer):
             grey = np.clip(saliency * 255, 0, 255).astype(np.uint8)
             panels.append(('saliency', np.repeat(grey[..., None], 3, -1)))
         if draw_gt and 'gt_sem_seg' in data_sample:
-            gt = _numpy(data_sample.gt_sem_seg.data)[0]
+            gt = to_numpy(data_sample.gt_sem_seg.data)[0]
             panels.append(('GT', self.draw_label_map(image, gt, with_labels)))
         return panels
 
@@ -336,12 +337,6 @@ class WSSSLocalVisualizer(SegLocalVisualizer):
             mmcv.imwrite(mmcv.rgb2bgr(drawn), out_file)
         else:
             self.add_image(name, drawn, step)
-
-
-def _numpy(data) -> np.ndarray:
-    if isinstance(data, torch.Tensor):
-        return data.detach().cpu().numpy()
-    return np.asarray(data)
 
 
 def _name(classes: Optional[Sequence[str]], label: int) -> str:

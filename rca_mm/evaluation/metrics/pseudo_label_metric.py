@@ -21,7 +21,6 @@ import logging
 import os.path as osp
 from typing import Dict, List, Optional, Sequence
 
-import numpy as np
 from mmengine.dist import get_rank, get_world_size
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
@@ -31,6 +30,7 @@ from rca_mm.fileio import find_image_list, read_list_file
 from rca_mm.fileio.confusion_json import (CONFUSION_MATRIX_FILE,
                                           save_confusion_matrix)
 from rca_mm.registry import METRICS
+from rca_mm.utils.arrays import to_numpy
 from ..functional import PROTOCOLS, confusion_matrix, summarize_confusion
 from .gather import compute_on_main
 
@@ -146,8 +146,8 @@ class PseudoLabelMetric(BaseMetric):
                 if 'gt_sem_seg' in sample and self._is_scored(
                         name, sample['img_path']):
                     cm = confusion_matrix(
-                        _to_numpy(sample['pred_sem_seg']['data'])[0],
-                        _to_numpy(sample['gt_sem_seg']['data'])[0],
+                        to_numpy(sample['pred_sem_seg']['data'])[0],
+                        to_numpy(sample['gt_sem_seg']['data'])[0],
                         num_classes,
                         ignore_index=self.ignore_index)
             self._add(dict(name=name, cm=cm, failed=failed))
@@ -168,7 +168,6 @@ class PseudoLabelMetric(BaseMetric):
         if state['pending'] is not None:
             _fold(state, state['pending'])
         state['pending'] = entry
-        state['num_seen'] += 1
 
     def _drop_padding(self, size: int) -> None:
         """Forget the latest image when it is padding: mmengine's
@@ -176,12 +175,11 @@ class PseudoLabelMetric(BaseMetric):
         of the dataset padded to a multiple of ``world`` with its first
         images, and ``collect_results`` keeps the first ``size`` of the
         interleaved ranks' results, so a rank holds at most one padded
-        image, its last."""
+        image, its last (the one after the ``num_images`` folded ones)."""
         state = self._state
-        last = (state['num_seen'] - 1) * get_world_size() + get_rank()
+        last = state['num_images'] * get_world_size() + get_rank()
         if state['pending'] is not None and last >= size:
             state['pending'] = None
-            state['num_seen'] -= 1
 
     def evaluate(self, size: int) -> dict:
         """Reduce the ranks' summaries once and compute the metrics.
@@ -311,13 +309,7 @@ class PseudoLabelMetric(BaseMetric):
 
 def _empty_state() -> dict:
     """A rank's summary before its first image (see ``compute_metrics``)."""
-    return dict(
-        cm=None,
-        num_images=0,
-        num_scored=0,
-        num_seen=0,
-        failed=[],
-        pending=None)
+    return dict(cm=None, num_images=0, num_scored=0, failed=[], pending=None)
 
 
 def _fold(state: dict, entry: dict) -> None:
@@ -355,13 +347,6 @@ def _refuse_moved_keys(moved: dict) -> None:
             'from test_evaluator')
     raise TypeError(f'PseudoLabelMetric got unexpected keyword arguments '
                     f'{keys}')
-
-
-def _to_numpy(value) -> np.ndarray:
-    """A tensor (any device) or array as a numpy array."""
-    if hasattr(value, 'detach'):
-        value = value.detach().cpu().numpy()
-    return np.asarray(value)
 
 
 def _percent(value: float) -> float:

@@ -17,7 +17,6 @@ classes' CAMs to ``DIR/cams/<name>.npz`` (for
       '- num_failed, the failures named in a warning
 """
 import logging
-import os
 import os.path as osp
 from typing import Dict, List, Optional, Sequence
 
@@ -27,6 +26,7 @@ from mmengine.logging import print_log
 
 from rca_mm.fileio import save_cam_npz, save_label_png
 from rca_mm.registry import METRICS
+from rca_mm.utils.arrays import to_numpy
 from ..functional import tagged_classes
 from .gather import compute_on_main
 
@@ -102,15 +102,13 @@ class PseudoLabelWriter(BaseMetric):
 
     def _write(self, name: str, sample: dict) -> None:
         paths = self._paths(name)
-        for path in paths.values():
-            os.makedirs(osp.dirname(path), exist_ok=True)
         if 'cams' in paths:
-            cams = _numpy(sample['pred_cams']['data']).astype(np.float32)
-            tags = _numpy(sample['gt_img_labels']) \
+            cams = to_numpy(sample['pred_cams']['data']).astype(np.float32)
+            tags = to_numpy(sample['gt_img_labels']) \
                 if 'gt_img_labels' in sample else None
             idx = tagged_classes(cams, tags)
             save_cam_npz(paths['cams'], idx + 1, cams[idx])
-        labels = _numpy(sample['pred_sem_seg']['data'])[0]
+        labels = to_numpy(sample['pred_sem_seg']['data'])[0]
         save_label_png(labels, paths['label'])
 
     def _paths(self, name: str) -> Dict[str, str]:
@@ -152,7 +150,3 @@ class PseudoLabelWriter(BaseMetric):
                 logger='current',
                 level=logging.WARNING)
         return dict(num_failed=len(failed))
-
-
-def _numpy(tensor) -> np.ndarray:
-    return tensor.detach().cpu().numpy()
