@@ -133,8 +133,8 @@ def run_test(config: str,
 
     Returns:
         dict: the evaluator's metrics. ``num_failed(metrics)`` images could
-        not be written (logged); running the same call again writes only
-        those.
+        not be labelled or written (logged); running the same call again
+        labels and writes every image again.
     """
     # load config: Config.fromfile, --cfg-options (checked), launcher;
     # work_dir is determined in this priority: CLI > config > file name

@@ -1,14 +1,13 @@
 """Label PNGs: the one writer and the one reader of label maps.
 
-A label map is an 8-bit palette PNG of class indices, 0 = background,
-1..C = classes, 255 = ignore, coloured with the VOC colour map
-(:func:`~rca_mm.fileio.palette.voc_palette`). Stage 1 writes its pseudo
-labels with :func:`save_label_png` (``PseudoLabelMetric``,
-``tools/test.py --out``), the dataset converters their ground truth; the
-loading transform ``LoadWSSSAnnotations`` of both stages, the pseudo-label
-metric (on resume) and the threshold sweep read them with
-:func:`read_label_png`. :func:`check_label_values` is the one check of a
-map's values against the dataset's classes.
+A label map is an 8-bit palette PNG of class indices, 0 = background, 1..C =
+classes, 255 = ignore, coloured with the VOC colour map
+(:func:`~rca_mm.fileio.palette.voc_palette`). Stage 1 writes its pseudo labels
+with :func:`save_label_png` (``PseudoLabelWriter``, ``tools/test.py --out``),
+the dataset converters their ground truth; the loading transform
+``LoadWSSSAnnotations`` of both stages and the threshold sweep read them with
+:func:`read_label_png`. :func:`check_label_values` is the one check of a map's
+values against the dataset's classes.
 
 Every write is atomic (:func:`~rca_mm.fileio.atomic.atomic_write`): an
 interrupted writer leaves the whole file or none.
