@@ -39,7 +39,7 @@ from mmengine.config import Config
 
 from rca_mm.fileio import write_json_atomic
 from .pipeline_steps import (Pipeline, StepFailed, check_total_batches,
-                             machine_info)
+                             machine_info, parse_options)
 from .publish import publish_checkpoint
 
 # The key of the stage-2 config that names the pseudo-label directory.
@@ -107,24 +107,15 @@ def pick(metrics: dict, *names: str) -> Optional[float]:
     return None
 
 
-def option_value(options: Sequence[str], key: str) -> Optional[str]:
-    """The value that ``--cfg-options``-style ``key=value`` strings give
-    ``key`` (the last one wins, as in mmengine), else None."""
-    found = None
-    for option in options:
-        name, _, value = option.partition('=')
-        if name == key:
-            found = value
-    return found
-
-
 def backbone_checkpoint(config: str, options: Sequence[str]) -> Optional[str]:
     """The local file the config's ``model.backbone.init_cfg`` loads (after
     ``options``), if any."""
-    given = option_value(options, 'model.backbone.init_cfg.checkpoint')
-    if given is not None:
-        return given
-    if option_value(options, 'model.backbone.init_cfg') == 'None':
+    # Parsed as the steps parse them (mmengine's DictAction).
+    given = parse_options(options) or {}
+    if given.get('model.backbone.init_cfg.checkpoint') is not None:
+        return given['model.backbone.init_cfg.checkpoint']
+    if 'model.backbone.init_cfg' in given and \
+            given['model.backbone.init_cfg'] is None:
         return None
     init = Config.fromfile(config).model.get('backbone', {}).get('init_cfg')
     for entry in ([init] if isinstance(init, dict) else init or []):
@@ -188,9 +179,9 @@ def pretrain(config: str, work_dir: Optional[str], weights: str,
     if reused:
         print(f'[pipeline] pretrained weights {weights} exist: reused')
     else:
-        root = osp.abspath(
-            option_value(options, 'train_dataloader.dataset.data_root')
-            or cfg.train_dataloader.dataset.data_root)
+        root = osp.abspath((parse_options(options)
+                            or {}).get('train_dataloader.dataset.data_root')
+                           or cfg.train_dataloader.dataset.data_root)
         if not osp.isdir(root) or not os.listdir(root):
             generate_data(pipe, 'synthnet', 'synthnet', root)
         options = data_options(root) + options
