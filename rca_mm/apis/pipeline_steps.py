@@ -20,6 +20,7 @@ A failing step raises :class:`StepFailed` with its name and the end of its
 log.
 """
 import argparse
+import gc
 import io
 import json
 import os
@@ -406,6 +407,9 @@ def call_logged(step: str, func: Callable[[], None],
         finally:
             output.close()
             sys.stdout, sys.stderr = terminal, errors
+            # A finished Runner and its loops refer to each other: free its
+            # model, optimizer and bank (GPU memory) before the next step.
+            gc.collect()
     return None
 
 
