@@ -33,6 +33,7 @@ from torch import Tensor
 from rca_mm.evaluation.functional import tagged_classes
 from rca_mm.fileio import OAAStore, read_image
 from rca_mm.registry import MODELS, PSEUDO_LABEL_RECIPES
+from rca_mm.utils.arrays import to_numpy
 from ..heads.cam_head import gap_scores
 from ..postprocess.dense_crf import WorkerPool
 from ..utils import max_normalize, predict_image_by_image
@@ -398,19 +399,18 @@ class CAMClassifier(BaseSegmentor):
     def _recipe_inputs(self, sample) -> tuple:
         """``(cams, class_ids, image, saliency, bg_map)``: the recipe's
         arguments for one image, as numpy arrays."""
-        cams_all = sample.pred_cams.data.detach().cpu().numpy().astype(
-            np.float32)
+        cams_all = to_numpy(sample.pred_cams.data).astype(np.float32)
         tags = None
         if 'gt_img_labels' in sample:
-            tags = sample.gt_img_labels.detach().cpu().numpy()
+            tags = to_numpy(sample.gt_img_labels)
         tag_idx = tagged_classes(cams_all, tags)
         image = saliency = bg_map = None
         if self.pseudo_label.needs_image:
             image = _read_rgb(sample.metainfo['img_path'], cams_all.shape[1:])
         if 'gt_saliency' in sample:
-            saliency = sample.gt_saliency.data.detach().cpu().numpy()[0]
+            saliency = to_numpy(sample.gt_saliency.data)[0]
         if 'pred_bg' in sample:
-            bg_map = sample.pred_bg.data.detach().cpu().numpy()[0]
+            bg_map = to_numpy(sample.pred_bg.data)[0]
         return cams_all[tag_idx], tag_idx + 1, image, saliency, bg_map
 
 
