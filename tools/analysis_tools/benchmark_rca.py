@@ -160,9 +160,7 @@ def fp16_loss_effect(rca: torch.nn.Module,
         updates.
     """
     bank32 = rca.head.memory_bank
-    bank16 = copy.deepcopy(bank32)
-    bank16.feats = bank16.feats.half()
-    bank16.storage_dtype = torch.float16
+    bank16 = half_bank_copy(rca).head.memory_bank
     gen = torch.Generator().manual_seed(seed)
     _, classes = bank32.written_entries()
     regions = torch.rand(12, bank32.feat_dim, generator=gen).to(device)
